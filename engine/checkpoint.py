@@ -1,0 +1,395 @@
+"""Building a profile's model and loading its checkpoint safely into an eval-mode CPU module."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import pickle
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file as load_safetensors
+from torch import nn
+
+from engine.errors import InspectorError
+from engine.profile import ModelProfile
+
+# Where training scripts commonly tuck the state_dict inside a checkpoint dict.
+WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net")
+# Prefixes added by DataParallel, torch.compile, Lightning modules and wrapper nets.
+STRIP_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
+# Auxiliary heads of inception_v3/googlenet: we build without them, so their weights are spare.
+_AUX_PREFIXES: tuple[str, ...] = ("AuxLogits.", "aux1.", "aux2.")
+_MAX_LISTED = 3
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready-to-explain model: eval mode, on the CPU, float32."""
+
+    model: nn.Module
+    classes: tuple[str, ...]
+    weights_sha256: str | None  # None when the model was randomly initialised
+    notes: tuple[str, ...]  # human-readable remarks on what loading had to do
+
+
+def load_model(profile: ModelProfile, trust_pickle: bool = False) -> LoadedModel:
+    """Build profile.architecture and load profile.weights into it; InspectorError if unfit.
+
+    Pickled Python objects are refused unless trust_pickle (here or in the profile) is set.
+    """
+    _check_backend(profile.architecture)
+    if profile.weights is None:
+        return _random_model(profile)
+    path = profile.weights
+    content, notes = _read_checkpoint(path, trust_pickle or profile.trust_pickle)
+    if isinstance(content, nn.Module):
+        model, classes, more = _from_module(content, profile)
+    else:
+        model, classes, more = _from_state_dict(content, profile, path)
+    model = model.to("cpu", torch.float32).eval()
+    return LoadedModel(model, classes, sha256_of(path), (*notes, *more))
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks so large checkpoints need no extra memory."""
+    digest = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InspectorError(f"cannot read '{path}': {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def build_model(
+    architecture: str, num_classes: int, *, meta: bool = False, init: bool = True
+) -> nn.Module:
+    """A torchvision classifier with random weights (never downloaded); meta=True allocates none.
+
+    init=False skips the custom initialisation of nets that offer it, for weights about to be
+    overwritten anyway.
+    """
+    # Inception-style nets are built without their auxiliary head: Grad-CAM needs one output.
+    # Builders that do not take one of these kwargs get it removed and are called again.
+    extra: dict[str, Any] = {"aux_logits": False, "init_weights": init and not meta}
+    import torchvision.models
+
+    while True:
+        try:
+            if meta:
+                with torch.device("meta"):
+                    return torchvision.models.get_model(
+                        architecture, weights=None, num_classes=num_classes, **extra
+                    )
+            return torchvision.models.get_model(
+                architecture, weights=None, num_classes=num_classes, **extra
+            )
+        except TypeError as exc:
+            rejected = [key for key in extra if key in str(exc)]
+            if not rejected:
+                raise
+            del extra[rejected[0]]
+        except ValueError as exc:
+            raise InspectorError(f"cannot build architecture '{architecture}': {exc}") from exc
+
+
+def head_key(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The final classifier's weight: the last 2-D+ '.weight' in state_dict (registration) order."""
+    # >=2 rather than ==2 so squeezenet's 1x1-conv head counts too; norm weights are 1-D.
+    found = None
+    for key, value in state.items():
+        if key.endswith(".weight") and value.ndim >= 2:
+            found = key
+    return found
+
+
+def _random_model(profile: ModelProfile) -> LoadedModel:
+    if not profile.classes:
+        where = profile.source.name if profile.source is not None else profile.name
+        raise InspectorError(f"profile '{where}' has neither weights nor classes; add one of them")
+    model = build_model(profile.architecture, len(profile.classes))
+    model = model.to("cpu", torch.float32).eval()
+    return LoadedModel(model, profile.classes, None, ("no weights: random initialisation",))
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+
+def _check_backend(architecture: str) -> None:
+    if architecture.startswith("timm:") or architecture == "onnx":
+        raise InspectorError(f"architecture '{architecture}' is not supported yet; use torchvision")
+
+
+def _read_checkpoint(path: Path, trust: bool) -> tuple[Any, tuple[str, ...]]:
+    """The unpickled/decoded content of a weights file and notes on how it was read."""
+    _check_file(path)
+    if _is_safetensors(path):
+        try:
+            return load_safetensors(str(path), device="cpu"), ()
+        except Exception as exc:  # the Rust reader raises its own error types
+            raise _corrupt(path, exc) from exc
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), ()
+    except pickle.UnpicklingError as exc:
+        needed = _UNSUPPORTED_GLOBAL.search(str(exc))
+        if needed is None:
+            raise _corrupt(path, exc) from exc
+        if not trust:
+            raise _pickle_refused(path, needed.group(1).rstrip(".")) from exc
+    except Exception as exc:  # zip, EOF and key errors all mean "not a readable checkpoint"
+        raise _corrupt(path, exc) from exc
+    return _load_trusted_pickle(path)
+
+
+def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
+    message = f"loading '{path.name}' with full unpickling (trust_pickle): this can run its code"
+    warnings.warn(message, UserWarning, stacklevel=4)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # e.g. the pickled model's class cannot be imported here
+        raise InspectorError(f"cannot unpickle '{path.name}': {_first_line(exc)}") from exc
+    return content, (f"loaded pickled objects from '{path.name}' (trusted)",)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InspectorError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise InspectorError(f"weights path is not a file: {path}")
+    if path.stat().st_size == 0:
+        raise InspectorError(f"weights file '{path.name}' is empty (0 bytes)")
+
+
+def _is_safetensors(path: Path) -> bool:
+    if path.suffix.lower() == ".safetensors":
+        return True
+    # Sniff too: an 8-byte header length then a JSON header, whatever the file is named.
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(9)
+    except OSError as exc:
+        raise InspectorError(f"cannot read '{path}': {exc.strerror or exc}") from exc
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _corrupt(path: Path, exc: BaseException) -> InspectorError:
+    return InspectorError(
+        f"'{path.name}' is not a readable checkpoint (truncated, corrupt or not a model file: "
+        f"{_first_line(exc)})"
+    )
+
+
+def _pickle_refused(path: Path, needed: str) -> InspectorError:
+    return InspectorError(
+        f"'{path.name}' is a full pickled model or holds other Python objects ({needed}), "
+        "which can run code when loaded; load it only if you trust its source: "
+        "set trust_pickle = true in the profile or pass --trust-pickle"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    line = line or type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+# --- pickled modules -------------------------------------------------------------------------
+
+
+def _from_module(
+    module: nn.Module, profile: ModelProfile
+) -> tuple[nn.Module, tuple[str, ...], tuple[str, ...]]:
+    key = head_key(module.state_dict())
+    count = module.state_dict()[key].shape[0] if key is not None else None
+    classes, notes = _resolve_classes(profile, count, key)
+    note = f"used the pickled {type(module).__name__} as is; architecture ignored"
+    return module, classes, (note, *notes)
+
+
+# --- state dicts -----------------------------------------------------------------------------
+
+
+def _from_state_dict(
+    content: Any, profile: ModelProfile, path: Path
+) -> tuple[nn.Module, tuple[str, ...], tuple[str, ...]]:
+    found = _find_state_dict(content, depth=0)
+    if isinstance(found, nn.Module):  # a trusted pickle holding {"model": <module>, ...}
+        return _from_module(found, profile)
+    if found is None:
+        raise InspectorError(_no_state_dict_message(path, content))
+    arch = profile.architecture
+    probe = _probe_state(arch, len(profile.classes) or 1000)
+    state, notes = _strip_prefixes(found, probe.keys())
+    key = head_key(probe)
+    count = state[key].shape[0] if key in state and state[key].ndim >= 2 else None
+    classes, class_notes = _resolve_classes(profile, count, key)
+    model = build_model(arch, len(classes) or count or 1000, init=False)
+    model_state = model.state_dict()
+    state, aux_notes = _drop_aux(state, model_state.keys())
+    state = _fill_counters(state, model_state)
+    _check_fit(state, model_state, path, arch)
+    state, dtype_notes = _as_float32(state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # the checks above should have caught it; stay user-readable
+        raise InspectorError(
+            f"weights '{path.name}' do not fit {arch}: {_first_line(exc)}"
+        ) from exc
+    return model, classes, (*notes, *aux_notes, *dtype_notes, *class_notes)
+
+
+def _find_state_dict(content: Any, depth: int) -> StateDict | nn.Module | None:
+    if isinstance(content, nn.Module):
+        return content
+    if not isinstance(content, Mapping) or not content:
+        return None
+    if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()):
+        return dict(content)
+    # Wrapped at most twice, e.g. {"model": {"state_dict": ...}}; deeper is not a checkpoint.
+    if depth < 2:
+        for key in WRAPPER_KEYS:
+            found = _find_state_dict(content.get(key), depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _no_state_dict_message(path: Path, content: Any) -> str:
+    if isinstance(content, Mapping):
+        keys = ", ".join(str(k) for k in list(content)[:6]) or "none"
+        what = f"a dict with keys {keys}"
+    else:
+        what = f"a {type(content).__name__}"
+    wrappers = ", ".join(f"'{k}'" for k in WRAPPER_KEYS)
+    return (
+        f"'{path.name}' holds {what}, not model weights; save model.state_dict(), "
+        f"bare or under one of {wrappers}"
+    )
+
+
+def _probe_state(architecture: str, num_classes: int) -> dict[str, torch.Tensor]:
+    """The fresh model's state_dict (key order and shapes), without allocating it if possible."""
+    try:
+        model = build_model(architecture, num_classes, meta=True)
+    except InspectorError:
+        raise
+    except Exception:  # some builders copy data at init, which meta tensors cannot do
+        model = build_model(architecture, num_classes)
+    return dict(model.state_dict())
+
+
+def _strip_prefixes(state: StateDict, expected: Iterable[str]) -> tuple[StateDict, tuple[str, ...]]:
+    expected = set(expected)
+    best_prefix, best_score = "", _overlap(state, expected)
+    for prefix in _prefix_chains():
+        inner = _with_prefix_removed(state, prefix)
+        score = _overlap(inner, expected)
+        if score > best_score:  # strictly better, so the shortest chain wins ties
+            best_prefix, best_score = prefix, score
+    if not best_prefix:
+        return state, ()
+    inner = _with_prefix_removed(state, best_prefix)
+    dropped = len(state) - len(inner)
+    extra = f" (ignored {dropped} other entries)" if dropped else ""
+    return inner, (f"stripped '{best_prefix}' prefix{extra}",)
+
+
+def _prefix_chains() -> list[str]:
+    # Wrappers stack, e.g. DataParallel around a Lightning module gives "module.model.".
+    return ["".join(p) for n in (1, 2, 3) for p in itertools.product(STRIP_PREFIXES, repeat=n)]
+
+
+def _with_prefix_removed(state: StateDict, prefix: str) -> StateDict:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _overlap(state: Mapping[str, torch.Tensor], expected: set[str]) -> int:
+    return sum(1 for key in state if key in expected)
+
+
+def _resolve_classes(
+    profile: ModelProfile, count: int | None, key: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if profile.classes:
+        if count is not None and count != len(profile.classes):
+            where = profile.source.name if profile.source is not None else profile.name
+            raise InspectorError(
+                f"checkpoint head has {count} classes, profile '{where}' lists "
+                f"{len(profile.classes)}"
+            )
+        return profile.classes, ()
+    if count is None:
+        return (), ()  # the fit check then reports the missing head
+    names = tuple(f"class_{i}" for i in range(count))
+    return names, (f"inferred {count} classes from checkpoint head {key}",)
+
+
+def _drop_aux(state: StateDict, expected: Iterable[str]) -> tuple[StateDict, tuple[str, ...]]:
+    expected = set(expected)
+    spare = [k for k in state if k not in expected and k.startswith(_AUX_PREFIXES)]
+    if not spare:
+        return state, ()
+    kept = {k: v for k, v in state.items() if k not in set(spare)}
+    return kept, (f"ignored {len(spare)} auxiliary-classifier tensors",)
+
+
+def _fill_counters(state: StateDict, model_state: Mapping[str, torch.Tensor]) -> StateDict:
+    # Old checkpoints lack BatchNorm's step counter; it has no effect in eval mode.
+    filled = dict(state)
+    for key, value in model_state.items():
+        if key.endswith("num_batches_tracked") and key not in filled:
+            filled[key] = value.clone()
+    return filled
+
+
+def _check_fit(
+    state: StateDict, model_state: Mapping[str, torch.Tensor], path: Path, arch: str
+) -> None:
+    missing = [k for k in model_state if k not in state]
+    unexpected = [k for k in state if k not in model_state]
+    shapes = [
+        f"shape {k} is {list(state[k].shape)} in the checkpoint, "
+        f"{list(model_state[k].shape)} in the model"
+        for k in model_state
+        if k in state and state[k].shape != model_state[k].shape
+    ]
+    parts = []
+    if missing:
+        parts.append("missing " + _listed(missing))
+    if unexpected:
+        parts.append("unexpected " + _listed(unexpected))
+    if shapes:
+        parts.append(_listed(shapes, sep="; "))
+    if parts:
+        raise InspectorError(f"weights '{path.name}' do not fit {arch}: " + "; ".join(parts))
+
+
+def _listed(items: list[str], sep: str = ", ") -> str:
+    more = len(items) - _MAX_LISTED
+    text = sep.join(items[:_MAX_LISTED])
+    return text + (f" (+{more} more)" if more > 0 else "")
+
+
+def _as_float32(state: StateDict) -> tuple[StateDict, tuple[str, ...]]:
+    converted = sorted(
+        {str(v.dtype).removeprefix("torch.") for v in state.values() if _needs_cast(v)}
+    )
+    if not converted:
+        return state, ()
+    out = {k: v.to(torch.float32) if _needs_cast(v) else v for k, v in state.items()}
+    return out, (f"converted {', '.join(converted)} weights to float32",)
+
+
+def _needs_cast(value: torch.Tensor) -> bool:
+    return value.is_floating_point() and value.dtype != torch.float32

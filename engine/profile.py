@@ -1,0 +1,391 @@
+"""Model profiles: TOML files naming a classifier's architecture, weights, classes, CAM defaults."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InspectorError
+from engine.resources import resource_path
+
+METHOD_NAMES: tuple[str, ...] = (
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "hirescam",
+    "layercam",
+    "eigencam",
+    "scorecam",
+)
+KNOWN_COLORMAPS: tuple[str, ...] = (
+    "jet",
+    "viridis",
+    "turbo",
+    "inferno",
+    "magma",
+    "hot",
+    "gray",
+    "plasma",
+    "cividis",
+    "parula",
+    "bone",
+)
+GRAYSCALE_MODES: tuple[str, ...] = ("replicate",)
+
+IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
+DEFAULT_SIZE: tuple[int, int] = (224, 224)
+DEFAULT_METHOD = "gradcam"
+DEFAULT_COLORMAP = "jet"
+DEFAULT_ALPHA = 0.5
+# Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
+MAX_SIDE = 8192
+
+_TOP_KEYS = ("name", "architecture", "weights", "classes", "trust_pickle", "preprocess", "cam")
+_PREPROCESS_KEYS = ("size", "mean", "std", "grayscale")
+_CAM_KEYS = ("layer", "method", "colormap", "alpha")
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How an image becomes the model's input tensor."""
+
+    size: tuple[int, int]  # (height, width)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    grayscale: str
+
+
+@dataclass(frozen=True)
+class CamDefaults:
+    """The CAM settings a profile starts with; the user can change them per run."""
+
+    layer: str | None  # dotted named_modules() name; None = found automatically
+    method: str
+    colormap: str
+    alpha: float
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """Everything needed to build, load and explain one classifier."""
+
+    name: str
+    architecture: str
+    weights: Path | None  # absolute; None = random initialisation
+    classes: tuple[str, ...]  # empty = named class_0.. from the checkpoint head
+    preprocess: PreprocessSpec
+    cam: CamDefaults
+    trust_pickle: bool
+    source: Path | None  # the TOML file it came from, if any
+
+
+def demo_profile_path() -> Path:
+    """The bundled demo profile."""
+    return resource_path("profiles", "demo.toml")
+
+
+def load_profile(path: str | Path) -> ModelProfile:
+    """Read and validate a profile TOML file; relative weights resolve against its folder."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InspectorError(f"profile file not found: {path}")
+    if not path.is_file():
+        raise InspectorError(f"profile path is not a file: {path}")
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InspectorError(f"profile '{path.name}' is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InspectorError(f"profile '{path.name}' is not UTF-8 text") from exc
+    except OSError as exc:
+        raise InspectorError(f"cannot read profile '{path}': {exc.strerror or exc}") from exc
+    source = path.resolve()
+    return parse_profile(data, source.parent, source)
+
+
+def parse_profile(data: Mapping[str, Any], base_dir: Path, source: Path | None) -> ModelProfile:
+    """Validate already-parsed TOML data; errors name the source file and the field."""
+    where = _label(source)
+    _reject_unknown(data, _TOP_KEYS, "", where)
+    architecture = _architecture(data.get("architecture"), where)
+    name = data.get("name", source.stem if source is not None else architecture)
+    return ModelProfile(
+        name=_nonempty_str(name, "name", where),
+        architecture=architecture,
+        weights=_weights(data.get("weights"), base_dir, where),
+        classes=_classes(data.get("classes"), where),
+        preprocess=_preprocess(_table(data, "preprocess", where), where),
+        cam=_cam(_table(data, "cam", where), where),
+        trust_pickle=_bool(data.get("trust_pickle", False), "trust_pickle", where),
+        source=source,
+    )
+
+
+def profile_from_checkpoint(
+    weights: str | Path,
+    architecture: str,
+    classes: Sequence[str] = (),
+    size: tuple[int, int] = DEFAULT_SIZE,
+) -> ModelProfile:
+    """A profile for a bare checkpoint with defaults for everything else (the GUI's open dialog)."""
+    weights = Path(weights).expanduser().resolve()
+    data: dict[str, Any] = {
+        "name": weights.stem,
+        "architecture": architecture,
+        "weights": str(weights),
+        "preprocess": {"size": list(size)},
+    }
+    if classes:
+        data["classes"] = list(classes)
+    return parse_profile(data, weights.parent, None)
+
+
+def save_profile(profile: ModelProfile, path: str | Path) -> None:
+    """Write a profile as TOML that load_profile reads back to the same values."""
+    path = Path(path).expanduser()
+    text = profile_to_toml(profile, path.resolve().parent)
+    # Never leave a file behind that load_profile would refuse.
+    parse_profile(tomllib.loads(text), path.resolve().parent, path.resolve())
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InspectorError(f"cannot write profile '{path}': {exc.strerror or exc}") from exc
+
+
+def profile_to_toml(profile: ModelProfile, base_dir: Path) -> str:
+    """The TOML text of a profile; weights inside base_dir are written relative to it."""
+    lines = [
+        "# Grad-CAM Inspector model profile",
+        f"name = {_toml_str(profile.name)}",
+        f"architecture = {_toml_str(profile.architecture)}",
+    ]
+    if profile.weights is not None:
+        lines.append(f"weights = {_toml_str(_weights_text(profile.weights, base_dir))}")
+    if profile.classes:
+        lines.append(f"classes = {_toml_list([_toml_str(c) for c in profile.classes])}")
+    lines.append(f"trust_pickle = {'true' if profile.trust_pickle else 'false'}")
+    pre = profile.preprocess
+    lines += [
+        "",
+        "[preprocess]",
+        f"size = {_toml_list([str(v) for v in pre.size])}",
+        f"mean = {_toml_list([_toml_float(v) for v in pre.mean])}",
+        f"std = {_toml_list([_toml_float(v) for v in pre.std])}",
+        f"grayscale = {_toml_str(pre.grayscale)}",
+        "",
+        "[cam]",
+    ]
+    cam = profile.cam
+    if cam.layer is not None:
+        lines.append(f"layer = {_toml_str(cam.layer)}")
+    lines += [
+        f"method = {_toml_str(cam.method)}",
+        f"colormap = {_toml_str(cam.colormap)}",
+        f"alpha = {_toml_float(cam.alpha)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- field validation ------------------------------------------------------------------------
+
+
+def _label(source: Path | None) -> str:
+    return f"profile '{source.name}'" if source is not None else "profile"
+
+
+def _fail(where: str, field: str, problem: str) -> InspectorError:
+    return InspectorError(f"{where}: {field} {problem}")
+
+
+def _reject_unknown(
+    table: Mapping[str, Any], known: Sequence[str], prefix: str, where: str
+) -> None:
+    # Unknown keys are almost always typos ("colourmap") that would otherwise be silently ignored.
+    for key in table:
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else f" (known: {', '.join(known)})"
+            raise _fail(where, f"'{prefix}{key}'", f"is not a profile field{extra}")
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    table = data.get(key, {})
+    if not isinstance(table, Mapping):
+        raise _fail(where, key, f"must be a [{key}] table")
+    return table
+
+
+def _nonempty_str(value: Any, field: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, field, "must be a non-empty string")
+    return value
+
+
+def _bool(value: Any, field: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, field, "must be true or false")
+    return value
+
+
+def _number(value: Any, field: str, where: str) -> float:
+    # bool is an int subclass, but `alpha = true` is a mistake, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(where, field, f"must be a number, not {value!r}")
+    return float(value)
+
+
+@cache
+def classifier_names() -> tuple[str, ...]:
+    """torchvision's image-classification architectures (what get_model can build here)."""
+    import torchvision.models  # deferred: importing torchvision costs about a second
+
+    return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+def _architecture(value: Any, where: str) -> str:
+    if value is None:
+        raise _fail(where, "architecture", 'is missing (e.g. architecture = "resnet18")')
+    arch = _nonempty_str(value, "architecture", where).strip()
+    # Other back ends are a later feature; accept their names so such profiles already parse.
+    if arch.startswith("timm:") or arch == "onnx" or arch in classifier_names():
+        return arch
+    import torchvision.models
+
+    if arch in torchvision.models.list_models():
+        raise _fail(where, "architecture", f"'{arch}' is not an image classifier")
+    hint = difflib.get_close_matches(arch.lower(), classifier_names(), n=1)
+    extra = f"did you mean '{hint[0]}'?" if hint else "see torchvision.models.list_models()"
+    raise _fail(where, "architecture", f"'{arch}' is not a torchvision classifier ({extra})")
+
+
+def _weights(value: Any, base_dir: Path, where: str) -> Path | None:
+    if value is None:
+        return None
+    text = _nonempty_str(value, "weights", where)
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    return path.resolve()
+
+
+def _classes(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail(where, "classes", "must be a list of class names")
+    if not value:
+        raise _fail(
+            where, "classes", "is empty: list the names in output order, or leave classes out"
+        )
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise _fail(where, "classes", f"must hold non-empty strings, not {item!r}")
+    seen: set[str] = set()
+    for item in value:
+        if item in seen:
+            raise _fail(where, "classes", f"lists '{item}' twice")
+        seen.add(item)
+    return tuple(value)
+
+
+def _preprocess(table: Mapping[str, Any], where: str) -> PreprocessSpec:
+    _reject_unknown(table, _PREPROCESS_KEYS, "preprocess.", where)
+    mean = _channel_values(table.get("mean", list(IMAGENET_MEAN)), "preprocess.mean", where)
+    std = _channel_values(table.get("std", list(IMAGENET_STD)), "preprocess.std", where)
+    if any(v <= 0 for v in std):
+        raise _fail(where, "preprocess.std", "values must be greater than 0")
+    grayscale = table.get("grayscale", GRAYSCALE_MODES[0])
+    if grayscale not in GRAYSCALE_MODES:
+        raise _fail(where, "preprocess.grayscale", f"must be one of {', '.join(GRAYSCALE_MODES)}")
+    return PreprocessSpec(_size(table.get("size", list(DEFAULT_SIZE)), where), mean, std, grayscale)
+
+
+def _size(value: Any, where: str) -> tuple[int, int]:
+    field = "preprocess.size"
+    if not isinstance(value, list) or len(value) != 2:
+        raise _fail(where, field, f"must be [height, width], not {value!r}")
+    for side in value:
+        if isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= MAX_SIDE:
+            raise _fail(where, field, f"must hold whole numbers from 1 to {MAX_SIDE}, not {side!r}")
+    return (value[0], value[1])
+
+
+def _channel_values(value: Any, field: str, where: str) -> tuple[float, ...]:
+    # Models take 3-channel input; gray images are replicated, so there are always 3 values.
+    if not isinstance(value, list) or len(value) != 3:
+        count = f"{len(value)} values" if isinstance(value, list) else repr(value)
+        raise _fail(where, field, f"needs 3 values (one per RGB channel), not {count}")
+    return tuple(_number(v, field, where) for v in value)
+
+
+def _cam(table: Mapping[str, Any], where: str) -> CamDefaults:
+    _reject_unknown(table, _CAM_KEYS, "cam.", where)
+    layer = table.get("layer")
+    if layer is not None:
+        layer = _nonempty_str(layer, "cam.layer", where).strip()
+    method = table.get("method", DEFAULT_METHOD)
+    if method not in METHOD_NAMES:
+        raise _fail(where, "cam.method", f"'{method}' is unknown; use {', '.join(METHOD_NAMES)}")
+    colormap = table.get("colormap", DEFAULT_COLORMAP)
+    if colormap not in KNOWN_COLORMAPS:
+        known = ", ".join(KNOWN_COLORMAPS)
+        raise _fail(where, "cam.colormap", f"'{colormap}' is unknown; use {known}")
+    alpha = _number(table.get("alpha", DEFAULT_ALPHA), "cam.alpha", where)
+    if not 0.0 <= alpha <= 1.0:
+        raise _fail(where, "cam.alpha", f"must be between 0 and 1, not {alpha:g}")
+    return CamDefaults(layer, method, colormap, alpha)
+
+
+# --- TOML writing ----------------------------------------------------------------------------
+
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_str(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            # TOML basic strings forbid raw control characters.
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_float(value: float) -> str:
+    # repr() is the shortest text that reads back to the same float, and it is valid TOML.
+    return repr(float(value))
+
+
+def _toml_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
+def _weights_text(weights: Path, base_dir: Path) -> str:
+    # Relative when the weights sit beside/below the profile, so the pair can be moved together.
+    if weights.is_relative_to(base_dir):
+        return weights.relative_to(base_dir).as_posix()
+    return str(weights)

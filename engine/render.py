@@ -1,0 +1,375 @@
+"""Turns CAM maps into pictures: colormaps, heatmaps, overlays, boxes, colour bars and panels."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache
+
+import cv2
+import numpy as np
+
+from engine.errors import InspectorError
+from engine.localization import Box
+
+# Preferred order for menus; names whose cv2 constant is missing are dropped below.
+_CANDIDATE_COLORMAPS: tuple[str, ...] = (
+    "jet",
+    "viridis",
+    "turbo",
+    "inferno",
+    "magma",
+    "plasma",
+    "cividis",
+    "parula",
+    "hot",
+    "bone",
+    "gray",
+)
+
+COLORMAP_NAMES: tuple[str, ...] = tuple(
+    name
+    for name in _CANDIDATE_COLORMAPS
+    if name == "gray" or hasattr(cv2, f"COLORMAP_{name.upper()}")
+)
+
+BLEND_MODES: tuple[str, ...] = ("weighted", "additive")
+
+BOX_COLOR: tuple[int, int, int] = (0, 255, 0)  # RGB green for ordinary ground-truth boxes
+DIFFICULT_BOX_COLOR: tuple[int, int, int] = (255, 191, 0)  # RGB amber, drawn dashed
+BOX_THICKNESS = 2
+_DASH_ON, _DASH_PERIOD = 6, 10
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_TEXT_COLOR: tuple[int, int, int] = (30, 30, 30)
+_MIN_PANEL_HEIGHT = 224
+_PANEL_LABELS: tuple[str, str, str] = ("original", "heatmap", "overlay")
+
+
+# --- colormaps -------------------------------------------------------------------------------
+
+
+@cache
+def _lut_column(name: str) -> np.ndarray:
+    """(256, 1, 3) RGB LUT, the layout cv2.applyColorMap takes as a user colormap; read-only."""
+    ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
+    if name == "gray":
+        lut = np.repeat(ramp[:, :, None], 3, axis=2)
+    else:
+        bgr = cv2.applyColorMap(ramp, getattr(cv2, f"COLORMAP_{name.upper()}"))
+        lut = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    lut = np.ascontiguousarray(lut, dtype=np.uint8)
+    lut.setflags(write=False)  # cached and shared: nobody may edit it in place
+    return lut
+
+
+def _check_colormap(name: str) -> str:
+    key = name.strip().lower() if isinstance(name, str) else ""
+    if key not in COLORMAP_NAMES:
+        raise InspectorError(
+            f"unknown colormap '{name}'; choose one of: {', '.join(COLORMAP_NAMES)}"
+        )
+    return key
+
+
+def colormap_lut(name: str) -> np.ndarray:
+    """The (256, 3) uint8 RGB lookup table of a colormap (read-only, cached)."""
+    return _lut_column(_check_colormap(name)).reshape(256, 3)
+
+
+# --- CAM quantisation and heatmaps -----------------------------------------------------------
+
+
+def _scaled_cam(cam: np.ndarray) -> np.ndarray:
+    """255 * cam as floats with NaN -> 0 and clipped to [0, 255], in a fresh buffer.
+
+    Multiplies in the map's own float type so truncation matches np.uint8(255 * cam) exactly.
+    cv2 ops do the clean-up because np.clip/np.fmax cost several ms on a 1024x1024 map.
+    """
+    dtype = cam.dtype if cam.dtype in (np.float32, np.float64) else np.float32
+    scaled = np.multiply(cam, dtype.type(255), dtype=dtype)
+    cv2.patchNaNs(scaled, 0)
+    cv2.threshold(scaled, 0, 0, cv2.THRESH_TOZERO, dst=scaled)
+    cv2.threshold(scaled, 255, 255, cv2.THRESH_TRUNC, dst=scaled)
+    return scaled
+
+
+def _check_cam(cam: np.ndarray) -> np.ndarray:
+    cam = np.asarray(cam)
+    if cam.ndim != 2:
+        raise InspectorError(f"CAM must be a 2-D map (HxW), got shape {cam.shape}")
+    return cam
+
+
+def cam_to_uint8(cam: np.ndarray) -> np.ndarray:
+    """Float map in [0, 1] -> uint8 levels, like np.uint8(255 * cam): truncates; clips; NaN -> 0.
+
+    A uint8 map is taken as already quantised and returned unchanged (not copied).
+    """
+    cam = _check_cam(cam)
+    if cam.dtype == np.uint8:
+        return cam
+    return _scaled_cam(cam).astype(np.uint8)
+
+
+def render_heatmap(cam: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """HxWx3 RGB uint8 picture of the map through a colormap."""
+    lut = _lut_column(_check_colormap(colormap))
+    return cv2.applyColorMap(cam_to_uint8(cam), lut)
+
+
+def render_colorbar(colormap: str, height: int = 256, width: int = 24) -> np.ndarray:
+    """Vertical legend, RGB uint8 (height x width x 3); the top row is 1.0, the bottom 0.0."""
+    if height < 1 or width < 1:
+        raise InspectorError(f"colour bar size must be positive, got {height}x{width}")
+    levels = np.rint(np.linspace(255.0, 0.0, height)).astype(np.uint8)
+    column = colormap_lut(colormap)[levels]  # (height, 3)
+    return np.ascontiguousarray(np.broadcast_to(column[:, None, :], (height, width, 3)))
+
+
+# --- overlays --------------------------------------------------------------------------------
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """The image as HxWx3 RGB uint8; gray is replicated to three channels."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise InspectorError(f"image must be uint8 (0..255), got {image.dtype}; convert it first")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image)
+    raise InspectorError(
+        f"image must be HxW gray or HxWx3 RGB, got shape {image.shape}; drop any alpha channel"
+    )
+
+
+def _check_pair(image: np.ndarray, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image as RGB and the map, after checking they have the same height and width."""
+    rgb = _as_rgb(image)
+    cam = _check_cam(cam)
+    if cam.shape != rgb.shape[:2]:
+        raise InspectorError(
+            f"CAM size {cam.shape[0]}x{cam.shape[1]} does not match image size "
+            f"{rgb.shape[0]}x{rgb.shape[1]} (HxW); resize the CAM to the image first"
+        )
+    return rgb, cam
+
+
+def _check_unit(name: str, value: float) -> float:
+    # Written as a negated range test so NaN is rejected too.
+    if not 0.0 <= value <= 1.0:
+        raise InspectorError(f"{name} must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def _below_threshold(cam: np.ndarray, scaled: np.ndarray | None, threshold: float) -> np.ndarray:
+    """uint8 mask (1 = keep the original pixel) of where the map is below the threshold."""
+    if scaled is None:  # uint8 map: level/255 < t  <=>  level < ceil(255 t) for integers
+        return (cam < math.ceil(255.0 * threshold)).view(np.uint8)
+    return (scaled < 255.0 * threshold).view(np.uint8)
+
+
+def render_overlay(
+    image: np.ndarray,
+    cam: np.ndarray,
+    colormap: str = "jet",
+    alpha: float = 0.5,
+    threshold: float = 0.0,
+    boxes: Sequence[Box] = (),
+    blend: str = "weighted",
+) -> np.ndarray:
+    """Heatmap blended over the image, HxWx3 RGB uint8.
+
+    weighted: round((1 - alpha) * image + alpha * heatmap); additive (the Keras example):
+    clip(round(alpha * heatmap + image), 0, 255). Where cam < threshold the original pixel shows.
+    A uint8 cam is taken as pre-quantised levels (see cam_to_uint8), which skips a float pass.
+    """
+    rgb, cam = _check_pair(image, cam)
+    alpha = _check_unit("opacity (alpha)", alpha)
+    threshold = _check_unit("threshold", threshold)
+    if blend not in BLEND_MODES:
+        raise InspectorError(f"unknown blend '{blend}'; choose one of: {', '.join(BLEND_MODES)}")
+    lut = _lut_column(_check_colormap(colormap))
+
+    scaled = None if cam.dtype == np.uint8 else _scaled_cam(cam)
+    levels = cam if scaled is None else scaled.astype(np.uint8)
+    heat = cv2.applyColorMap(levels, lut)
+    if blend == "weighted":
+        out = cv2.addWeighted(rgb, 1.0 - alpha, heat, alpha, 0.0)
+    else:  # additive; cv2 saturates at 255, which is the clip
+        out = cv2.addWeighted(heat, alpha, rgb, 1.0, 0.0)
+    if threshold > 0.0:
+        cv2.copyTo(rgb, _below_threshold(cam, scaled, threshold), out)
+    if boxes:
+        _draw_boxes_in_place(out, boxes)
+    return out
+
+
+# --- boxes -----------------------------------------------------------------------------------
+
+
+def _edge_pattern(length: int, dashed: bool) -> np.ndarray:
+    """Boolean run along one edge: all on, or 6 on / 4 off dashes."""
+    if not dashed:
+        return np.ones(length, dtype=bool)
+    return (np.arange(length) % _DASH_PERIOD) < _DASH_ON
+
+
+def _draw_frame(rgb: np.ndarray, box: Box, color: tuple[int, int, int], dashed: bool) -> None:
+    """2-px frame drawn just inside the box, so no pixel outside the box changes."""
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    t = BOX_THICKNESS
+    horizontal = _edge_pattern(x1 - x0, dashed)
+    vertical = _edge_pattern(y1 - y0, dashed)
+    for rows in (slice(y0, min(y0 + t, y1)), slice(max(y1 - t, y0), y1)):
+        band = rgb[rows, x0:x1]
+        band[:, horizontal] = color
+    for cols in (slice(x0, min(x0 + t, x1)), slice(max(x1 - t, x0), x1)):
+        band = rgb[y0:y1, cols]
+        band[vertical, :] = color
+
+
+def _label_scale(rgb: np.ndarray) -> float:
+    # Hershey text at 0.4 is ~9 px tall; grow it on big images so it stays legible.
+    return max(0.4, min(rgb.shape[:2]) / 800.0)
+
+
+def _draw_label(rgb: np.ndarray, box: Box, color: tuple[int, int, int]) -> None:
+    """Small dark label on a tag of the box colour, above the box (inside if no room)."""
+    scale = _label_scale(rgb)
+    (text_w, text_h), baseline = cv2.getTextSize(box.label, _FONT, scale, 1)
+    tag_h = text_h + baseline + 2
+    top = box.y0 - tag_h if box.y0 - tag_h >= 0 else box.y0
+    right = min(box.x0 + text_w + 4, rgb.shape[1])
+    rgb[top : top + tag_h, box.x0 : right] = color
+    origin = (box.x0 + 2, top + text_h + 1)
+    cv2.putText(rgb, box.label, origin, _FONT, scale, _TEXT_COLOR, 1, cv2.LINE_AA)
+
+
+def _draw_boxes_in_place(rgb: np.ndarray, boxes: Sequence[Box]) -> None:
+    height, width = rgb.shape[:2]
+    for raw in boxes:
+        box = raw.clipped(width, height)
+        if box.x1 <= box.x0 or box.y1 <= box.y0:
+            continue  # entirely outside the image
+        color = DIFFICULT_BOX_COLOR if box.difficult else BOX_COLOR
+        _draw_frame(rgb, box, color, dashed=box.difficult)
+        if box.label:
+            _draw_label(rgb, box, color)
+
+
+def draw_boxes(rgb: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """Copy of the image (RGB; gray is expanded) with the boxes drawn.
+
+    Ordinary boxes are solid green, difficult ones dashed amber, 2 px inside the box edge;
+    a labelled box also gets a small text tag just above it.
+    """
+    out = _as_rgb(rgb).copy()
+    _draw_boxes_in_place(out, boxes)
+    return out
+
+
+# --- three-panel figure ----------------------------------------------------------------------
+
+
+def _upscale_for_panels(
+    image: np.ndarray, cam: np.ndarray, boxes: Sequence[Box]
+) -> tuple[np.ndarray, np.ndarray, list[Box]]:
+    """Image, map and boxes grown so panels are at least ~224 px high (text stays readable)."""
+    height, width = cam.shape
+    if height >= _MIN_PANEL_HEIGHT:
+        return image, cam, list(boxes)
+    factor = _MIN_PANEL_HEIGHT / height
+    if factor >= 2.0:
+        # Whole-number nearest-neighbour keeps tiny images' pixels crisp and equal-sized.
+        factor = float(math.ceil(factor))
+        interpolation = cv2.INTER_NEAREST
+    else:
+        interpolation = cv2.INTER_LINEAR
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    sx, sy = size[0] / width, size[1] / height
+    big_image = cv2.resize(image, size, interpolation=interpolation)
+    big_cam = cv2.resize(cam, size, interpolation=interpolation)
+    big_boxes = [
+        Box(
+            round(b.x0 * sx),
+            round(b.y0 * sy),
+            round(b.x1 * sx),
+            round(b.y1 * sy),
+            b.label,
+            b.difficult,
+        )
+        for b in boxes
+    ]
+    return big_image, big_cam, big_boxes
+
+
+def _fit_text(text: str, scale: float, thickness: int, max_width: int) -> tuple[str, float]:
+    """Shrink the font, then truncate with '...', until the text fits max_width."""
+    while scale > 0.35 and cv2.getTextSize(text, _FONT, scale, thickness)[0][0] > max_width:
+        scale *= 0.9
+    while len(text) > 3 and cv2.getTextSize(text, _FONT, scale, thickness)[0][0] > max_width:
+        text = text[:-4] + "..."
+    return text, scale
+
+
+def render_panels(
+    image: np.ndarray,
+    cam: np.ndarray,
+    colormap: str = "jet",
+    alpha: float = 0.5,
+    title: str = "",
+    boxes: Sequence[Box] = (),
+) -> np.ndarray:
+    """Figure 'original | heatmap | overlay' with a caption strip, RGB uint8 on white.
+
+    Panels smaller than 224 px high are upscaled first; boxes are drawn on the overlay panel.
+    """
+    rgb, cam = _check_pair(image, cam)
+    _check_unit("opacity (alpha)", alpha)
+    _check_colormap(colormap)
+    rgb, cam, boxes = _upscale_for_panels(rgb, cam, boxes)
+    panels = (
+        rgb,
+        render_heatmap(cam, colormap),
+        render_overlay(rgb, cam, colormap, alpha, boxes=boxes),
+    )
+    return _compose(panels, title)
+
+
+def _compose(panels: Sequence[np.ndarray], title: str) -> np.ndarray:
+    """Lays panels side by side under a title line and a panel-label line."""
+    panel_h, panel_w = panels[0].shape[:2]
+    scale = min(1.6, max(0.5, panel_h / 450.0))
+    thickness = 1 if scale < 1.0 else 2
+    (_, text_h), baseline = cv2.getTextSize("Ag", _FONT, scale, thickness)
+    margin = max(8, round(panel_h * 0.03))
+    line_h = text_h + baseline + margin
+    title_h = line_h if title else 0
+    width = 3 * panel_w + 4 * margin
+    height = margin + title_h + line_h + panel_h + margin
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+
+    if title:
+        text, title_scale = _fit_text(title, scale, thickness, width - 2 * margin)
+        cv2.putText(
+            canvas,
+            text,
+            (margin, margin + text_h),
+            _FONT,
+            title_scale,
+            _TEXT_COLOR,
+            thickness,
+            cv2.LINE_AA,
+        )
+    top = margin + title_h + line_h
+    for index, (panel, label) in enumerate(zip(panels, _PANEL_LABELS, strict=True)):
+        left = margin + index * (panel_w + margin)
+        canvas[top : top + panel_h, left : left + panel_w] = panel
+        label_w = cv2.getTextSize(label, _FONT, scale, thickness)[0][0]
+        origin = (left + max(0, (panel_w - label_w) // 2), top - baseline - margin // 2)
+        cv2.putText(canvas, label, origin, _FONT, scale, _TEXT_COLOR, thickness, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny models built in code (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+NEU = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
+
+
+class TinyNet(nn.Module):
+    """Two conv blocks, global pooling, a linear head: a CAM layer at `features`."""
+
+    def __init__(self, classes: int = 3, in_channels: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1, stride=2),
+            nn.ReLU(),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+
+@pytest.fixture
+def tiny_net() -> TinyNet:
+    torch.manual_seed(0)
+    return TinyNet().eval()
+
+
+def make_torchvision(name: str, classes: int = 6) -> nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.get_model(name, weights=None, num_classes=classes).eval()

@@ -1,0 +1,274 @@
+"""Tests for engine/cam.py and engine/methods.py: equality with pytorch-grad-cam and Captum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import LayerGradCam
+from pytorch_grad_cam import (
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from torch import nn
+
+from engine.cam import CamEngine, TargetSpec, parse_target, resolve_device
+from engine.errors import CamCancelled, InspectorError
+from tests.conftest import TinyNet, make_torchvision
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+REFERENCES = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "xgradcam": XGradCAM,
+    "hirescam": HiResCAM,
+    "layercam": LayerCAM,
+    "eigencam": EigenCAM,
+}
+
+
+def _engine(model: nn.Module, size: int = 128, classes: int = 6) -> CamEngine:
+    return CamEngine(model, [f"c{i}" for i in range(classes)], (size, size), MEAN, STD, "cpu")
+
+
+def _images(count: int, size: int = 128, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def _hooks_left(model: nn.Module) -> list[str]:
+    return [
+        name
+        for name, m in model.named_modules()
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+    ]
+
+
+@pytest.fixture(scope="module", params=["resnet18", "mobilenet_v3_large"])
+def torchvision_engine(request: pytest.FixtureRequest) -> CamEngine:
+    return _engine(make_torchvision(request.param))
+
+
+@pytest.mark.parametrize("method", list(REFERENCES))
+def test_methods_equal_pytorch_grad_cam(torchvision_engine: CamEngine, method: str) -> None:
+    engine = torchvision_engine
+    images = _images(2)
+    ours = engine.explain(images, method)
+    layer = dict(engine.model.named_modules())[engine.inventory.default_layer]
+    with REFERENCES[method](model=engine.model, target_layers=[layer]) as reference:
+        expected = reference(input_tensor=engine.prepare(images), targets=None)
+    for result, ref in zip(ours, expected, strict=True):
+        assert result.cam.shape == ref.shape
+        np.testing.assert_allclose(result.cam, ref, atol=1e-3)
+        assert result.cam.max() == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "densenet121"])
+def test_raw_gradcam_equals_captum(arch: str) -> None:
+    # DenseNet's `features` is followed by an in-place ReLU: the map must be of what the
+    # layer really output (Captum clones it too), not of the ReLU'd tensor.
+    engine = _engine(make_torchvision(arch))
+    images = _images(2, seed=1)
+    ours = engine.explain(images, "gradcam")
+    layer = dict(engine.model.named_modules())[engine.inventory.default_layer]
+    attribution = LayerGradCam(engine.model, layer).attribute(
+        engine.prepare(images), target=[r.target_index for r in ours], relu_attributions=True
+    )
+    for result, attr in zip(ours, attribution, strict=True):
+        np.testing.assert_allclose(result.raw, attr[0].detach().numpy(), atol=1e-5)
+    assert not _hooks_left(engine.model)
+
+
+def test_densenet_capture_is_pre_relu() -> None:
+    engine = _engine(make_torchvision("densenet121"))
+    capture = engine.capture(_images(1))[0]
+    activation = capture.layers["features"].activation
+    assert activation.min() < 0  # the in-place ReLU did not reach the captured tensor
+
+
+def test_scorecam_equals_pytorch_grad_cam(tiny_net: TinyNet) -> None:
+    engine = _engine(tiny_net, size=32, classes=3)
+    images = _images(2, size=32)
+    ours = engine.explain(images, "scorecam")
+    with ScoreCAM(model=tiny_net, target_layers=[tiny_net.features]) as reference:
+        expected = reference(input_tensor=engine.prepare(images), targets=None)
+    for result, ref in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(result.cam, ref, atol=1e-3)
+
+
+def _peak_model() -> nn.Module:
+    """Class 0's logit grows with the image's brightness, so its map is where the image is bright."""
+    model = TinyNet(classes=2)
+    with torch.no_grad():
+        for module in model.features:
+            if isinstance(module, nn.Conv2d):
+                module.weight.fill_(1.0 / module.weight[0].numel())
+                module.bias.zero_()
+        model.head.weight.copy_(torch.tensor([[1.0] * 16, [-1.0] * 16]))
+        model.head.bias.zero_()
+    return model.eval()
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"])
+def test_cam_peaks_where_the_signal_is(method: str) -> None:
+    engine = CamEngine(_peak_model(), ["bright", "dark"], (64, 64), (0, 0, 0), (1, 1, 1), "cpu")
+    image = np.zeros((200, 300), dtype=np.uint8)  # gray, not square, not the model's size
+    image[120:160, 210:260] = 255
+    result = engine.explain([image], method, target="bright")[0]
+    assert result.cam.shape == (200, 300)
+    y, x = np.unravel_index(np.argmax(result.cam), result.cam.shape)
+    assert 120 <= y < 160 and 210 <= x < 260
+    assert result.cam[:80, :150].max() < 0.05
+
+
+def test_flat_map_stays_flat_without_nan() -> None:
+    engine = CamEngine(_peak_model(), ["bright", "dark"], (32, 32), (0, 0, 0), (1, 1, 1), "cpu")
+    result = engine.explain([np.zeros((40, 40), np.uint8)], "gradcam")[0]
+    assert not np.isnan(result.cam).any()
+    assert np.all(result.cam == result.cam.flat[0])
+
+
+class CountingNet(TinyNet):
+    """TinyNet that counts its forward passes."""
+
+    def __init__(self) -> None:
+        super().__init__(classes=3)
+        self.passes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.passes += 1
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"])
+def test_method_switch_from_capture_needs_no_pass(method: str) -> None:
+    torch.manual_seed(0)
+    model = CountingNet().eval()
+    engine = _engine(model, size=32, classes=3)
+    images = _images(1, size=48)
+    capture = engine.capture(images, "features")[0]
+    passes = model.passes
+    redrawn = engine.cam_from_capture(capture, method, "features")
+    assert model.passes == passes
+    direct = engine.explain(images, method, "features")[0]
+    np.testing.assert_allclose(redrawn.cam, direct.cam, atol=1e-6)
+    assert redrawn.target_index == direct.target_index
+    assert redrawn.top_k[0].probability == pytest.approx(direct.top_k[0].probability, abs=1e-6)
+
+
+def test_several_layers_from_one_pass() -> None:
+    torch.manual_seed(0)
+    model = CountingNet().eval()
+    engine = _engine(model, size=32, classes=3)
+    images = _images(2, size=32)
+    both = engine.explain_layers(images, "gradcam", ["features.1", "features"])
+    assert model.passes == 1
+    for name in ("features.1", "features"):
+        single = engine.explain(images, "gradcam", name)
+        for joint, alone in zip(both, single, strict=True):
+            np.testing.assert_allclose(joint[name].cam, alone.cam, atol=1e-6)
+    assert both[0]["features.1"].raw.shape == (32, 32)
+    assert both[0]["features"].raw.shape == (16, 16)
+
+
+def test_hooks_removed_and_model_restored_after_success_error_and_cancel() -> None:
+    model = make_torchvision("resnet18")
+    model.train()
+    model.layer1.eval()
+    model.conv1.weight.requires_grad_(False)
+    modes = {name: m.training for name, m in model.named_modules()}
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    engine = _engine(model)
+    images = _images(1)
+
+    def check() -> None:
+        assert not _hooks_left(model)
+        assert {name: m.training for name, m in model.named_modules()} == modes
+        assert {name: p.requires_grad for name, p in model.named_parameters()} == flags
+        assert all(p.grad is None for p in model.parameters())
+
+    engine.explain(images, "gradcam", "layer4")
+    check()
+    with pytest.raises(InspectorError, match="'fc' has no"):
+        engine.explain(images, "gradcam", "fc")
+    check()
+    with pytest.raises(CamCancelled):
+        engine.explain(images, "gradcam", "layer4", cancel=lambda: True)
+    check()
+    with pytest.raises(CamCancelled):
+        engine.explain(images, "scorecam", "layer4", cancel=lambda: True)
+    check()
+
+
+def test_targets_and_top_k() -> None:
+    engine = _engine(make_torchvision("resnet18"))
+    images = _images(2)
+    pred = engine.explain(images, "gradcam")
+    other = (pred[0].target_index + 1) % 6
+    by_name = engine.explain(images, "gradcam", target=f"C{other}")
+    by_index = engine.explain(images, "gradcam", target=str(other))
+    assert [r.target_index for r in by_name] == [other, other]
+    np.testing.assert_allclose(by_name[0].cam, by_index[0].cam)
+    gt = engine.explain(images, "gradcam", target="gt", ground_truth=[other, None])
+    assert gt[0].target_index == other
+    assert gt[1].target_index == pred[1].target_index and "no ground truth" in gt[1].note
+    logits = engine.model(engine.prepare(images)).detach()
+    probs = torch.softmax(logits, 1)
+    top = pred[0].top_k
+    assert len(top) == 5 and top[0].index == int(probs[0].argmax())
+    assert [t.probability for t in top] == sorted((t.probability for t in top), reverse=True)
+    assert top[0].probability == pytest.approx(float(probs[0].max()), abs=1e-6)
+
+
+def test_parse_target_errors() -> None:
+    classes = ["crazing", "scratches"]
+    assert parse_target("Scratches", classes) == TargetSpec("index", 1)
+    assert parse_target(None, classes) == TargetSpec("pred")
+    with pytest.raises(InspectorError, match="out of range"):
+        parse_target("7", classes)
+    with pytest.raises(InspectorError, match="unknown target 'rust'"):
+        parse_target("rust", classes)
+
+
+def test_blur_smooths_and_stays_normalised() -> None:
+    engine = CamEngine(_peak_model(), ["bright", "dark"], (64, 64), (0, 0, 0), (1, 1, 1), "cpu")
+    image = np.zeros((128, 128), dtype=np.uint8)
+    image[40:80, 40:80] = 255
+    sharp = engine.explain([image], "gradcam")[0].cam
+    soft = engine.explain([image], "gradcam", blur_sigma=8.0)[0].cam
+    assert soft.min() == pytest.approx(0.0, abs=1e-6) and soft.max() == pytest.approx(1.0, abs=1e-5)
+    assert np.abs(np.diff(soft, axis=1)).max() < 0.5 * np.abs(np.diff(sharp, axis=1)).max()
+
+
+def test_unknown_method_and_layer() -> None:
+    engine = _engine(make_torchvision("resnet18"))
+    with pytest.raises(InspectorError, match="unknown method 'gradcam3'"):
+        engine.explain(_images(1), "gradcam3")
+    with pytest.raises(InspectorError, match="did you mean layer4"):
+        engine.explain(_images(1), "gradcam", "layer44")
+
+
+def test_cuda_requested_without_cuda() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(InspectorError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_cpu() -> None:
+    model = make_torchvision("resnet18")
+    images = _images(2)
+    cpu = _engine(model).explain(images, "gradcam++")
+    gpu_engine = CamEngine(model, [f"c{i}" for i in range(6)], (128, 128), MEAN, STD, "cuda")
+    gpu = gpu_engine.explain(images, "gradcam++")
+    for a, b in zip(cpu, gpu, strict=True):
+        np.testing.assert_allclose(a.cam, b.cam, atol=1e-3)
