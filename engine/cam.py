@@ -448,9 +448,7 @@ class CamEngine:
         spec = target if isinstance(target, TargetSpec) else parse_target(target, self.classes)
         names = self.resolve_layers(layers)
         batch = self.prepare(images)
-        result = self.run_pass(
-            batch, names, spec, ground_truth, method in GRADIENT_METHODS, cancel
-        )
+        result = self.run_pass(batch, names, spec, ground_truth, method in GRADIENT_METHODS, cancel)
         sizes = [image.shape[:2] for image in images]
         per_layer = {
             name: self._finish(
@@ -523,9 +521,7 @@ class CamEngine:
         gradient = torch.from_numpy(stored.gradient[None]).to(self.device)
         logits = torch.from_numpy(np.log(capture.probabilities[None] + 1e-30)).to(self.device)
         target_index = torch.tensor([capture.target_index], device=self.device)
-        result = _Pass(
-            logits, target_index, {name: activation}, {name: gradient}, [capture.note]
-        )
+        result = _Pass(logits, target_index, {name: activation}, {name: gradient}, [capture.note])
         batch = torch.from_numpy(capture.model_input[None]).to(self.device)
         raw = self._raw_maps(method, result, name, batch, cancel, progress)
         return self._finish(raw, result, [capture.image_size], method, name, blur_sigma)[0]

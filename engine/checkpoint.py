@@ -7,6 +7,7 @@ import itertools
 import pickle
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,8 @@ def _first_line(exc: BaseException) -> str:
 def _from_module(
     module: nn.Module, profile: ModelProfile
 ) -> tuple[nn.Module, tuple[str, ...], tuple[str, ...]]:
+    if isinstance(module, nn.DataParallel | nn.parallel.DistributedDataParallel):
+        module = module.module  # the wrapper only matters for multi-GPU training
     key = head_key(module.state_dict())
     count = module.state_dict()[key].shape[0] if key is not None else None
     classes, notes = _resolve_classes(profile, count, key)
@@ -229,19 +232,22 @@ def _from_state_dict(
     if found is None:
         raise InspectorError(_no_state_dict_message(path, content))
     arch = profile.architecture
-    probe = _probe_state(arch, len(profile.classes) or 1000)
-    state, notes = _strip_prefixes(found, probe.keys())
-    key = head_key(probe)
+    guess = len(profile.classes) or 1000
+    model = _blank_model(arch, guess)
+    prefix, notes = _prefix_to_strip(found, model.state_dict().keys())
+    state = _with_prefix_removed(found, prefix)
+    key = head_key(model.state_dict())
     count = state[key].shape[0] if key in state and state[key].ndim >= 2 else None
     classes, class_notes = _resolve_classes(profile, count, key)
-    model = build_model(arch, len(classes) or count or 1000, init=False)
+    if classes and len(classes) != guess:
+        model = _blank_model(arch, len(classes))
     model_state = model.state_dict()
     state, aux_notes = _drop_aux(state, model_state.keys())
     state = _fill_counters(state, model_state)
     _check_fit(state, model_state, path, arch)
     state, dtype_notes = _as_float32(state)
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(_with_versions(state, found, prefix, model_state), strict=True)
     except RuntimeError as exc:  # the checks above should have caught it; stay user-readable
         raise InspectorError(
             f"weights '{path.name}' do not fit {arch}: {_first_line(exc)}"
@@ -249,13 +255,13 @@ def _from_state_dict(
     return model, classes, (*notes, *aux_notes, *dtype_notes, *class_notes)
 
 
-def _find_state_dict(content: Any, depth: int) -> StateDict | nn.Module | None:
+def _find_state_dict(content: Any, depth: int) -> Mapping[str, torch.Tensor] | nn.Module | None:
     if isinstance(content, nn.Module):
         return content
     if not isinstance(content, Mapping) or not content:
         return None
     if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()):
-        return dict(content)
+        return content  # as is: it may carry the _metadata module versions
     # Wrapped at most twice, e.g. {"model": {"state_dict": ...}}; deeper is not a checkpoint.
     if depth < 2:
         for key in WRAPPER_KEYS:
@@ -278,31 +284,48 @@ def _no_state_dict_message(path: Path, content: Any) -> str:
     )
 
 
-def _probe_state(architecture: str, num_classes: int) -> dict[str, torch.Tensor]:
-    """The fresh model's state_dict (key order and shapes), without allocating it if possible."""
+def _blank_model(architecture: str, num_classes: int) -> nn.Module:
+    """A model for a checkpoint to overwrite completely, left uninitialised when that is safe."""
+    # Skipping random init matters: it takes seconds for e.g. convnext_base or vgg16.
     try:
         model = build_model(architecture, num_classes, meta=True)
     except InspectorError:
         raise
     except Exception:  # some builders copy data at init, which meta tensors cannot do
-        model = build_model(architecture, num_classes)
-    return dict(model.state_dict())
+        return build_model(architecture, num_classes, init=False)
+    if not state_covers_all_tensors(model):
+        return build_model(architecture, num_classes, init=False)
+    return model.to_empty(device="cpu")
 
 
-def _strip_prefixes(state: StateDict, expected: Iterable[str]) -> tuple[StateDict, tuple[str, ...]]:
+def state_covers_all_tensors(model: nn.Module) -> bool:
+    """Whether loading a full state_dict sets every tensor the model holds."""
+    # Non-persistent buffers and plain tensor attributes would keep uninitialised memory.
+    keys = set(model.state_dict())
+    if any(name not in keys for name, _ in model.named_buffers()):
+        return False
+    return not any(
+        isinstance(value, torch.Tensor)
+        for module in model.modules()
+        for value in vars(module).values()
+    )
+
+
+def _prefix_to_strip(
+    state: Mapping[str, torch.Tensor], expected: Iterable[str]
+) -> tuple[str, tuple[str, ...]]:
+    """The wrapper prefix whose removal makes most keys fit the model ("" for none), and a note."""
     expected = set(expected)
     best_prefix, best_score = "", _overlap(state, expected)
     for prefix in _prefix_chains():
-        inner = _with_prefix_removed(state, prefix)
-        score = _overlap(inner, expected)
+        score = _overlap(_with_prefix_removed(state, prefix), expected)
         if score > best_score:  # strictly better, so the shortest chain wins ties
             best_prefix, best_score = prefix, score
     if not best_prefix:
-        return state, ()
-    inner = _with_prefix_removed(state, best_prefix)
-    dropped = len(state) - len(inner)
+        return "", ()
+    dropped = sum(1 for key in state if not key.startswith(best_prefix))
     extra = f" (ignored {dropped} other entries)" if dropped else ""
-    return inner, (f"stripped '{best_prefix}' prefix{extra}",)
+    return best_prefix, (f"stripped '{best_prefix}' prefix{extra}",)
 
 
 def _prefix_chains() -> list[str]:
@@ -310,8 +333,28 @@ def _prefix_chains() -> list[str]:
     return ["".join(p) for n in (1, 2, 3) for p in itertools.product(STRIP_PREFIXES, repeat=n)]
 
 
-def _with_prefix_removed(state: StateDict, prefix: str) -> StateDict:
+def _with_prefix_removed(state: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _with_versions(
+    state: StateDict,
+    found: Mapping[str, torch.Tensor],
+    prefix: str,
+    model_state: Mapping[str, torch.Tensor],
+) -> Mapping[str, torch.Tensor]:
+    """state plus the per-module format versions that some modules' loaders require (MNASNet)."""
+    # The checkpoint's own versions say how it was written; the model's fill any gaps
+    # (safetensors files and rebuilt dicts carry none).
+    versions = dict(getattr(model_state, "_metadata", {}))
+    for name, info in getattr(found, "_metadata", {}).items():
+        if name == prefix.removesuffix("."):
+            versions[""] = info
+        elif name.startswith(prefix):
+            versions[name[len(prefix) :]] = info
+    out = OrderedDict(state)
+    out._metadata = versions  # type: ignore[attr-defined]
+    return out
 
 
 def _overlap(state: Mapping[str, torch.Tensor], expected: set[str]) -> int:
@@ -349,7 +392,7 @@ def _fill_counters(state: StateDict, model_state: Mapping[str, torch.Tensor]) ->
     filled = dict(state)
     for key, value in model_state.items():
         if key.endswith("num_batches_tracked") and key not in filled:
-            filled[key] = value.clone()
+            filled[key] = torch.zeros_like(value)
     return filled
 
 

@@ -198,8 +198,9 @@ def _wavy(
 
 def _inclusion(rng: np.random.Generator, k: float) -> np.ndarray:
     """Several dark elongated streaks lying along the rolling direction."""
-    length = rng.uniform(40, 100) * k
-    width = rng.uniform(24, 44) * k
+    length = rng.uniform(45, 105) * k
+    # Wide enough a group that a coarse CAM cell can land inside its box.
+    width = rng.uniform(28, 48) * k
     pad = 4
     canvas = np.zeros((int(width) + 2 * pad, int(length) + 2 * pad), np.uint8)
     count = int(rng.integers(2, 6))
@@ -251,13 +252,13 @@ def _pitted_surface(rng: np.random.Generator, k: float) -> np.ndarray:
     h = w * rng.uniform(0.6, 1.0)
     pad = 4
     canvas = np.zeros((int(h) + 2 * pad, int(w) + 2 * pad), np.uint8)
-    count = int(w * h / rng.uniform(45, 80))
+    count = int(w * h / rng.uniform(35, 60))
     # Uniform points in the ellipse, so the pits fill the cluster evenly.
     radius = np.sqrt(rng.random(count))
     theta = rng.uniform(0, 2 * math.pi, count)
     centers = np.stack((w / 2 * radius * np.cos(theta), h / 2 * radius * np.sin(theta)), 1)
     centers += (pad + w / 2, pad + h / 2)
-    sizes = rng.uniform(1.0, 2.8, count) * k
+    sizes = rng.uniform(0.9, 2.3, count) * k
     values = rng.uniform(140, 255, count)
     for (x, y), r, v in zip(centers, sizes, values, strict=True):
         center = (int(x * _ONE), int(y * _ONE))
@@ -276,13 +277,13 @@ def _rolled_in_scale(rng: np.random.Generator, k: float) -> np.ndarray:
     shape = (int(h) + 2 * pad, int(w) + 2 * pad)
     dark = np.zeros(shape, np.uint8)
     bright = np.zeros(shape, np.uint8)
-    count = int(w * h / rng.uniform(200, 320)) + 4
+    count = int(w * h / rng.uniform(260, 400)) + 3
     light = rng.normal(0, 1, 2)
-    light = 1.6 * k * light / (np.linalg.norm(light) + 1e-6)
+    light = 2.0 * k * light / (np.linalg.norm(light) + 1e-6)
     for _flake in range(count):
         corners = int(rng.integers(4, 7))
         angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
-        radii = rng.uniform(2.5, 8.0) * k * rng.uniform(0.5, 1.0, corners)
+        radii = rng.uniform(4.0, 10.0) * k * rng.uniform(0.55, 1.0, corners)
         # Rolling stretches flakes along x.
         stretch = rng.uniform(1.2, 2.2)
         points = np.stack((radii * np.cos(angles) * stretch, radii * np.sin(angles)), 1)
@@ -291,7 +292,7 @@ def _rolled_in_scale(rng: np.random.Generator, k: float) -> np.ndarray:
         cv2.fillPoly(bright, [_fixed(points + light)], value, cv2.LINE_AA, _SHIFT)
         cv2.fillPoly(dark, [_fixed(points)], value, cv2.LINE_AA, _SHIFT)
     rim = np.clip(bright.astype(np.float32) - dark.astype(np.float32), 0, None) / 255.0
-    patch = rim * rng.uniform(40, 60) - dark.astype(np.float32) / 255.0 * rng.uniform(55, 85)
+    patch = rim * rng.uniform(50, 75) - dark.astype(np.float32) / 255.0 * rng.uniform(55, 85)
     return cv2.GaussianBlur(patch, (0, 0), 0.6)
 
 

@@ -198,7 +198,11 @@ class CsvAppender:
         except OSError as exc:
             raise write_error(self.writing_path, exc) from exc
         self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames, restval="")
-        self._guarded(self._writer.writeheader)
+        try:
+            self._guarded(self._writer.writeheader)
+        except BaseException:
+            self.abort()  # don't leak the handle of a file we could not even start
+            raise
 
     def _guarded(self, write: Callable[[], object]) -> None:
         """Run a write and flush it to the OS; OSErrors become InspectorError."""

@@ -46,7 +46,11 @@ class LayerInventory:
 
 def unknown_layer_message(name: str, names: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, [n for n in names if n], n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; run the 'layers' command to list them"
+    hint = (
+        f"; did you mean {', '.join(close)}?"
+        if close
+        else "; run the 'layers' command to list them"
+    )
     return f"the model has no layer '{name}'{hint}"
 
 
@@ -128,8 +132,6 @@ def format_inventory(inventory: LayerInventory) -> str:
         mark = "  <- default" if info.name == inventory.default_layer else ""
         rows.append((indent + info.name, info.type_name, shape, f"{info.parameters:,}{mark}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [
-        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows
-    ]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
     lines.insert(1, "-" * (sum(widths) + 16))
     return "\n".join(lines)

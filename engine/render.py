@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from functools import cache
 
@@ -80,14 +81,33 @@ def colormap_lut(name: str) -> np.ndarray:
 # --- CAM quantisation and heatmaps -----------------------------------------------------------
 
 
-def _scaled_cam(cam: np.ndarray) -> np.ndarray:
-    """255 * cam as floats with NaN -> 0 and clipped to [0, 255], in a fresh buffer.
+_scratch = threading.local()
 
-    Multiplies in the map's own float type so truncation matches np.uint8(255 * cam) exactly.
-    cv2 ops do the clean-up because np.clip/np.fmax cost several ms on a 1024x1024 map.
+
+def _scratch_buffer(shape: tuple[int, ...], dtype: np.dtype, slot: str) -> np.ndarray:
+    """A per-thread reusable array (one per slot), for temporaries of the slider-speed path.
+
+    A fresh multi-MB array is page-faulted in on every call (~2000 faults, several ms for a
+    1024x1024 map); reusing one keeps a re-render at a few ms. Per thread so workers are safe.
     """
-    dtype = cam.dtype if cam.dtype in (np.float32, np.float64) else np.float32
-    scaled = np.multiply(cam, dtype.type(255), dtype=dtype)
+    buffers: dict[str, np.ndarray] = _scratch.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(slot)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = np.empty(shape, dtype)
+        buffers[slot] = buffer
+    return buffer
+
+
+def _scaled_cam(cam: np.ndarray) -> np.ndarray:
+    """255 * cam as floats with NaN -> 0 and clipped to [0, 255], in this thread's scratch buffer.
+
+    cam must be float32 or float64 (see _check_cam). Multiplies in the map's own float type
+    so truncation matches np.uint8(255 * cam) exactly. cv2 does the clean-up because
+    np.clip/np.fmax cost several ms on a 1024x1024 map. The result is overwritten by the
+    next call on the same thread: use it before then, never return it.
+    """
+    scaled = _scratch_buffer(cam.shape, cam.dtype, "scaled")
+    np.multiply(cam, cam.dtype.type(255), out=scaled)
     cv2.patchNaNs(scaled, 0)
     cv2.threshold(scaled, 0, 0, cv2.THRESH_TOZERO, dst=scaled)
     cv2.threshold(scaled, 255, 255, cv2.THRESH_TRUNC, dst=scaled)
@@ -98,6 +118,10 @@ def _check_cam(cam: np.ndarray) -> np.ndarray:
     cam = np.asarray(cam)
     if cam.ndim != 2:
         raise InspectorError(f"CAM must be a 2-D map (HxW), got shape {cam.shape}")
+    if cam.size == 0:
+        raise InspectorError(f"CAM is empty (shape {cam.shape}); compute it for a real image")
+    if cam.dtype not in (np.uint8, np.float32, np.float64):
+        cam = cam.astype(np.float32)  # float16/bool/int maps: cv2 resize and threshold need these
     return cam
 
 
@@ -130,15 +154,23 @@ def render_colorbar(colormap: str, height: int = 256, width: int = 24) -> np.nda
 # --- overlays --------------------------------------------------------------------------------
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    """The image as HxWx3 RGB uint8; gray is replicated to three channels."""
+def _as_rgb(image: np.ndarray, scratch: bool = False) -> np.ndarray:
+    """The image as HxWx3 RGB uint8; gray is replicated to three channels.
+
+    With scratch=True a gray image is expanded into this thread's scratch memory (valid until
+    the next such call), which saves the page faults of a fresh 3-channel array.
+    """
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise InspectorError(f"image must be uint8 (0..255), got {image.dtype}; convert it first")
+    if image.size == 0:
+        raise InspectorError(f"image is empty (shape {image.shape}); load a real image")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
-        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2RGB)
+        gray = np.ascontiguousarray(image)
+        dst = _scratch_buffer((*gray.shape, 3), gray.dtype, "rgb") if scratch else None
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB, dst=dst)
     if image.ndim == 3 and image.shape[2] == 3:
         return np.ascontiguousarray(image)
     raise InspectorError(
@@ -146,9 +178,11 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     )
 
 
-def _check_pair(image: np.ndarray, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(
+    image: np.ndarray, cam: np.ndarray, scratch: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """The image as RGB and the map, after checking they have the same height and width."""
-    rgb = _as_rgb(image)
+    rgb = _as_rgb(image, scratch)
     cam = _check_cam(cam)
     if cam.shape != rgb.shape[:2]:
         raise InspectorError(
@@ -187,7 +221,7 @@ def render_overlay(
     clip(round(alpha * heatmap + image), 0, 255). Where cam < threshold the original pixel shows.
     A uint8 cam is taken as pre-quantised levels (see cam_to_uint8), which skips a float pass.
     """
-    rgb, cam = _check_pair(image, cam)
+    rgb, cam = _check_pair(image, cam, scratch=True)  # rgb is only read, never returned
     alpha = _check_unit("opacity (alpha)", alpha)
     threshold = _check_unit("threshold", threshold)
     if blend not in BLEND_MODES:
@@ -195,8 +229,11 @@ def render_overlay(
     lut = _lut_column(_check_colormap(colormap))
 
     scaled = None if cam.dtype == np.uint8 else _scaled_cam(cam)
-    levels = cam if scaled is None else scaled.astype(np.uint8)
-    heat = cv2.applyColorMap(levels, lut)
+    levels = cam
+    if scaled is not None:  # truncating cast, as in np.uint8(255 * cam), into scratch memory
+        levels = _scratch_buffer(cam.shape, np.dtype(np.uint8), "levels")
+        np.copyto(levels, scaled, casting="unsafe")
+    heat = cv2.applyColorMap(levels, lut, dst=_scratch_buffer(rgb.shape, rgb.dtype, "heat"))
     if blend == "weighted":
         out = cv2.addWeighted(rgb, 1.0 - alpha, heat, alpha, 0.0)
     else:  # additive; cv2 saturates at 255, which is the clip

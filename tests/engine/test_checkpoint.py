@@ -15,7 +15,14 @@ import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
-from engine.checkpoint import LoadedModel, build_model, head_key, load_model, sha256_of
+from engine.checkpoint import (
+    LoadedModel,
+    build_model,
+    head_key,
+    load_model,
+    sha256_of,
+    state_covers_all_tensors,
+)
 from engine.errors import InspectorError
 from engine.profile import ModelProfile, load_profile, profile_from_checkpoint
 from engine.resources import resource_path
@@ -40,7 +47,9 @@ def resnet18_state() -> StateDict:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def neu_profile(weights: Path | None, architecture: str = "resnet18", **changes: object) -> ModelProfile:
+def neu_profile(
+    weights: Path | None, architecture: str = "resnet18", **changes: object
+) -> ModelProfile:
     profile = profile_from_checkpoint(weights or Path("unused.pth"), architecture, NEU)
     profile = dataclasses.replace(profile, weights=weights.resolve() if weights else None)
     return dataclasses.replace(profile, **changes)
@@ -54,7 +63,9 @@ def assert_loaded_exactly(loaded: LoadedModel, state: StateDict) -> None:
         assert got[key].dtype == expected.dtype, key
         assert torch.equal(got[key], expected), key
     assert not loaded.model.training
-    assert all(p.device.type == "cpu" and p.dtype == torch.float32 for p in loaded.model.parameters())
+    assert all(
+        p.device.type == "cpu" and p.dtype == torch.float32 for p in loaded.model.parameters()
+    )
 
 
 def save(path: Path, obj: object) -> Path:
@@ -77,7 +88,9 @@ FORMS: dict[str, Callable[[StateDict], object]] = {
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_checkpoint_forms_load_exactly(tmp_path: Path, resnet18_state: StateDict, form: str) -> None:
+def test_checkpoint_forms_load_exactly(
+    tmp_path: Path, resnet18_state: StateDict, form: str
+) -> None:
     path = save(tmp_path / "w.pth", FORMS[form](resnet18_state))
     loaded = load_model(neu_profile(path))
     assert_loaded_exactly(loaded, resnet18_state)
@@ -89,10 +102,14 @@ def test_checkpoint_forms_load_exactly(tmp_path: Path, resnet18_state: StateDict
         assert loaded.notes == ()
 
 
-def test_lightning_checkpoint_strips_model_prefix(tmp_path: Path, resnet18_state: StateDict) -> None:
+def test_lightning_checkpoint_strips_model_prefix(
+    tmp_path: Path, resnet18_state: StateDict
+) -> None:
     inner = {f"model.{k}": v for k, v in resnet18_state.items()}
     inner["criterion.weight"] = torch.ones(6)  # a loss module's buffer, not part of the model
-    path = save(tmp_path / "epoch=3.ckpt", {"state_dict": inner, "pytorch-lightning_version": "2.4"})
+    path = save(
+        tmp_path / "epoch=3.ckpt", {"state_dict": inner, "pytorch-lightning_version": "2.4"}
+    )
     loaded = load_model(neu_profile(path))
     assert_loaded_exactly(loaded, resnet18_state)
     assert loaded.notes == ("stripped 'model.' prefix (ignored 1 other entries)",)
@@ -182,6 +199,8 @@ def test_class_count_mismatch(tmp_path: Path) -> None:
     with pytest.raises(InspectorError) as info:
         load_model(profile)
     assert str(info.value) == "checkpoint head has 10 classes, profile 'neu.toml' lists 6"
+    with pytest.raises(InspectorError, match=r"profile 'w' lists 6$"):
+        load_model(neu_profile(path))  # made in a dialog: named after the weights file
 
 
 @pytest.mark.parametrize(
@@ -214,6 +233,45 @@ def test_inception_loads_without_aux_head(tmp_path: Path) -> None:
     kept = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
     assert_loaded_exactly(loaded, kept)
     assert loaded.notes == (f"ignored {len(state) - len(kept)} auxiliary-classifier tensors",)
+
+
+@pytest.mark.parametrize("form", ["pth", "safetensors"])
+def test_mnasnet_gets_module_versions(tmp_path: Path, form: str) -> None:
+    # MNASNet's loader refuses a state_dict without per-module versions; safetensors has none.
+    torch.manual_seed(4)
+    original = torchvision.models.mnasnet0_5(weights=None, num_classes=6).eval()
+    state = {f"module.{k}": v for k, v in original.state_dict().items()}
+    path = tmp_path / f"m.{form}"
+    if form == "pth":
+        torch.save(state, path)
+    else:
+        save_file(state, str(path))
+    loaded = load_model(neu_profile(path, "mnasnet0_5"))
+    assert_loaded_exactly(loaded, original.state_dict())
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(image), original(image))
+
+
+def test_state_covers_all_tensors() -> None:
+    assert state_covers_all_tensors(build_model("resnet18", 3, meta=True))
+    hidden = nn.Linear(2, 2)
+    hidden.register_buffer("scale", torch.ones(2), persistent=False)
+    assert not state_covers_all_tensors(hidden)
+    plain = nn.Linear(2, 2)
+    plain.offset = torch.zeros(2)  # a bare tensor attribute, invisible to state_dict
+    assert not state_covers_all_tensors(plain)
+
+
+def test_uninitialised_build_gives_the_same_outputs(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    original = torchvision.models.convnext_tiny(weights=None, num_classes=6).eval()
+    loaded = load_model(
+        neu_profile(save(tmp_path / "c.pth", original.state_dict()), "convnext_tiny")
+    )
+    image = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(image), original(image))
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -252,7 +310,9 @@ def test_resnet50_into_resnet18_profile(tmp_path: Path) -> None:
     message = str(info.value)
     assert "do not fit resnet18" in message
     assert "unexpected layer1.0.conv3.weight" in message
-    assert "shape layer1.0.conv1.weight is [64, 64, 1, 1] in the checkpoint, [64, 64, 3, 3]" in message
+    assert (
+        "shape layer1.0.conv1.weight is [64, 64, 1, 1] in the checkpoint, [64, 64, 3, 3]" in message
+    )
 
 
 def test_full_pickled_module_refused_without_opt_in(tmp_path: Path) -> None:
@@ -291,6 +351,15 @@ def test_full_pickled_module_loaded_with_opt_in(tmp_path: Path, via: str) -> Non
     assert "architecture ignored" in loaded.notes[1]
 
 
+def test_pickled_dataparallel_is_unwrapped(tmp_path: Path) -> None:
+    inner = torchvision.models.resnet18(weights=None, num_classes=6)
+    path = save(tmp_path / "dp.pt", nn.DataParallel(inner))
+    with pytest.warns(UserWarning):
+        loaded = load_model(neu_profile(path), trust_pickle=True)
+    assert isinstance(loaded.model, torchvision.models.ResNet)
+    assert_loaded_exactly(loaded, inner.state_dict())
+
+
 def test_trusted_pickle_still_checks_class_count(tmp_path: Path) -> None:
     path = save(tmp_path / "x.pt", {"model": torchvision.models.resnet18(weights=None)})
     with (
@@ -300,7 +369,9 @@ def test_trusted_pickle_still_checks_class_count(tmp_path: Path) -> None:
         load_model(neu_profile(path), trust_pickle=True)
 
 
-def test_plain_state_dict_with_trust_does_not_warn(tmp_path: Path, resnet18_state: StateDict) -> None:
+def test_plain_state_dict_with_trust_does_not_warn(
+    tmp_path: Path, resnet18_state: StateDict
+) -> None:
     import warnings
 
     path = save(tmp_path / "w.pth", resnet18_state)
@@ -342,7 +413,7 @@ def test_truncated_files(tmp_path: Path, resnet18_state: StateDict, suffix: str)
 
 
 def test_missing_weights_file(tmp_path: Path) -> None:
-    with pytest.raises(InspectorError, match="weights file not found: .*gone.pth"):
+    with pytest.raises(InspectorError, match=r"weights file not found: .*gone\.pth"):
         load_model(neu_profile(tmp_path / "gone.pth"))
 
 
@@ -351,7 +422,7 @@ def test_not_a_state_dict(tmp_path: Path) -> None:
     with pytest.raises(InspectorError, match="holds a dict with keys epoch, optimizer, not model"):
         load_model(neu_profile(path))
     path = save(tmp_path / "t.pth", torch.zeros(3))
-    with pytest.raises(InspectorError, match="'t.pth' holds a Tensor, not model weights"):
+    with pytest.raises(InspectorError, match=r"'t\.pth' holds a Tensor, not model weights"):
         load_model(neu_profile(path))
 
 

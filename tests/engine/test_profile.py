@@ -86,13 +86,16 @@ def test_minimal_profile_gets_defaults(tmp_path: Path) -> None:
     assert profile.weights is None
     assert profile.classes == ()
     assert profile.trust_pickle is False
-    assert profile.preprocess == PreprocessSpec((224, 224), IMAGENET_MEAN, IMAGENET_STD, "replicate")
+    assert profile.preprocess == PreprocessSpec(
+        (224, 224), IMAGENET_MEAN, IMAGENET_STD, "replicate"
+    )
     assert profile.cam == CamDefaults(None, "gradcam", "jet", 0.5)
 
 
 def test_absolute_and_home_weights(tmp_path: Path) -> None:
     weights = tmp_path / "elsewhere" / "w.pth"
-    profile = load_profile(write(tmp_path, f'architecture = "resnet18"\nweights = "{weights}"\n'))
+    text = f'architecture = "resnet18"\nweights = "{weights.as_posix()}"\n'
+    profile = load_profile(write(tmp_path, text))
     assert profile.weights == weights.resolve()
     profile = load_profile(write(tmp_path, 'architecture = "resnet18"\nweights = "~/w.pth"\n'))
     assert profile.weights == (Path.home() / "w.pth").resolve()
@@ -105,14 +108,17 @@ def test_other_backends_are_accepted_unvalidated(tmp_path: Path) -> None:
 
 def test_int_values_are_accepted_for_floats(tmp_path: Path) -> None:
     profile = load_profile(
-        write(tmp_path, 'architecture = "resnet18"\n[preprocess]\nmean = [0, 0, 1]\n[cam]\nalpha = 1\n')
+        write(
+            tmp_path,
+            'architecture = "resnet18"\n[preprocess]\nmean = [0, 0, 1]\n[cam]\nalpha = 1\n',
+        )
     )
     assert profile.preprocess.mean == (0.0, 0.0, 1.0)
     assert profile.cam.alpha == 1.0
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InspectorError, match="profile file not found: .*nope.toml"):
+    with pytest.raises(InspectorError, match=r"profile file not found: .*nope\.toml"):
         load_profile(tmp_path / "nope.toml")
 
 
@@ -130,7 +136,7 @@ def test_invalid_toml_gives_the_line(tmp_path: Path) -> None:
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_bytes(b'name = "\xff\xfe"\n')
-    with pytest.raises(InspectorError, match="p.toml"):
+    with pytest.raises(InspectorError, match=r"p\.toml"):
         load_profile(path)
 
 
@@ -200,7 +206,9 @@ def test_cam_errors(tmp_path: Path, cam: str, expected: str) -> None:
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_every_method_is_accepted(tmp_path: Path, method: str) -> None:
-    profile = load_profile(write(tmp_path, f'architecture = "resnet18"\n[cam]\nmethod = "{method}"\n'))
+    profile = load_profile(
+        write(tmp_path, f'architecture = "resnet18"\n[cam]\nmethod = "{method}"\n')
+    )
     assert profile.cam.method == method
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -208,6 +210,12 @@ def test_overlay_matches_pytorch_grad_cam(image: np.ndarray, cam: np.ndarray) ->
 def test_shape_mismatch_is_a_user_error(image: np.ndarray) -> None:
     with pytest.raises(InspectorError, match=r"CAM size 7x7 does not match image size 48x64"):
         render_overlay(image, np.zeros((7, 7), np.float32))
+    with pytest.raises(InspectorError, match="2-D map"):
+        render_overlay(image, np.zeros((1, 48, 64), np.float32))
+    with pytest.raises(InspectorError, match="image is empty"):
+        render_panels(np.zeros((0, 5), np.uint8), np.zeros((0, 5), np.float32))
+    with pytest.raises(InspectorError, match="CAM is empty"):
+        cam_to_uint8(np.zeros((0, 5), np.float32))
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
@@ -324,3 +332,31 @@ def test_panels_validate_inputs(image: np.ndarray) -> None:
         render_panels(image, np.zeros((3, 3), np.float32))
     with pytest.raises(InspectorError, match="unknown colormap"):
         render_panels(image, np.zeros(image.shape[:2], np.float32), colormap="nope")
+
+
+def test_half_precision_and_bool_maps_are_accepted(image: np.ndarray, cam: np.ndarray) -> None:
+    half = cam.astype(np.float16)
+    np.testing.assert_array_equal(cam_to_uint8(half), _levels(half.astype(np.float32)))
+    assert render_panels(image, half).ndim == 3
+    np.testing.assert_array_equal(cam_to_uint8(cam > 0.5), np.where(cam > 0.5, 255, 0))
+
+
+def test_results_do_not_share_scratch_memory(rng: np.random.Generator) -> None:
+    gray = rng.integers(0, 256, (40, 30), dtype=np.uint8)
+    cams = [rng.random((40, 30), dtype=np.float32) for _ in range(2)]
+    first = render_overlay(gray, cams[0], threshold=0.2)
+    snapshot = first.copy()
+    second = render_overlay(gray, cams[1], threshold=0.2)
+    np.testing.assert_array_equal(first, snapshot)
+    assert not np.array_equal(first, second)
+
+
+def test_threads_render_independently(rng: np.random.Generator) -> None:
+    image = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    cams = [rng.random((256, 256), dtype=np.float32) for _ in range(8)]
+    serial = [render_overlay(image, cam, alpha=0.6) for cam in cams]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            parallel = list(pool.map(lambda cam: render_overlay(image, cam, alpha=0.6), cams))
+            for got, want in zip(parallel, serial, strict=True):
+                np.testing.assert_array_equal(got, want)

@@ -1,0 +1,251 @@
+"""Batch export: streams images through the engine and writes heatmaps, overlays and results.csv."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
+from engine.dataset import ImageRecord, load_boxes
+from engine.errors import CamCancelled, InspectorError
+from engine.export import CsvAppender, write_npy, write_png
+from engine.images import load_image
+from engine.localization import Box, energy_in_box, pointing_hit
+from engine.render import render_heatmap, render_overlay, render_panels
+
+CSV_COLUMNS = (
+    "path",
+    "status",
+    "error",
+    "ground_truth",
+    "predicted",
+    "confidence",
+    "target",
+    "layer",
+    "method",
+    "pointing_hit",
+    "energy_in_box",
+    "top5",
+)
+BatchProgress = Callable[[int, int, int], None]  # done, total, failed
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What a batch run computes and writes."""
+
+    output: Path
+    method: str = "gradcam"
+    layer: str | None = None
+    target: str = "pred"
+    colormap: str = "jet"
+    alpha: float = 0.5
+    threshold: float = 0.0
+    blur_sigma: float = 0.0
+    batch_size: int = 8
+    save_raw: bool = False
+    panels: bool = False
+    draw_boxes: bool = False
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """How a batch run ended."""
+
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: bool
+    csv_path: Path
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    record: ImageRecord
+    image: np.ndarray | None
+    boxes: tuple[Box, ...]
+    error: str
+
+
+def output_stems(records: Sequence[ImageRecord], output: Path) -> list[Path]:
+    """Output path prefix per image, mirroring sub-folders; 'a.png' and 'a.jpg' stay apart."""
+    seen: dict[Path, int] = {}
+    for record in records:
+        key = record.rel_path.with_suffix("")
+        seen[key] = seen.get(key, 0) + 1
+    stems = []
+    for record in records:
+        key = record.rel_path.with_suffix("")
+        if seen[key] > 1:
+            key = key.with_name(f"{key.name}_{record.rel_path.suffix.lstrip('.').lower()}")
+        stems.append(output / key)
+    return stems
+
+
+def _load(record: ImageRecord) -> _Loaded:
+    try:
+        image = load_image(record.path)
+    except InspectorError as exc:
+        return _Loaded(record, None, (), str(exc))
+    try:
+        boxes = load_boxes(record)
+    except InspectorError as exc:
+        # A broken annotation must not hide the map: explain the image, report the XML.
+        return _Loaded(record, image, (), f"annotation ignored: {exc}")
+    return _Loaded(record, image, boxes, "")
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]
+
+
+def _format_score(value: float | bool | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return str(int(value))
+    return f"{value:.4f}"
+
+
+class BatchRunner:
+    """Runs one batch export; decoding and file writing overlap the model on a helper thread."""
+
+    def __init__(self, engine: CamEngine, options: BatchOptions) -> None:
+        self.engine = engine
+        self.options = options
+        self._target = parse_target(options.target, engine.classes)
+        self.layer = engine.resolve_layers(options.layer)[0]
+
+    def _write_files(self, stem: Path, loaded: _Loaded, result: CamResult) -> None:
+        opts = self.options
+        image = loaded.image
+        boxes = loaded.boxes if opts.draw_boxes else ()
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        write_png(
+            stem.with_name(stem.name + "_heatmap.png"), render_heatmap(result.cam, opts.colormap)
+        )
+        overlay = render_overlay(
+            image, result.cam, opts.colormap, opts.alpha, opts.threshold, boxes=boxes
+        )
+        write_png(stem.with_name(stem.name + "_overlay.png"), overlay)
+        if opts.save_raw:
+            write_npy(stem.with_name(stem.name + "_cam.npy"), result.cam.astype(np.float32))
+        if opts.panels:
+            pred = result.predicted
+            title = (
+                f"pred: {pred.name} {pred.probability:.2f} | target: {result.target_name} | "
+                f"{result.method} @ {result.layer}"
+            )
+            figure = render_panels(image, result.cam, opts.colormap, opts.alpha, title, boxes)
+            write_png(stem.with_name(stem.name + "_panels.png"), figure)
+
+    def _row(self, loaded: _Loaded, result: CamResult | None, error: str) -> dict[str, str]:
+        row = {
+            "path": loaded.record.rel_path.as_posix(),
+            "status": "error" if result is None else "ok",
+            "error": error,
+            "ground_truth": loaded.record.ground_truth or "",
+            "layer": self.layer,
+            "method": self.options.method,
+        }
+        if result is not None:
+            row |= {
+                "predicted": result.predicted.name,
+                "confidence": f"{result.predicted.probability:.4f}",
+                "target": result.target_name,
+                "pointing_hit": _format_score(pointing_hit(result.cam, loaded.boxes)),
+                "energy_in_box": _format_score(energy_in_box(result.cam, loaded.boxes)),
+                "top5": ";".join(f"{p.name}:{p.probability:.4f}" for p in result.top_k),
+            }
+        return row
+
+    def _explain(self, good: list[_Loaded], cancel: CancelCheck | None) -> list[CamResult]:
+        truth = [self._truth_index(item.record) for item in good]
+        return self.engine.explain(
+            [item.image for item in good],
+            self.options.method,
+            self.layer,
+            target=self._target,
+            ground_truth=truth,
+            blur_sigma=self.options.blur_sigma,
+            cancel=cancel,
+        )
+
+    def _truth_index(self, record: ImageRecord) -> int | None:
+        if record.ground_truth in self.engine.classes:
+            return self.engine.classes.index(record.ground_truth)
+        return None
+
+    def _finish_chunk(
+        self,
+        chunk: Sequence[_Loaded],
+        stems: Sequence[Path],
+        csv: CsvAppender,
+        cancel: CancelCheck | None,
+    ) -> int:
+        """Explain the decodable images of a chunk, write their files, append every row."""
+        good = [item for item in chunk if item.image is not None]
+        try:
+            results = iter(self._explain(good, cancel)) if good else iter(())
+            batch_error = ""
+        except InspectorError as exc:
+            results, batch_error = iter(()), str(exc)
+        failed = 0
+        for item, stem in zip(chunk, stems, strict=True):
+            result = next(results, None) if item.image is not None and not batch_error else None
+            error = item.error if item.image is None else batch_error
+            if result is not None:
+                try:
+                    self._write_files(stem, item, result)
+                    error = item.error  # e.g. an ignored annotation, reported but not fatal
+                except InspectorError as exc:
+                    result, error = None, str(exc)
+            failed += result is None
+            csv.append(self._row(item, result, error))
+        return failed
+
+    def run(
+        self,
+        records: Sequence[ImageRecord],
+        progress: BatchProgress | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> BatchSummary:
+        """Process every record; a bad file becomes an error row and the run goes on."""
+        start = time.perf_counter()
+        output = self.options.output
+        output.mkdir(parents=True, exist_ok=True)
+        stems = output_stems(records, output)
+        size = max(1, self.options.batch_size)
+        done = failed = 0
+        cancelled = False
+        csv_path = output / "results.csv"
+        with CsvAppender(csv_path, CSV_COLUMNS) as csv, ThreadPoolExecutor(1) as pool:
+            chunks = list(zip(_chunks(records, size), _chunks(stems, size), strict=True))
+            pending: Future | None = None
+            if chunks:
+                pending = pool.submit(lambda c=chunks[0][0]: [_load(r) for r in c])
+            for index, (_chunk, chunk_stems) in enumerate(chunks):
+                loaded = pending.result()
+                # Decode the next chunk while the model works on this one; one chunk ahead
+                # keeps memory flat however long the run.
+                if index + 1 < len(chunks):
+                    nxt = chunks[index + 1][0]
+                    pending = pool.submit(lambda c=nxt: [_load(r) for r in c])
+                try:
+                    failed += self._finish_chunk(loaded, chunk_stems, csv, cancel)
+                except CamCancelled:
+                    cancelled = True
+                    break
+                done += len(loaded)
+                if progress is not None:
+                    progress(done, len(records), failed)
+        return BatchSummary(
+            len(records), done - failed, failed, cancelled, csv_path, time.perf_counter() - start
+        )

@@ -1,0 +1,206 @@
+"""The command line: batch export, the layer table, demo data and demo training."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from engine import __version__
+from engine.errors import InspectorError
+from engine.methods import ALL_METHODS
+from engine.profile import KNOWN_COLORMAPS, ModelProfile, demo_profile_path, load_profile
+from engine.resources import resource_path
+
+EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+DEFAULT_OUTPUT = Path("gradcam-output")
+
+
+def demo_images_dir() -> Path:
+    """The bundled sample images (NEU-DET layout with annotations)."""
+    return resource_path("samples")
+
+
+class ProgressBar:
+    """A one-line progress bar with rate and ETA, drawn only on a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        filled = int(30 * done / total)
+        bar = "#" * filled + "." * (30 - filled)
+        errors = f" {failed} failed" if failed else ""
+        self.stream.write(f"\r[{bar}] {done}/{total} {rate:.1f} img/s ETA {eta:4.0f} s{errors}   ")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _add_profile_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", type=Path, help="model profile (TOML); default: the demo")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow a full pickled model (it can run code: only for files you trust)",
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradcam-inspector", description="See where an image classifier looks."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    batch = commands.add_parser("batch", help="write heatmaps, overlays and results.csv")
+    _add_profile_args(batch)
+    batch.add_argument("--input", type=Path, help="image file or folder; default: demo images")
+    batch.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder")
+    batch.add_argument("--method", choices=ALL_METHODS, help="default: the profile's")
+    batch.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
+    batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
+    batch.add_argument("--colormap", choices=KNOWN_COLORMAPS, help="default: the profile's")
+    batch.add_argument("--alpha", type=float, help="heatmap opacity 0..1; default: the profile's")
+    batch.add_argument("--threshold", type=float, default=0.0, help="hide heat below 0..1")
+    batch.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in pixels")
+    batch.add_argument("--batch-size", type=int, default=8)
+    batch.add_argument("--save-raw", action="store_true", help="also write <stem>_cam.npy")
+    batch.add_argument("--panels", action="store_true", help="also write <stem>_panels.png")
+    batch.add_argument("--boxes", action="store_true", help="draw ground-truth boxes")
+    batch.add_argument(
+        "--allow-inside-input", action="store_true", help="allow an output inside the input"
+    )
+
+    layers = commands.add_parser("layers", help="print the model's layer table")
+    _add_profile_args(layers)
+
+    demo = commands.add_parser("demo-data", help="write generated NEU-like images")
+    demo.add_argument("--output", type=Path, required=True)
+    demo.add_argument("--count", type=int, default=60)
+    demo.add_argument("--seed", type=int, default=0)
+
+    train = commands.add_parser("train-demo", help="retrain the demo model and measure it")
+    train.add_argument(
+        "--output", type=Path, default=None, help="weights file; default: the bundled demo"
+    )
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--count", type=int, default=None, help="training images")
+    return parser
+
+
+def _profile(args: argparse.Namespace) -> ModelProfile:
+    return load_profile(args.profile if args.profile else demo_profile_path())
+
+
+def _engine(args: argparse.Namespace, profile: ModelProfile):
+    from engine.cam import CamEngine
+
+    return CamEngine.from_profile(profile, args.device, trust_pickle=args.trust_pickle)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from engine.batch import BatchOptions, BatchRunner
+    from engine.dataset import scan_images
+    from engine.export import ensure_output_dir
+
+    profile = _profile(args)
+    input_path = args.input if args.input else demo_images_dir()
+    records = scan_images(input_path, profile.classes)
+    if not records:
+        raise InspectorError(f"no images found in '{input_path}'")
+    root = input_path if input_path.is_dir() else None
+    output = ensure_output_dir(args.output, root, args.allow_inside_input)
+    engine = _engine(args, profile)
+    options = BatchOptions(
+        output=output,
+        method=args.method or profile.cam.method,
+        layer=args.layer or profile.cam.layer,
+        target=args.target,
+        colormap=args.colormap or profile.cam.colormap,
+        alpha=profile.cam.alpha if args.alpha is None else args.alpha,
+        threshold=args.threshold,
+        blur_sigma=args.blur,
+        batch_size=args.batch_size,
+        save_raw=args.save_raw,
+        panels=args.panels,
+        draw_boxes=args.boxes,
+    )
+    if not 0.0 <= options.alpha <= 1.0:
+        raise InspectorError(f"--alpha must be between 0 and 1, got {options.alpha}")
+    runner = BatchRunner(engine, options)
+    print(
+        f"{len(records)} images, {profile.name} on {engine.device}, "
+        f"{options.method} @ {runner.layer}, output {output}",
+        file=sys.stderr,
+    )
+    summary = runner.run(records, progress=ProgressBar())
+    print(
+        f"{summary.succeeded} ok, {summary.failed} failed in {summary.seconds:.1f} s; "
+        f"results in {summary.csv_path}",
+        file=sys.stderr,
+    )
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from engine.layers import format_inventory
+
+    profile = _profile(args)
+    engine = _engine(args, profile)
+    print(format_inventory(engine.inventory))
+    return EXIT_OK
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from engine.demo_data import write_neu_det
+
+    paths = write_neu_det(args.output, args.count, args.seed)
+    print(f"wrote {len(paths)} images with annotations to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    from engine.train_demo import train_demo
+
+    kwargs = {}
+    if args.epochs is not None:
+        kwargs["epochs"] = args.epochs
+    if args.count is not None:
+        kwargs["train_count"] = args.count
+    output = args.output or resource_path("demo", "demo_resnet18.safetensors")
+    train_demo(output, **kwargs)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "batch": cmd_batch,
+    "layers": cmd_layers,
+    "demo-data": cmd_demo_data,
+    "train-demo": cmd_train_demo,
+}
+
+
+def run(argv: Sequence[str]) -> int:
+    """Parse and run one command; user errors print one line on stderr and exit 2."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    try:
+        return COMMANDS[args.command](args)
+    except InspectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

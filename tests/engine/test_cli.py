@@ -1,0 +1,238 @@
+"""Tests for engine/cli.py and engine/batch.py: the command line end to end."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from engine.cli import run
+from engine.demo_data import write_neu_det
+from tests.conftest import NEU
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _decode(path: Path) -> np.ndarray:
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert image is not None, path
+    return image
+
+
+@pytest.fixture(scope="module")
+def tiny_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A resnet18 profile at 64x64 with random weights the test saves (the user's own file)."""
+    folder = tmp_path_factory.mktemp("profile")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=6)
+    torch.save(model.state_dict(), folder / "weights.pth")
+    classes = ", ".join(f'"{c}"' for c in NEU)
+    (folder / "tiny.toml").write_text(
+        f'name = "tiny"\narchitecture = "resnet18"\nweights = "weights.pth"\n'
+        f"classes = [{classes}]\n[preprocess]\nsize = [64, 64]\n"
+        '[cam]\nmethod = "gradcam"\ncolormap = "viridis"\nalpha = 0.4\n',
+        encoding="utf-8",
+    )
+    return folder / "tiny.toml"
+
+
+@pytest.fixture(scope="module")
+def neu_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("neu")
+    write_neu_det(folder, 12, seed=3)
+    return folder
+
+
+def test_batch_end_to_end(tiny_profile: Path, neu_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = run(
+        [
+            "batch",
+            "--profile",
+            str(tiny_profile),
+            "--input",
+            str(neu_folder),
+            "--output",
+            str(out),
+            "--save-raw",
+            "--panels",
+            "--batch-size",
+            "5",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    rows = _read_csv(out / "results.csv")
+    assert len(rows) == 12
+    assert {r["status"] for r in rows} == {"ok"}
+    assert {r["method"] for r in rows} == {"gradcam"} and {r["layer"] for r in rows} == {"layer4"}
+    first = rows[0]
+    assert first["path"] == "IMAGES/crazing_1.jpg" and first["ground_truth"] == "crazing"
+    assert first["predicted"] in NEU and 0 < float(first["confidence"]) <= 1
+    assert all(r["pointing_hit"] in ("0", "1") for r in rows)
+    assert all(0.0 <= float(r["energy_in_box"]) <= 1.0 for r in rows)
+    stem = out / "IMAGES" / "crazing_1"
+    heatmap = _decode(stem.with_name("crazing_1_heatmap.png"))
+    overlay = _decode(stem.with_name("crazing_1_overlay.png"))
+    assert heatmap.shape == overlay.shape == (200, 200, 3)
+    cam = np.load(stem.with_name("crazing_1_cam.npy"))
+    assert cam.dtype == np.float32 and cam.shape == (200, 200)
+    assert cam.min() >= 0.0 and cam.max() == pytest.approx(1.0, abs=1e-3)
+    assert _decode(stem.with_name("crazing_1_panels.png")).shape[1] > 3 * 200
+    assert not any(neu_folder.rglob("*_overlay.png"))  # nothing written into the input
+
+
+def test_bad_files_get_error_rows_and_the_run_goes_on(
+    tiny_profile: Path, neu_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = sorted((neu_folder / "IMAGES").glob("*.jpg"))[:2]
+    for path in good:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image", encoding="utf-8")
+    jpeg = good[0].read_bytes()
+    (folder / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    out = tmp_path / "out"
+    code = run(
+        ["batch", "--profile", str(tiny_profile), "--input", str(folder), "--output", str(out)]
+    )
+    assert code == 3
+    rows = {r["path"]: r for r in _read_csv(out / "results.csv")}
+    assert len(rows) == 5
+    for name in ("empty.png", "notes.png", "cut.jpg"):
+        assert rows[name]["status"] == "error"
+        assert name in rows[name]["error"] and "\n" not in rows[name]["error"]
+    assert [rows[p.name]["status"] for p in good] == ["ok", "ok"]
+    assert (out / f"{good[0].stem}_overlay.png").is_file()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_mismatched_checkpoint_is_a_usage_error(
+    neu_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "w.pth")
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        'name = "x"\narchitecture = "resnet18"\nweights = "w.pth"\n'
+        'classes = ["a", "b", "c", "d", "e", "f"]\n',
+        encoding="utf-8",
+    )
+    code = run(
+        [
+            "batch",
+            "--profile",
+            str(profile),
+            "--input",
+            str(neu_folder),
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "10 classes" in err and "6" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_usage_errors(tiny_profile: Path, neu_folder: Path, tmp_path: Path, capsys) -> None:
+    assert (
+        run(
+            [
+                "batch",
+                "--profile",
+                str(tiny_profile),
+                "--input",
+                str(tmp_path / "nope"),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    assert (
+        run(
+            [
+                "batch",
+                "--profile",
+                str(tiny_profile),
+                "--input",
+                str(neu_folder),
+                "--output",
+                str(neu_folder / "out"),
+            ]
+        )
+        == 2
+    )
+    assert "inside the input" in capsys.readouterr().err
+    assert (
+        run(
+            [
+                "batch",
+                "--profile",
+                str(tiny_profile),
+                "--input",
+                str(neu_folder),
+                "--output",
+                str(tmp_path / "o"),
+                "--layer",
+                "layer9",
+            ]
+        )
+        == 2
+    )
+    assert "no layer 'layer9'" in capsys.readouterr().err
+
+
+def test_target_and_method_options(tiny_profile: Path, neu_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    code = run(
+        [
+            "batch",
+            "--profile",
+            str(tiny_profile),
+            "--input",
+            str(neu_folder / "IMAGES"),
+            "--output",
+            str(out),
+            "--target",
+            "scratches",
+            "--method",
+            "eigencam",
+            "--layer",
+            "layer3",
+        ]
+    )
+    assert code == 0
+    rows = _read_csv(out / "results.csv")
+    assert {r["target"] for r in rows} == {"scratches"}
+    assert {r["method"] for r in rows} == {"eigencam"} and {r["layer"] for r in rows} == {"layer3"}
+    # Annotations one level above the scanned IMAGES/ folder are still found.
+    assert all(r["pointing_hit"] in ("0", "1") for r in rows)
+
+
+def test_layers_command(tiny_profile: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run(["layers", "--profile", str(tiny_profile)]) == 0
+    table = capsys.readouterr().out
+    marked = [line.split()[0] for line in table.splitlines() if "<- default" in line]
+    assert marked == ["layer4"]
+    assert "Linear" in table and "512x2x2" in table
+
+
+def test_demo_data_command(tmp_path: Path) -> None:
+    assert run(["demo-data", "--output", str(tmp_path / "d"), "--count", "7", "--seed", "5"]) == 0
+    images = sorted((tmp_path / "d" / "IMAGES").glob("*.jpg"))
+    annotations = sorted((tmp_path / "d" / "ANNOTATIONS").glob("*.xml"))
+    assert len(images) == len(annotations) == 7
+    assert _decode(images[0]).shape == (200, 200)
