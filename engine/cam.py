@@ -1,4 +1,4 @@
-"""Class activation maps: hooks on target layers, one forward/backward pass, every method from it."""
+"""Class activation maps: hooks on target layers, one model pass, every method from it."""
 
 from __future__ import annotations
 

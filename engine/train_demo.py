@@ -1,4 +1,4 @@
-"""Trains the bundled demo model on generated NEU-like images and measures it (accuracy, pointing game)."""
+"""Trains the bundled demo model on generated NEU-like images and measures it."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def test_scorecam_equals_pytorch_grad_cam(tiny_net: TinyNet) -> None:
 
 
 def _peak_model() -> nn.Module:
-    """Class 0's logit grows with the image's brightness, so its map is where the image is bright."""
+    """Class 0's logit grows with brightness, so its map is where the image is bright."""
     model = TinyNet(classes=2)
     with torch.no_grad():
         for module in model.features:
