@@ -1,0 +1,175 @@
+"""Engine benchmark: Grad-CAM cost against inference and throughput against pytorch-grad-cam and Captum.
+
+Run: `python benchmarks/bench_engine.py [--device cpu] [--images 32] [--memory-images 2000]`.
+Every figure is a ratio of timings taken in this one run, interleaved, so a busy machine slows
+all contenders alike. Needs the test extras (grad-cam, captum).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torchvision
+
+from engine.cam import CamEngine
+from engine.export import write_png
+from engine.render import render_overlay
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], rounds: int, repeats: int) -> dict:
+    """Median seconds per contender, measured in alternating rounds after one warm-up each."""
+    for fn in contenders.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            times[name].append(median_time(fn, repeats))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def single_cam_vs_inference(engine: CamEngine, image: np.ndarray, rounds: int) -> None:
+    model = engine.model
+
+    def inference() -> None:
+        with torch.inference_mode():
+            model(engine.prepare([image]))
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def gradcam() -> None:
+        engine.explain([image], "gradcam", "layer4")
+
+    t = interleaved({"inference": inference, "gradcam": gradcam}, rounds, 5)
+    ratio = t["gradcam"] / t["inference"]
+    print(
+        f"single image: inference {t['inference'] * 1e3:.1f} ms, Grad-CAM "
+        f"{t['gradcam'] * 1e3:.1f} ms -> Grad-CAM / inference = {ratio:.3f} (target <= 1.15)"
+    )
+
+
+def throughput(engine: CamEngine, images: list[np.ndarray], batch: int, rounds: int) -> None:
+    from captum.attr import LayerAttribution, LayerGradCam
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    model = engine.model
+    layer = model.layer4
+    out = Path(tempfile.mkdtemp(prefix="bench-"))
+    chunks = [images[i : i + batch] for i in range(0, len(images), batch)]
+
+    def ours() -> None:
+        for chunk in chunks:
+            for i, result in enumerate(engine.explain(chunk, "gradcam", "layer4")):
+                write_png(out / f"ours_{i}.png", render_overlay(chunk[i], result.cam, "jet", 0.5))
+
+    def pytorch_grad_cam() -> None:
+        with GradCAM(model=model, target_layers=[layer]) as cam:
+            for chunk in chunks:
+                tensor = engine.prepare(chunk)
+                maps = cam(input_tensor=tensor, targets=None)
+                for i, grayscale in enumerate(maps):
+                    rgb = np.float32(chunk[i]) / 255
+                    visual = show_cam_on_image(rgb, grayscale, use_rgb=True)
+                    cv2.imwrite(str(out / f"pgc_{i}.png"), cv2.cvtColor(visual, cv2.COLOR_RGB2BGR))
+
+    def captum() -> None:
+        explainer = LayerGradCam(model, layer)
+        for chunk in chunks:
+            tensor = engine.prepare(chunk)
+            with torch.no_grad():
+                target = model(tensor).argmax(dim=1)
+            attr = explainer.attribute(tensor, target=target, relu_attributions=True)
+            up = LayerAttribution.interpolate(attr, tuple(tensor.shape[-2:]), "bilinear")
+            up = up[:, 0].detach().cpu().numpy()
+            for i, cam in enumerate(up):
+                cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-7)
+                write_png(out / f"captum_{i}.png", render_overlay(chunk[i], cam, "jet", 0.5))
+
+    t = interleaved(
+        {"ours": ours, "pytorch-grad-cam": pytorch_grad_cam, "captum": captum}, rounds, 1
+    )
+    n = len(images)
+    for name, seconds in t.items():
+        print(f"batch throughput {name:17s}: {n / seconds:6.1f} images/s")
+    print(f"ours / pytorch-grad-cam = {t['pytorch-grad-cam'] / t['ours']:.2f}x (target >= 3)")
+    print(f"ours / captum           = {t['captum'] / t['ours']:.2f}x (target >= 1)")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+
+def memory_over_batch(count: int, device: str) -> None:
+    """Run the real batch export over `count` generated images, sampling resident memory."""
+    from engine.batch import BatchOptions, BatchRunner
+    from engine.dataset import scan_images
+    from engine.demo_data import write_neu_det
+    from engine.profile import demo_profile_path, load_profile
+
+    work = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    write_neu_det(work / "in", count, seed=7)
+    profile = load_profile(demo_profile_path())
+    engine = CamEngine.from_profile(profile, device)
+    records = scan_images(work / "in", profile.classes)
+    samples: list[tuple[int, float]] = []
+
+    def progress(done: int, total: int, failed: int) -> None:
+        if not samples or done - samples[-1][0] >= total // 10 or done == total:
+            samples.append((done, rss_mb()))
+
+    runner = BatchRunner(engine, BatchOptions(output=work / "out", batch_size=16))
+    summary = runner.run(records, progress=progress)
+    curve = ", ".join(f"{done}: {mb:.0f} MB" for done, mb in samples)
+    growth = samples[-1][1] - samples[1][1] if len(samples) > 1 else 0.0
+    print(
+        f"batch export of {count} images (demo model): {count / summary.seconds:.1f} images/s; "
+        f"RSS {curve}; growth after the first tenth {growth:+.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory-images", type=int, default=0, help="0 skips the memory run")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None).eval()
+    engine = CamEngine(model, [str(i) for i in range(1000)], (224, 224), MEAN, STD, args.device)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(args.images)]
+    print(
+        f"ResNet50 224x224 on {engine.device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    single_cam_vs_inference(engine, images[0], args.rounds)
+    throughput(engine, images, args.batch_size, args.rounds)
+    if args.memory_images:
+        memory_over_batch(args.memory_images, args.device)
+
+
+if __name__ == "__main__":
+    main()
