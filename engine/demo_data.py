@@ -77,7 +77,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) 
 
 
 def _grain(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Fine unit-variance grain; uniform noise is 3x cheaper than normal and looks alike blurred."""
+    """Fine grain (std ~0.8); uniform noise is 3x cheaper than normal and looks alike blurred."""
     noise = rng.random((size, size), dtype=np.float32) - np.float32(0.5)
     return cv2.GaussianBlur(noise, (3, 3), 0.6) * np.float32(math.sqrt(12.0) * 1.6)
 
