@@ -12,17 +12,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.dataset import NEU_CLASSES
 from engine.errors import InspectorError
 from engine.localization import Box
 
-NEU_CLASSES = (
-    "crazing",
-    "inclusion",
-    "patches",
-    "pitted_surface",
-    "rolled-in_scale",
-    "scratches",
-)
+__all__ = [
+    "NEU_CLASSES",
+    "DemoSample",
+    "generate_sample",
+    "generate_samples",
+    "voc_xml",
+    "write_neu_det",
+]
 
 _MAX_COUNT = 100_000
 _MIN_SIZE = 64

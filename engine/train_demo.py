@@ -27,6 +27,10 @@ HELD_OUT_SEED = 1
 Log = Callable[[str], None]
 
 
+def _log(text: str) -> None:
+    print(text, flush=True)
+
+
 @dataclass(frozen=True)
 class DemoScores:
     """What the held-out evaluation measured."""
@@ -72,7 +76,7 @@ def train_demo(
     epochs: int = 8,
     batch_size: int = 32,
     seed: int = TRAIN_SEED,
-    log: Log = print,
+    log: Log = _log,
 ) -> DemoScores:
     """Train from scratch with a fixed seed, save safetensors weights, return held-out scores."""
     torch.manual_seed(seed)
