@@ -101,6 +101,10 @@ def _load(record: ImageRecord) -> _Loaded:
     return _Loaded(record, image, boxes, "")
 
 
+def _load_all(records: Sequence[ImageRecord]) -> list[_Loaded]:
+    return [_load(record) for record in records]
+
+
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for first in range(0, len(items), size):
         yield items[first : first + size]
@@ -183,28 +187,36 @@ class BatchRunner:
             return self.engine.classes.index(record.ground_truth)
         return None
 
-    def _finish_chunk(
-        self,
-        chunk: Sequence[_Loaded],
-        stems: Sequence[Path],
-        csv: CsvAppender,
-        cancel: CancelCheck | None,
-    ) -> int:
-        """Explain the decodable images of a chunk, write their files, append every row."""
+    def _explain_chunk(
+        self, chunk: Sequence[_Loaded], cancel: CancelCheck | None
+    ) -> list[tuple[_Loaded, CamResult | None, str]]:
+        """Explain the decodable images of a chunk; undecodable ones keep their error."""
         good = [item for item in chunk if item.image is not None]
         try:
             results = iter(self._explain(good, cancel)) if good else iter(())
             batch_error = ""
         except InspectorError as exc:
             results, batch_error = iter(()), str(exc)
+        outcomes = []
+        for item in chunk:
+            if item.image is None or batch_error:
+                outcomes.append((item, None, item.error or batch_error))
+            else:
+                outcomes.append((item, next(results), item.error))
+        return outcomes
+
+    def _write_chunk(
+        self,
+        outcomes: Sequence[tuple[_Loaded, CamResult | None, str]],
+        stems: Sequence[Path],
+        csv: CsvAppender,
+    ) -> int:
+        """Write each image's files and its CSV row; returns how many failed."""
         failed = 0
-        for item, stem in zip(chunk, stems, strict=True):
-            result = next(results, None) if item.image is not None and not batch_error else None
-            error = item.error if item.image is None else batch_error
+        for (item, result, error), stem in zip(outcomes, stems, strict=True):
             if result is not None:
                 try:
                     self._write_files(stem, item, result)
-                    error = item.error  # e.g. an ignored annotation, reported but not fatal
                 except InspectorError as exc:
                     result, error = None, str(exc)
             failed += result is None
@@ -217,35 +229,48 @@ class BatchRunner:
         progress: BatchProgress | None = None,
         cancel: CancelCheck | None = None,
     ) -> BatchSummary:
-        """Process every record; a bad file becomes an error row and the run goes on."""
+        """Process every record; a bad file becomes an error row and the run goes on.
+
+        One helper thread decodes the next chunk and writes the previous one while the model
+        works on the current one (OpenCV releases the GIL); at most three chunks are alive at
+        once, so memory stays flat however long the run.
+        """
         start = time.perf_counter()
         output = self.options.output
         output.mkdir(parents=True, exist_ok=True)
         stems = output_stems(records, output)
         size = max(1, self.options.batch_size)
+        chunks = list(zip(_chunks(records, size), _chunks(stems, size), strict=True))
         done = failed = 0
         cancelled = False
         csv_path = output / "results.csv"
         with CsvAppender(csv_path, CSV_COLUMNS) as csv, ThreadPoolExecutor(1) as pool:
-            chunks = list(zip(_chunks(records, size), _chunks(stems, size), strict=True))
-            pending: Future | None = None
-            if chunks:
-                pending = pool.submit(lambda c=chunks[0][0]: [_load(r) for r in c])
-            for index, (_chunk, chunk_stems) in enumerate(chunks):
-                loaded = pending.result()
-                # Decode the next chunk while the model works on this one; one chunk ahead
-                # keeps memory flat however long the run.
+
+            def settle(writing: Future | None, count: int) -> None:
+                nonlocal done, failed
+                if writing is None:
+                    return
+                failed += writing.result()
+                done += count
+                if progress is not None:
+                    progress(done, len(records), failed)
+
+            loading = pool.submit(_load_all, chunks[0][0]) if chunks else None
+            writing: Future | None = None
+            written = 0
+            for index, (_records, chunk_stems) in enumerate(chunks):
+                loaded = loading.result()
                 if index + 1 < len(chunks):
-                    nxt = chunks[index + 1][0]
-                    pending = pool.submit(lambda c=nxt: [_load(r) for r in c])
+                    loading = pool.submit(_load_all, chunks[index + 1][0])
                 try:
-                    failed += self._finish_chunk(loaded, chunk_stems, csv, cancel)
+                    outcomes = self._explain_chunk(loaded, cancel)
                 except CamCancelled:
                     cancelled = True
                     break
-                done += len(loaded)
-                if progress is not None:
-                    progress(done, len(records), failed)
+                settle(writing, written)
+                writing = pool.submit(self._write_chunk, outcomes, chunk_stems, csv)
+                written = len(outcomes)
+            settle(writing, written)
         return BatchSummary(
             len(records), done - failed, failed, cancelled, csv_path, time.perf_counter() - start
         )

@@ -1,0 +1,65 @@
+"""Tests for engine/batch.py: streaming, cancel, name collisions, broken annotations."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from engine.batch import BatchOptions, BatchRunner, output_stems
+from engine.cam import CamEngine
+from engine.dataset import ImageRecord, scan_images
+from engine.demo_data import write_neu_det
+from tests.conftest import NEU, TinyNet
+
+
+def _engine() -> CamEngine:
+    torch.manual_seed(0)
+    return CamEngine(TinyNet(classes=6), NEU, (32, 32), (0.5,) * 3, (0.25,) * 3, "cpu")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_cancel_midway_keeps_finished_rows(tmp_path: Path) -> None:
+    write_neu_det(tmp_path / "in", 20, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    calls = []
+
+    def progress(done: int, total: int, failed: int) -> None:
+        calls.append((done, total, failed))
+
+    runner = BatchRunner(_engine(), BatchOptions(output=tmp_path / "out", batch_size=4))
+    summary = runner.run(records, progress, cancel=lambda: len(calls) >= 2)
+    assert summary.cancelled
+    rows = _rows(tmp_path / "out" / "results.csv")
+    assert 8 <= len(rows) < 20
+    assert calls[0] == (4, 20, 0) and calls[1] == (8, 20, 0)
+    written = sorted((tmp_path / "out" / "IMAGES").glob("*_overlay.png"))
+    assert len(written) == len(rows)
+
+
+def test_same_stem_different_extension_do_not_collide(tmp_path: Path) -> None:
+    records = [
+        ImageRecord(tmp_path / "a.png", Path("sub/a.png"), None, None),
+        ImageRecord(tmp_path / "a.jpg", Path("sub/a.jpg"), None, None),
+        ImageRecord(tmp_path / "b.png", Path("b.png"), None, None),
+    ]
+    stems = output_stems(records, tmp_path / "o")
+    assert stems == [tmp_path / "o/sub/a_png", tmp_path / "o/sub/a_jpg", tmp_path / "o/b"]
+
+
+def test_broken_annotation_is_reported_but_the_image_is_explained(tmp_path: Path) -> None:
+    write_neu_det(tmp_path / "in", 2, seed=1)
+    (tmp_path / "in" / "ANNOTATIONS" / "crazing_1.xml").write_text("<annotation><object>")
+    records = scan_images(tmp_path / "in", NEU)
+    summary = BatchRunner(_engine(), BatchOptions(output=tmp_path / "out")).run(records)
+    rows = {r["path"]: r for r in _rows(tmp_path / "out" / "results.csv")}
+    broken = rows["IMAGES/crazing_1.jpg"]
+    assert broken["status"] == "ok" and "annotation ignored" in broken["error"]
+    assert broken["pointing_hit"] == ""
+    assert rows["IMAGES/inclusion_1.jpg"]["pointing_hit"] in ("0", "1")
+    assert summary.succeeded == 2 and summary.failed == 0
