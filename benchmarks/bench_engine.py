@@ -1,4 +1,4 @@
-"""Engine benchmark: Grad-CAM cost against inference and throughput against pytorch-grad-cam and Captum.
+"""Engine benchmark: Grad-CAM cost against inference, throughput against pytorch-grad-cam, Captum.
 
 Run: `python benchmarks/bench_engine.py [--device cpu] [--images 32] [--memory-images 2000]`.
 Every figure is a ratio of timings taken in this one run, interleaved, so a busy machine slows
@@ -21,7 +21,7 @@ import torchvision
 
 from engine.cam import CamEngine
 from engine.export import write_png
-from engine.render import render_overlay
+from engine.render import render_heatmap, render_overlay
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -68,42 +68,61 @@ def single_cam_vs_inference(engine: CamEngine, image: np.ndarray, rounds: int) -
 
 
 def throughput(engine: CamEngine, images: list[np.ndarray], batch: int, rounds: int) -> None:
+    """Files in, heatmap and overlay PNGs out, for ours and the two peers, same images."""
     from captum.attr import LayerAttribution, LayerGradCam
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
+    from engine.batch import BatchOptions, BatchRunner
+    from engine.dataset import scan_images
+
     model = engine.model
     layer = model.layer4
-    out = Path(tempfile.mkdtemp(prefix="bench-"))
-    chunks = [images[i : i + batch] for i in range(0, len(images), batch)]
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    (work / "in").mkdir()
+    for i, image in enumerate(images):
+        cv2.imwrite(str(work / "in" / f"img_{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    files = sorted((work / "in").glob("*.png"))
+    chunks = [files[i : i + batch] for i in range(0, len(files), batch)]
+    records = scan_images(work / "in", ())
+    runner = BatchRunner(engine, BatchOptions(output=work / "ours", batch_size=batch))
+
+    def read(paths: list[Path]) -> list[np.ndarray]:
+        return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
 
     def ours() -> None:
-        for chunk in chunks:
-            for i, result in enumerate(engine.explain(chunk, "gradcam", "layer4")):
-                write_png(out / f"ours_{i}.png", render_overlay(chunk[i], result.cam, "jet", 0.5))
+        runner.run(records)
 
     def pytorch_grad_cam() -> None:
         with GradCAM(model=model, target_layers=[layer]) as cam:
             for chunk in chunks:
-                tensor = engine.prepare(chunk)
-                maps = cam(input_tensor=tensor, targets=None)
-                for i, grayscale in enumerate(maps):
-                    rgb = np.float32(chunk[i]) / 255
-                    visual = show_cam_on_image(rgb, grayscale, use_rgb=True)
-                    cv2.imwrite(str(out / f"pgc_{i}.png"), cv2.cvtColor(visual, cv2.COLOR_RGB2BGR))
+                rgbs = read(chunk)
+                maps = cam(input_tensor=engine.prepare(rgbs), targets=None)
+                for path, rgb, grayscale in zip(chunk, rgbs, maps, strict=True):
+                    visual = show_cam_on_image(np.float32(rgb) / 255, grayscale, use_rgb=True)
+                    heat = cv2.applyColorMap(np.uint8(255 * grayscale), cv2.COLORMAP_JET)
+                    cv2.imwrite(str(work / f"pgc_{path.stem}_heatmap.png"), heat)
+                    cv2.imwrite(
+                        str(work / f"pgc_{path.stem}_overlay.png"),
+                        cv2.cvtColor(visual, cv2.COLOR_RGB2BGR),
+                    )
+
+    # Captum needs the target class before its pass; it gets the predictions for free
+    # (computed here, outside the timing), which favours it.
+    with torch.no_grad():
+        predicted = [model(engine.prepare(read(chunk))).argmax(dim=1) for chunk in chunks]
 
     def captum() -> None:
         explainer = LayerGradCam(model, layer)
-        for chunk in chunks:
-            tensor = engine.prepare(chunk)
-            with torch.no_grad():
-                target = model(tensor).argmax(dim=1)
+        for chunk, target in zip(chunks, predicted, strict=True):
+            rgbs = read(chunk)
+            tensor = engine.prepare(rgbs)
             attr = explainer.attribute(tensor, target=target, relu_attributions=True)
             up = LayerAttribution.interpolate(attr, tuple(tensor.shape[-2:]), "bilinear")
-            up = up[:, 0].detach().cpu().numpy()
-            for i, cam in enumerate(up):
+            for path, rgb, cam in zip(chunk, rgbs, up[:, 0].detach().cpu().numpy(), strict=True):
                 cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-7)
-                write_png(out / f"captum_{i}.png", render_overlay(chunk[i], cam, "jet", 0.5))
+                write_png(work / f"captum_{path.stem}_heatmap.png", render_heatmap(cam, "jet"))
+                write_png(work / f"captum_{path.stem}_overlay.png", render_overlay(rgb, cam))
 
     t = interleaved(
         {"ours": ours, "pytorch-grad-cam": pytorch_grad_cam, "captum": captum}, rounds, 1
