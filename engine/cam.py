@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -15,6 +16,9 @@ from engine.errors import CamCancelled, InspectorError
 from engine.layers import LayerInventory, get_module, layer_inventory
 from engine.methods import ACTIVATION_METHODS, ALL_METHODS, GRADIENT_METHODS
 from engine.state import frozen_model
+
+if TYPE_CHECKING:
+    from engine.profile import ModelProfile
 
 CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[int, int], None]
@@ -184,8 +188,10 @@ class CamEngine:
         mean: Sequence[float],
         std: Sequence[float],
         device: str | torch.device = "auto",
+        layer: str | None = None,
     ) -> None:
         self.device = resolve_device(device)
+        self.preferred_layer = layer
         self.model = model.to(self.device)
         self.classes = tuple(classes)
         self.size = (int(size[0]), int(size[1]))
@@ -197,14 +203,16 @@ class CamEngine:
 
     @classmethod
     def from_profile(
-        cls, profile: object, device: str = "auto", trust_pickle: bool = False
+        cls, profile: ModelProfile, device: str = "auto", trust_pickle: bool = False
     ) -> CamEngine:
         """Load the profile's model and weights (see engine.checkpoint.load_model)."""
         from engine.checkpoint import load_model
 
         loaded = load_model(profile, trust_pickle=trust_pickle)
         pre = profile.preprocess
-        return cls(loaded.model, loaded.classes, pre.size, pre.mean, pre.std, device)
+        return cls(
+            loaded.model, loaded.classes, pre.size, pre.mean, pre.std, device, profile.cam.layer
+        )
 
     # -- layers ---------------------------------------------------------------------------------
     @property
@@ -213,13 +221,20 @@ class CamEngine:
             self._inventory = layer_inventory(self.model, self.size, self.in_channels)
         return self._inventory
 
+    @property
+    def default_layer(self) -> str:
+        """The profile's layer when it names one, else the inventory's automatic choice."""
+        if self.preferred_layer:
+            get_module(self.model, self.preferred_layer)
+            return self.preferred_layer
+        if self.inventory.default_layer is None:
+            raise InspectorError("no layer with a spatial output found; name one with --layer")
+        return self.inventory.default_layer
+
     def resolve_layers(self, layers: str | Sequence[str] | None) -> list[str]:
-        """Layer names to hook; None means the inventory's default layer."""
+        """Layer names to hook; None means the default layer."""
         if layers is None or layers == "" or layers == []:
-            default = self.inventory.default_layer
-            if default is None:
-                raise InspectorError("no layer with a spatial output found; name one with --layer")
-            return [default]
+            return [self.default_layer]
         names = [layers] if isinstance(layers, str) else list(layers)
         for name in names:
             get_module(self.model, name)

@@ -126,7 +126,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     options = BatchOptions(
         output=output,
         method=args.method or profile.cam.method,
-        layer=args.layer or profile.cam.layer,
+        layer=args.layer,
         target=args.target,
         colormap=args.colormap or profile.cam.colormap,
         alpha=profile.cam.alpha if args.alpha is None else args.alpha,

@@ -13,7 +13,7 @@ from engine.cam import CamEngine
 from engine.demo_data import NEU_CLASSES, generate_samples
 from engine.localization import pointing_hit
 from engine.profile import demo_profile_path, load_profile
-from engine.train_demo import DEMO_SIZE, HELD_OUT_SEED, TRAIN_SEED
+from engine.train_demo import DEMO_LAYER, DEMO_SIZE, HELD_OUT_SEED, TRAIN_SEED
 
 # Neither the training set (seed 0) nor the held-out set of train-demo (seed 1).
 FRESH_SEED = 4242
@@ -27,6 +27,7 @@ def demo_engine() -> CamEngine:
 def test_demo_profile_matches_training_recipe(demo_engine: CamEngine) -> None:
     profile = load_profile(demo_profile_path())
     assert profile.preprocess.size == DEMO_SIZE
+    assert demo_engine.default_layer == profile.cam.layer == DEMO_LAYER
     assert demo_engine.classes == NEU_CLASSES
     assert FRESH_SEED not in (TRAIN_SEED, HELD_OUT_SEED)
 
