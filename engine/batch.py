@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
 from engine.dataset import ImageRecord, load_boxes
@@ -99,6 +101,24 @@ def _load(record: ImageRecord) -> _Loaded:
         # A broken annotation must not hide the map: explain the image, report the XML.
         return _Loaded(record, image, (), f"annotation ignored: {exc}")
     return _Loaded(record, image, boxes, "")
+
+
+class _InlineExecutor:
+    """The executor interface, running each task at once in the calling thread."""
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def __enter__(self) -> _InlineExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 def _load_all(records: Sequence[ImageRecord]) -> list[_Loaded]:
@@ -205,6 +225,14 @@ class BatchRunner:
                 outcomes.append((item, next(results), item.error))
         return outcomes
 
+    def _executor(self) -> ThreadPoolExecutor | _InlineExecutor:
+        """A helper thread only when it does not take a core from the model's own threads:
+        on a CPU whose every core runs torch, OpenMP workers would stall waiting for it."""
+        spare_core = (os.cpu_count() or 1) > torch.get_num_threads()
+        if self.engine.device.type == "cuda" or spare_core:
+            return ThreadPoolExecutor(1)
+        return _InlineExecutor()
+
     def _write_chunk(
         self,
         outcomes: Sequence[tuple[_Loaded, CamResult | None, str]],
@@ -231,9 +259,9 @@ class BatchRunner:
     ) -> BatchSummary:
         """Process every record; a bad file becomes an error row and the run goes on.
 
-        One helper thread decodes the next chunk and writes the previous one while the model
-        works on the current one (OpenCV releases the GIL); at most three chunks are alive at
-        once, so memory stays flat however long the run.
+        Where a core is free, one helper thread decodes the next chunk and writes the previous
+        one while the model works on the current one (OpenCV releases the GIL); at most three
+        chunks are alive at once, so memory stays flat however long the run.
         """
         start = time.perf_counter()
         output = self.options.output
@@ -244,7 +272,7 @@ class BatchRunner:
         done = failed = 0
         cancelled = False
         csv_path = output / "results.csv"
-        with CsvAppender(csv_path, CSV_COLUMNS) as csv, ThreadPoolExecutor(1) as pool:
+        with CsvAppender(csv_path, CSV_COLUMNS) as csv, self._executor() as pool:
 
             def settle(writing: Future | None, count: int) -> None:
                 nonlocal done, failed

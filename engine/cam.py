@@ -192,7 +192,12 @@ class CamEngine:
     ) -> None:
         self.device = resolve_device(device)
         self.preferred_layer = layer
-        self.model = model.to(self.device)
+        # oneDNN's CPU convolutions run faster on channels-last tensors (~25% for a ResNet50);
+        # the layout changes how weights are stored, not their values.
+        self._memory_format = (
+            torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        )
+        self.model = model.to(self.device, memory_format=self._memory_format)
         self.classes = tuple(classes)
         self.size = (int(size[0]), int(size[1]))
         self.in_channels = _input_channels(model)
@@ -255,7 +260,7 @@ class CamEngine:
             arrays.append(pixels.reshape(height, width, -1))
         batch = torch.from_numpy(np.stack(arrays)).to(self.device, non_blocking=True)
         batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        return (batch - self._mean) / self._std
+        return ((batch - self._mean) / self._std).contiguous(memory_format=self._memory_format)
 
     # -- the pass -------------------------------------------------------------------------------
     def _resolve_targets(

@@ -63,3 +63,16 @@ def test_broken_annotation_is_reported_but_the_image_is_explained(tmp_path: Path
     assert broken["pointing_hit"] == ""
     assert rows["IMAGES/inclusion_1.jpg"]["pointing_hit"] in ("0", "1")
     assert summary.succeeded == 2 and summary.failed == 0
+
+
+def test_threaded_and_inline_pipelines_write_the_same(tmp_path: Path, monkeypatch) -> None:
+    write_neu_det(tmp_path / "in", 10, seed=2)
+    records = scan_images(tmp_path / "in", NEU)
+    engine = _engine()
+    outputs = {}
+    for name, cores in (("inline", 1), ("threaded", 64)):
+        monkeypatch.setattr("engine.batch.os.cpu_count", lambda cores=cores: cores)
+        runner = BatchRunner(engine, BatchOptions(output=tmp_path / name, batch_size=3))
+        assert runner.run(records).succeeded == 10
+        outputs[name] = _rows(tmp_path / name / "results.csv")
+    assert outputs["inline"] == outputs["threaded"]
