@@ -13,15 +13,10 @@ from engine import __version__
 from engine.errors import InspectorError
 from engine.methods import ALL_METHODS
 from engine.profile import KNOWN_COLORMAPS, ModelProfile, demo_profile_path, load_profile
-from engine.resources import resource_path
+from engine.resources import demo_images_dir, resource_path
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
-
-
-def demo_images_dir() -> Path:
-    """The bundled sample images (NEU-DET layout with annotations)."""
-    return resource_path("samples")
 
 
 class ProgressBar:

@@ -17,3 +17,8 @@ def resources_dir() -> Path:
 def resource_path(*parts: str) -> Path:
     """Path of one bundled resource, e.g. resource_path("profiles", "demo.toml")."""
     return resources_dir().joinpath(*parts)
+
+
+def demo_images_dir() -> Path:
+    """The bundled sample images (NEU-DET layout with annotations)."""
+    return resource_path("samples")

@@ -49,11 +49,11 @@ def test_demo_model_points_at_the_defects(demo_engine: CamEngine) -> None:
     assert np.mean(hits) >= 0.80
 
 
-def test_main_without_arguments_runs_the_demo_batch(
+def test_batch_without_options_runs_the_demo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main.main([]) == 0
+    assert main.main(["batch"]) == 0
     with (tmp_path / "gradcam-output" / "results.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     samples = sorted(Path(demo_profile_path()).parent.parent.joinpath("samples").rglob("*.jpg"))

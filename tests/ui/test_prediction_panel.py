@@ -1,0 +1,48 @@
+"""Tests for ui/prediction_panel.py: bars, the explained class, the ground-truth mark."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from engine.cam import CamResult, Prediction
+from engine.localization import Box
+from ui.prediction_panel import PredictionPanel
+
+
+def _result(target: int = 2) -> CamResult:
+    cam = np.zeros((40, 40), np.float32)
+    cam[5:10, 5:10] = 1.0
+    top = (
+        Prediction(2, "patches", 0.7),
+        Prediction(0, "crazing", 0.2),
+        Prediction(1, "inclusion", 0.1),
+    )
+    name = {p.index: p.name for p in top}[target]
+    return CamResult("gradcam", "layer3", target, name, top, cam[::8, ::8], cam)
+
+
+def test_bars_and_a_disagreeing_ground_truth(qtbot) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.show_result(_result(), "crazing", (Box(0, 0, 20, 20),))
+    assert [b.text() for b in panel.buttons[:3]] == ["patches", "crazing", "inclusion"]
+    assert panel.bars[0].value() == 700 and panel.bars[0].format() == "70.0%"
+    assert not panel.buttons[3].isEnabled()
+    assert "✗" in panel.truth.text() and "patches" in panel.truth.text()
+    assert "hit ✓" in panel.scores.text()  # the peak (5..10) lies in the box
+    assert "100.0%" in panel.scores.text()  # all of the map's energy is inside the box
+
+
+def test_clicking_a_class_asks_to_explain_it(qtbot) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.show_result(_result(), None, ())
+    assert panel.truth.text() == "Ground truth: unknown"
+    assert "No ground-truth boxes" in panel.scores.text()
+    with qtbot.waitSignal(panel.sig_target_chosen) as blocker:
+        qtbot.mouseClick(panel.buttons[1], Qt.MouseButton.LeftButton)
+    assert blocker.args == [0]
+    with qtbot.waitSignal(panel.sig_target_chosen) as blocker:
+        qtbot.mouseClick(panel.back, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["pred"]

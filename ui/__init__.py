@@ -1,0 +1,1 @@
+"""The inspection window: PySide6 widgets over the Qt-free engine."""

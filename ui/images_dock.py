@@ -1,0 +1,278 @@
+"""The image list: a table model over scanned records, a filter box and next/previous."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.dataset import ImageRecord
+from ui.thumbnails import THUMBNAIL_SIZE, ThumbnailLoader
+
+COLUMNS = ("File", "Truth", "Predicted", "Conf.")
+COLUMN_TIPS = ("File name (hover for the path)", "Ground truth", "Predicted class", "Confidence")
+FILTER_ROLE = Qt.ItemDataRole.UserRole + 1  # what the filter box matches: the relative path
+AnyIndex = QModelIndex | QPersistentModelIndex
+THUMBNAIL_CACHE_SIZE = 4000
+
+
+@dataclass(frozen=True)
+class RowResult:
+    predicted: str
+    confidence: float | None  # None: the image failed
+    error: str = ""
+
+
+class ImageTableModel(QAbstractTableModel):
+    """Records as rows; predicted class and confidence are filled in as results arrive."""
+
+    def __init__(self, thumbnails: ThumbnailLoader | None = None) -> None:
+        super().__init__()
+        self.records: list[ImageRecord] = []
+        self._results: dict[int, RowResult] = {}
+        self._rows: dict[str, int] = {}
+        self._loader = thumbnails
+        self._thumbnails: OrderedDict[str, QPixmap | None] = OrderedDict()
+        if thumbnails is not None:
+            thumbnails.sig_ready.connect(self._thumbnail_ready)
+
+    def _thumbnail(self, record: ImageRecord) -> QPixmap | None:
+        """The cached preview; asks the loader for it the first time a row is painted."""
+        key = str(record.path)
+        if key in self._thumbnails:
+            return self._thumbnails[key]
+        if self._loader is not None:
+            self._loader.request(key)
+        return None
+
+    def _thumbnail_ready(self, path: str, thumb: np.ndarray | None) -> None:
+        pixmap = None
+        if thumb is not None:
+            height, width = thumb.shape[:2]
+            image = QImage(thumb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+            pixmap = QPixmap.fromImage(image.copy())
+        self._thumbnails[path] = pixmap
+        while len(self._thumbnails) > THUMBNAIL_CACHE_SIZE:
+            self._thumbnails.popitem(last=False)
+        row = self._rows.get(path)
+        if row is not None:
+            index = self.index(row, 0)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def set_records(self, records: list[ImageRecord]) -> None:
+        self.beginResetModel()
+        self.records = records
+        self._results = {}
+        self._rows = {str(r.path): i for i, r in enumerate(records)}
+        self.endResetModel()
+
+    def row_of(self, record: ImageRecord) -> int | None:
+        return self._rows.get(str(record.path))
+
+    def set_result(self, record: ImageRecord, result: RowResult) -> None:
+        row = self.row_of(record)
+        if row is None:
+            return
+        self._results[row] = result
+        self.dataChanged.emit(self.index(row, 2), self.index(row, 3))
+
+    def clear_results(self) -> None:
+        self._results = {}
+        if self.records:
+            self.dataChanged.emit(self.index(0, 2), self.index(len(self.records) - 1, 3))
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.records)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMN_TIPS[section]
+        return None
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        row, column = index.row(), index.column()
+        record = self.records[row]
+        result = self._results.get(row)
+        if role == FILTER_ROLE:
+            if column == 0:
+                return record.rel_path.as_posix()
+            role = Qt.ItemDataRole.DisplayRole
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == 0:
+                return record.rel_path.name
+            if column == 1:
+                return record.ground_truth or ""
+            if result is None:
+                return ""
+            if column == 2:
+                return result.predicted
+            return "" if result.confidence is None else f"{result.confidence:.1%}"
+        if role == Qt.ItemDataRole.DecorationRole and column == 0:
+            return self._thumbnail(record)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if result is not None and result.error:
+                return result.error
+            return record.rel_path.as_posix()
+        if role == Qt.ItemDataRole.ForegroundRole and result is not None and column == 2:
+            if result.confidence is None:
+                return QBrush(QColor("#c5221f"))
+            if record.ground_truth and result.predicted != record.ground_truth:
+                return QBrush(QColor("#b06000"))
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class ImagesDock(QDockWidget):
+    """The list of images with a filter; emits the record the user selected."""
+
+    sig_selected = Signal(object)  # ImageRecord
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Images", parent)
+        self.setObjectName("ImagesDock")
+        self.thumbnails = ThumbnailLoader()
+        self.model = ImageTableModel(self.thumbnails)
+        self.proxy = QSortFilterProxyModel()
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterRole(FILTER_ROLE)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter (file name or class)…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._filter_changed)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.verticalHeader().hide()
+        # Fixed row heights: a 10,000-row table never measures its rows.
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE + 4)
+        self.table.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(1, 92)
+        header.resizeSection(2, 92)
+        header.resizeSection(3, 58)
+        self.table.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.table)
+        layout.addWidget(self.summary)
+        self.setWidget(body)
+
+    def set_records(self, records: list[ImageRecord], folder: str) -> None:
+        self.model.set_records(records)
+        self._update_summary(folder)
+
+    def _update_summary(self, folder: str | None = None) -> None:
+        if folder is not None:
+            self._folder = folder
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        count = f"{total} images" if shown == total else f"{shown} of {total} images"
+        self.summary.setText(f"{count} in {self._folder}")
+        self.summary.setToolTip(self._folder)
+
+    def _filter_changed(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text)
+        self._update_summary()
+
+    def visible_records(self) -> list[ImageRecord]:
+        """The records the filter shows, in list order."""
+        return [
+            self.model.records[self.proxy.mapToSource(self.proxy.index(row, 0)).row()]
+            for row in range(self.proxy.rowCount())
+        ]
+
+    def current_record(self) -> ImageRecord | None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return None
+        return self.model.records[self.proxy.mapToSource(index).row()]
+
+    def current_row(self) -> int:
+        index = self.table.currentIndex()
+        return index.row() if index.isValid() else -1
+
+    def neighbours(self, count: int = 1) -> tuple[ImageRecord, ...]:
+        """The next ``count`` records after the current one (what the worker prefetches)."""
+        row = self.current_row()
+        found = []
+        for nxt in range(row + 1, min(row + 1 + count, self.proxy.rowCount())):
+            found.append(self.model.records[self.proxy.mapToSource(self.proxy.index(nxt, 0)).row()])
+        return tuple(found)
+
+    def select_row(self, row: int) -> None:
+        rows = self.proxy.rowCount()
+        if rows == 0:
+            return
+        row = max(0, min(rows - 1, row))
+        index = self.proxy.index(row, 0)
+        self.table.setCurrentIndex(index)
+        self.table.scrollTo(index)
+
+    def select_record(self, record_path: str) -> bool:
+        for row, record in enumerate(self.model.records):
+            if str(record.path) == record_path:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                if index.isValid():
+                    self.select_row(index.row())
+                    return True
+        return False
+
+    def step(self, delta: int) -> None:
+        self.select_row(max(0, self.current_row()) + delta if self.current_row() >= 0 else 0)
+
+    def first(self) -> None:
+        self.select_row(0)
+
+    def last(self) -> None:
+        self.select_row(self.proxy.rowCount() - 1)
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.sig_selected.emit(self.model.records[self.proxy.mapToSource(current).row()])

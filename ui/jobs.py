@@ -1,0 +1,128 @@
+"""Jobs the window sends to the worker and the results it gets back (frozen, numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.dataset import ImageRecord
+from engine.localization import Box
+from engine.profile import ModelProfile
+
+if TYPE_CHECKING:  # engine.cam and engine.layers import torch: the GUI thread only names them
+    from engine.cam import CamResult
+    from engine.layers import LayerInventory
+
+Target = str | int  # "pred" or a class index
+
+BLUR_SIGMA = 4.0  # pixels; what the blur toggle means, in the view and in folder exports
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """A bare weights file and what the open-checkpoint dialog asked about it."""
+
+    weights: Path
+    architecture: str
+    classes: tuple[str, ...]
+    size: tuple[int, int]
+    save_profile_to: Path | None = None
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    """Read a profile (or a checkpoint) and build the engine on a device, in the worker.
+
+    Reading a profile checks the architecture against torchvision, so it imports torch too.
+    """
+
+    profile_path: Path | None = None
+    checkpoint: CheckpointSpec | None = None
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Explain:
+    """One image's map: interactive, newest wins; ``prefetch`` is computed next if idle."""
+
+    job_id: int
+    record: ImageRecord
+    layer: str
+    target: Target
+    method: str
+    blur: bool = False
+    prefetch: tuple[ImageRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExportFolder:
+    """The batch command line's export of these records (heatmap, overlay, panels, raw map)."""
+
+    job_id: int
+    records: tuple[ImageRecord, ...]
+    output: Path
+    layer: str
+    target: Target
+    method: str
+    colormap: str
+    alpha: float
+    threshold: float = 0.0
+    blur: bool = False
+    draw_boxes: bool = False
+    batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    profile: ModelProfile
+    device: str
+    classes: tuple[str, ...]
+    inventory: LayerInventory
+    seconds: float
+    cuda_available: bool
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A finished map with the decoded image it belongs to."""
+
+    job_id: int
+    record: ImageRecord
+    image: np.ndarray
+    boxes: tuple[Box, ...]
+    result: CamResult
+    milliseconds: float
+    model_pass: bool  # False: drawn from a cached capture
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    """A job ended with a message a person can act on; ``record`` is set for image jobs."""
+
+    job_id: int
+    kind: str  # "model", "explain" or "export"
+    message: str
+    record: ImageRecord | None = None
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    job_id: int
+    done: int
+    total: int
+    failed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ExportFinished:
+    job_id: int
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: bool
+    csv_path: str
+    seconds: float

@@ -1,0 +1,157 @@
+"""Top-5 classes as bars, the explained class, the method chooser and the localisation scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSignalBlocker, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.localization import Box, energy_in_box, pointing_hit
+from engine.profile import METHOD_NAMES
+
+if TYPE_CHECKING:
+    from engine.cam import CamResult
+
+METHOD_LABELS = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "Eigen-CAM",
+    "scorecam": "Score-CAM (runs the model per channel)",
+}
+ROWS = 5
+
+
+class PredictionPanel(QDockWidget):
+    """Click a class to explain it; 'Explain prediction' goes back to the predicted class."""
+
+    sig_target_chosen = Signal(object)  # "pred" or a class index
+    sig_method_chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Prediction", parent)
+        self.setObjectName("PredictionPanel")
+        self.method = QComboBox()
+        for name in METHOD_NAMES:
+            self.method.addItem(METHOD_LABELS.get(name, name), name)
+        self.method.currentIndexChanged.connect(
+            lambda i: self.sig_method_chosen.emit(self.method.itemData(i))
+        )
+        self.buttons: list[QPushButton] = []
+        self.bars: list[QProgressBar] = []
+        grid = QGridLayout()
+        grid.setColumnStretch(1, 1)
+        for row in range(ROWS):
+            button = QPushButton()
+            button.setCheckable(True)
+            button.setMinimumWidth(120)
+            button.setStyleSheet("QPushButton { text-align: left; padding: 2px 6px; }")
+            button.clicked.connect(lambda _=False, r=row: self._clicked(r))
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setTextVisible(True)
+            grid.addWidget(button, row, 0)
+            grid.addWidget(bar, row, 1)
+            self.buttons.append(button)
+            self.bars.append(bar)
+        self.explained = QLabel()
+        self.explained.setWordWrap(True)
+        self.truth = QLabel()
+        self.truth.setWordWrap(True)
+        self.scores = QLabel()
+        self.scores.setWordWrap(True)
+        self.back = QPushButton("Explain prediction")
+        self.back.setToolTip("Explain the predicted class again")
+        self.back.clicked.connect(lambda: self.sig_target_chosen.emit("pred"))
+        form = QFormLayout()
+        form.addRow("Method", self.method)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(form)
+        layout.addWidget(QLabel("Top classes (click one to explain it):"))
+        layout.addLayout(grid)
+        layout.addWidget(self.explained)
+        layout.addWidget(self.truth)
+        layout.addWidget(self.scores)
+        layout.addWidget(self.back)
+        self.setWidget(body)
+        self._indices: list[int] = []
+        self.clear()
+
+    def set_method(self, name: str) -> None:
+        with QSignalBlocker(self.method):
+            self.method.setCurrentIndex(max(0, self.method.findData(name)))
+
+    def clear(self, message: str = "") -> None:
+        for button, bar in zip(self.buttons, self.bars, strict=True):
+            button.setText("")
+            button.setEnabled(False)
+            button.setChecked(False)
+            bar.setValue(0)
+            bar.setFormat("")
+        self._indices = []
+        self.explained.setText(message)
+        self.truth.setText("")
+        self.scores.setText("")
+
+    def show_result(
+        self, result: CamResult, ground_truth: str | None, boxes: Sequence[Box]
+    ) -> None:
+        self._indices = [p.index for p in result.top_k]
+        for row, (button, bar) in enumerate(zip(self.buttons, self.bars, strict=True)):
+            if row < len(result.top_k):
+                prediction = result.top_k[row]
+                button.setText(prediction.name)
+                button.setEnabled(True)
+                button.setChecked(prediction.index == result.target_index)
+                bar.setValue(round(1000 * prediction.probability))
+                bar.setFormat(f"{prediction.probability:.1%}")
+            else:
+                button.setText("")
+                button.setEnabled(False)
+                bar.setValue(0)
+                bar.setFormat("")
+        predicted = result.predicted
+        which = "predicted class" if result.target_index == predicted.index else "chosen class"
+        self.explained.setText(f"Explaining <b>{result.target_name}</b> ({which})")
+        if result.note:
+            self.explained.setText(self.explained.text() + f"<br><i>{result.note}</i>")
+        if ground_truth is None:
+            self.truth.setText("Ground truth: unknown")
+            self.truth.setStyleSheet("")
+        elif ground_truth == predicted.name:
+            self.truth.setText(f"Ground truth: {ground_truth} ✓ matches the prediction")
+            self.truth.setStyleSheet("color: #188038;")
+        else:
+            self.truth.setText(f"Ground truth: {ground_truth} ✗ prediction is {predicted.name}")
+            self.truth.setStyleSheet("color: #c5221f; font-weight: bold;")
+        self.scores.setText(_scores_text(result, boxes))
+
+    def _clicked(self, row: int) -> None:
+        if row < len(self._indices):
+            self.sig_target_chosen.emit(self._indices[row])
+
+
+def _scores_text(result: CamResult, boxes: Sequence[Box]) -> str:
+    if not boxes:
+        return "No ground-truth boxes: no pointing game or energy-in-box."
+    hit = pointing_hit(result.cam, boxes)
+    energy = energy_in_box(result.cam, boxes)
+    hit_text = "—" if hit is None else ("hit ✓" if hit else "miss ✗")
+    energy_text = "—" if energy is None else f"{energy:.1%}"
+    return f"Pointing game: {hit_text}<br>Energy in boxes: {energy_text}"

@@ -1,0 +1,409 @@
+"""The one thread that owns the model: takes jobs, caches captures, sends back numpy results."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from engine.dataset import ImageRecord, load_boxes
+from engine.errors import CamCancelled, InspectorError
+from engine.images import load_image
+from engine.localization import Box
+from engine.profile import ModelProfile
+from ui.jobs import (
+    BLUR_SIGMA,
+    Explain,
+    Explained,
+    ExportFinished,
+    ExportFolder,
+    ExportProgress,
+    JobFailed,
+    LoadModel,
+    ModelLoaded,
+    Target,
+)
+
+log = logging.getLogger(__name__)
+
+GC_INTERVAL_MS = 500
+FULL_GC_EVERY = 20  # ticks: a full collection every 10 s, cheap once the imports are frozen
+CAPTURE_CACHE_SIZE = 128  # one resnet18 capture at 160x160 is ~0.4 MB
+IMAGE_CACHE_SIZE = 8
+CaptureKey = tuple[str, str, Target, int | None]
+
+
+class _Lru(OrderedDict):
+    """A small least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_fresh(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class CamWorker(QObject):
+    """Lives in its own QThread; the only object that touches torch.
+
+    ``submit`` may be called from any thread. Interactive ``Explain`` jobs share one slot, so
+    the newest replaces any waiting one (flipping through 50 images computes the last); model
+    loads and folder exports queue in order. ``model_passes`` and ``cache_hits`` count captures
+    made and captures reused, for the tests and the status bar.
+    """
+
+    sig_model_loaded = Signal(object)  # ModelLoaded
+    sig_explained = Signal(object)  # Explained
+    sig_failed = Signal(object)  # JobFailed
+    sig_export_progress = Signal(object)  # ExportProgress
+    sig_export_finished = Signal(object)  # ExportFinished
+    sig_predicted = Signal(object, str, float)  # a prefetched record's class and confidence
+    sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
+    sig_idle = Signal()
+    _wake = Signal()
+
+    def __init__(self, prefetch: bool = True) -> None:
+        super().__init__()
+        self.prefetch_enabled = prefetch
+        self.model_passes = 0
+        self.cache_hits = 0
+        self._lock = threading.Lock()
+        self._latest: Explain | None = None
+        self._queue: deque[LoadModel | ExportFolder] = deque()
+        self._prefetch: deque[tuple[ImageRecord, str, Target]] = deque()
+        self._stopping = threading.Event()
+        self._cancel_export = threading.Event()
+        self.job_lock = threading.Lock()  # held while a job may touch torch (see GcPolicy)
+        self._engine: Any = None
+        self._captures: _Lru = _Lru(CAPTURE_CACHE_SIZE)
+        self._images: _Lru = _Lru(IMAGE_CACHE_SIZE)
+        self._wake.connect(self._drain)
+
+    # -- called from the GUI thread -------------------------------------------------------------
+    def submit(self, job: LoadModel | Explain | ExportFolder) -> None:
+        with self._lock:
+            if isinstance(job, Explain):
+                self._latest = job
+            else:
+                self._queue.append(job)
+        self._wake.emit()
+
+    def cancel_export(self) -> None:
+        self._cancel_export.set()
+
+    def stop(self) -> None:
+        """Ask every running job to end at its next cancel check; the thread can then quit."""
+        self._stopping.set()
+        self._cancel_export.set()
+
+    # -- the worker thread ----------------------------------------------------------------------
+    def _pending(self) -> bool:
+        with self._lock:
+            return self._latest is not None or bool(self._queue)
+
+    def _take(self) -> LoadModel | Explain | ExportFolder | None:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+            job, self._latest = self._latest, None
+            return job
+
+    @Slot()
+    def _drain(self) -> None:
+        with self.job_lock:
+            while not self._stopping.is_set():
+                job = self._take()
+                if job is not None:
+                    self._run(job)
+                elif not self._prefetch_one():
+                    break
+        if not self._stopping.is_set():
+            self.sig_idle.emit()
+
+    def _run(self, job: LoadModel | Explain | ExportFolder) -> None:
+        if isinstance(job, LoadModel):
+            self._load(job)
+        elif isinstance(job, Explain):
+            self._explain(job)
+        else:
+            self._export(job)
+
+    def _load(self, job: LoadModel) -> None:
+        start = time.perf_counter()
+        try:
+            import torch  # first import happens here, off the GUI thread
+
+            from engine.cam import CamEngine
+
+            profile = _read_profile(job)
+            engine = CamEngine.from_profile(profile, job.device, profile.trust_pickle)
+            inventory = engine.inventory
+        except InspectorError as exc:
+            self.sig_failed.emit(JobFailed(0, "model", str(exc)))
+            return
+        except Exception as exc:  # a broken checkpoint can raise anything; show, don't crash
+            log.exception("model load failed")
+            self.sig_failed.emit(JobFailed(0, "model", f"{type(exc).__name__}: {exc}"))
+            return
+        self._engine = engine
+        self._captures.clear()
+        self._prefetch.clear()
+        loaded = ModelLoaded(
+            profile,
+            str(engine.device),
+            engine.classes,
+            inventory,
+            time.perf_counter() - start,
+            torch.cuda.is_available(),
+        )
+        self.sig_model_loaded.emit(loaded)
+
+    def _image(self, record: ImageRecord) -> tuple[np.ndarray, tuple[Box, ...]]:
+        key = str(record.path)
+        cached = self._images.get_fresh(key)
+        if cached is None:
+            image = load_image(record.path)
+            try:
+                boxes = load_boxes(record)
+            except InspectorError as exc:
+                log.warning("%s", exc)
+                boxes = ()
+            cached = (image, boxes)
+            self._images.put(key, cached)
+        return cached
+
+    def _truth(self, record: ImageRecord) -> int | None:
+        classes = self._engine.classes
+        return classes.index(record.ground_truth) if record.ground_truth in classes else None
+
+    def _capture(
+        self, record: ImageRecord, layer: str, target: Target, cancel: Callable[[], bool]
+    ) -> tuple[Any, bool]:
+        """The cached capture or a new model pass; returns (capture, made_a_pass)."""
+        truth = self._truth(record)
+        key: CaptureKey = (str(record.path), layer, target, truth)
+        capture = self._captures.get_fresh(key)
+        if capture is not None:
+            return capture, False
+        image, _ = self._image(record)
+        capture = self._engine.capture([image], layer, target, [truth], cancel)[0]
+        self.model_passes += 1
+        self._captures.put(key, capture)
+        return capture, True
+
+    def _explain(self, job: Explain) -> None:
+        if self._engine is None:
+            self.sig_failed.emit(JobFailed(job.job_id, "explain", "no model loaded", job.record))
+            return
+        start = time.perf_counter()
+
+        def cancel() -> bool:
+            return self._stopping.is_set() or self._pending()
+
+        try:
+            image, boxes = self._image(job.record)
+            capture, made_pass = self._capture(job.record, job.layer, job.target, cancel)
+            if not made_pass:
+                self.cache_hits += 1
+            result = self._engine.cam_from_capture(
+                capture,
+                job.method,
+                job.layer,
+                BLUR_SIGMA if job.blur else 0.0,
+                cancel,
+                self.sig_cam_progress.emit,
+            )
+        except CamCancelled:
+            return
+        except InspectorError as exc:
+            self.sig_failed.emit(JobFailed(job.job_id, "explain", str(exc), job.record))
+            return
+        except Exception as exc:
+            log.exception("CAM failed for %s", job.record.path)
+            message = f"{type(exc).__name__}: {exc}"
+            self.sig_failed.emit(JobFailed(job.job_id, "explain", message, job.record))
+            return
+        milliseconds = 1000 * (time.perf_counter() - start)
+        self.sig_explained.emit(
+            Explained(job.job_id, job.record, image, boxes, result, milliseconds, made_pass)
+        )
+        if self.prefetch_enabled:
+            self._prefetch = deque((r, job.layer, job.target) for r in job.prefetch)
+
+    def _prefetch_one(self) -> bool:
+        """Capture the next queued neighbour; False when there is nothing left to do."""
+        if not self._prefetch or self._engine is None:
+            return False
+        record, layer, target = self._prefetch.popleft()
+        try:
+            capture, _ = self._capture(record, layer, target, self._pending)
+            index = capture.predicted_index
+            probability = float(capture.probabilities[index])
+            self.sig_predicted.emit(record, self._engine.class_name(index), probability)
+        except (CamCancelled, InspectorError):
+            pass  # a newer job came, or a bad file: its own Explain will report it
+        except Exception:
+            log.exception("prefetch failed for %s", record.path)
+        return True
+
+    def _export(self, job: ExportFolder) -> None:
+        from engine.batch import BatchOptions, BatchRunner
+
+        self._cancel_export.clear()
+        start = time.perf_counter()
+        if self._engine is None:
+            self.sig_failed.emit(JobFailed(job.job_id, "export", "no model loaded"))
+            return
+        options = BatchOptions(
+            output=job.output,
+            method=job.method,
+            layer=job.layer,
+            target=str(job.target),
+            colormap=job.colormap,
+            alpha=job.alpha,
+            threshold=job.threshold,
+            blur_sigma=BLUR_SIGMA if job.blur else 0.0,
+            batch_size=job.batch_size,
+            save_raw=True,
+            panels=True,
+            draw_boxes=job.draw_boxes,
+        )
+
+        def progress(done: int, total: int, failed: int) -> None:
+            elapsed = time.perf_counter() - start
+            self.sig_export_progress.emit(ExportProgress(job.job_id, done, total, failed, elapsed))
+            self._serve_interactive()
+
+        try:
+            summary = BatchRunner(self._engine, options).run(
+                job.records, progress, self._cancel_export.is_set
+            )
+        except InspectorError as exc:
+            self.sig_failed.emit(JobFailed(job.job_id, "export", str(exc)))
+            return
+        except Exception as exc:
+            log.exception("folder export failed")
+            self.sig_failed.emit(JobFailed(job.job_id, "export", f"{type(exc).__name__}: {exc}"))
+            return
+        self.sig_export_finished.emit(
+            ExportFinished(
+                job.job_id,
+                summary.total,
+                summary.succeeded,
+                summary.failed,
+                summary.cancelled,
+                str(summary.csv_path),
+                summary.seconds,
+            )
+        )
+
+    def _serve_interactive(self) -> None:
+        """Between export chunks the model is free: answer the image the user is looking at."""
+        with self._lock:
+            job, self._latest = self._latest, None
+        if job is not None and not self._stopping.is_set():
+            self._explain(job)
+
+
+def _read_profile(job: LoadModel) -> ModelProfile:
+    from engine.profile import (
+        demo_profile_path,
+        load_profile,
+        profile_from_checkpoint,
+        save_profile,
+    )
+
+    spec = job.checkpoint
+    if spec is None:
+        return load_profile(job.profile_path or demo_profile_path())
+    profile = profile_from_checkpoint(spec.weights, spec.architecture, spec.classes, spec.size)
+    if spec.save_profile_to is not None:
+        save_profile(profile, spec.save_profile_to)
+        profile = load_profile(spec.save_profile_to)
+    return profile
+
+
+class GcPolicy:
+    """Python's cyclic garbage collector runs on the GUI thread, and never during a torch job.
+
+    A collection traverses every tensor in the process, including the autograd graph the
+    worker is building with the GIL released, and that race segfaults. Collecting on the
+    GUI thread also keeps Qt wrappers from being deleted in the worker thread. So automatic
+    collection is off while a worker exists, and a GUI timer collects whenever the worker's
+    job lock is free.
+    """
+
+    _users = 0
+
+    def __init__(self, job_lock: threading.Lock) -> None:
+        self._lock = job_lock
+        self._ticks = 0
+        self._timer = QTimer()
+        self._timer.setInterval(GC_INTERVAL_MS)
+        self._timer.timeout.connect(self.collect)
+        if GcPolicy._users == 0:
+            gc.disable()
+        GcPolicy._users += 1
+        self._timer.start()
+
+    def collect(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # a job is running: try again at the next tick
+        try:
+            self._ticks += 1
+            gc.collect(2 if self._ticks % FULL_GC_EVERY == 0 else 1)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        self._timer.stop()
+        GcPolicy._users -= 1
+        if GcPolicy._users == 0:
+            gc.enable()
+
+
+class WorkerThread:
+    """A CamWorker in its own QThread, with a clean shutdown."""
+
+    def __init__(self, prefetch: bool = True) -> None:
+        self.thread = QThread()
+        self.thread.setObjectName("cam-worker")
+        self.worker = CamWorker(prefetch)
+        self.worker.moveToThread(self.thread)
+        # The worker is deleted in its own thread as that thread ends, never by the garbage
+        # collector on the GUI thread (deleting a QObject of another thread can crash).
+        self.thread.finished.connect(self.worker.deleteLater)
+        self._gc = GcPolicy(self.worker.job_lock)
+        self.thread.start()
+
+    def shutdown(self) -> bool:
+        """Cancel, quit the event loop and wait for the thread to end.
+
+        Every CAM and export job stops at its next cancel check; only a model load (importing
+        torch, reading weights) cannot be interrupted, so the wait has no time limit: giving up
+        would destroy a running QThread and abort the process.
+        """
+        self.worker.stop()
+        self.thread.quit()
+        ended = self.thread.wait()
+        if self._gc is not None:
+            self._gc.close()
+            self._gc = None
+        return ended
