@@ -148,19 +148,22 @@ class BatchRunner:
         self.layer = engine.resolve_layers(options.layer)[0]
 
     def _write_files(self, stem: Path, loaded: _Loaded, result: CamResult) -> None:
+        """The image's PNGs (and .npy): atomic, not fsynced, as they can be made again."""
         opts = self.options
         image = loaded.image
         boxes = loaded.boxes if opts.draw_boxes else ()
         stem.parent.mkdir(parents=True, exist_ok=True)
-        write_png(
-            stem.with_name(stem.name + "_heatmap.png"), render_heatmap(result.cam, opts.colormap)
-        )
+
+        def out(suffix: str) -> Path:
+            return stem.with_name(stem.name + suffix)
+
+        write_png(out("_heatmap.png"), render_heatmap(result.cam, opts.colormap), durable=False)
         overlay = render_overlay(
             image, result.cam, opts.colormap, opts.alpha, opts.threshold, boxes=boxes
         )
-        write_png(stem.with_name(stem.name + "_overlay.png"), overlay)
+        write_png(out("_overlay.png"), overlay, durable=False)
         if opts.save_raw:
-            write_npy(stem.with_name(stem.name + "_cam.npy"), result.cam.astype(np.float32))
+            write_npy(out("_cam.npy"), result.cam.astype(np.float32), durable=False)
         if opts.panels:
             pred = result.predicted
             title = (
@@ -168,7 +171,7 @@ class BatchRunner:
                 f"{result.method} @ {result.layer}"
             )
             figure = render_panels(image, result.cam, opts.colormap, opts.alpha, title, boxes)
-            write_png(stem.with_name(stem.name + "_panels.png"), figure)
+            write_png(out("_panels.png"), figure, durable=False)
 
     def _row(self, loaded: _Loaded, result: CamResult | None, error: str) -> dict[str, str]:
         row = {

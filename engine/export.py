@@ -91,11 +91,13 @@ def _temp_beside(target: Path) -> tuple[IO[bytes], Path]:
         raise
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: PathLike, data: bytes, durable: bool = True) -> None:
     """Write data to path all-or-nothing: temp file beside it, fsync, then os.replace.
 
     Creates missing parent folders. On any failure the temp file is removed and an existing
     file at path is left untouched; OSErrors become InspectorError naming the path and reason.
+    durable=False skips the two fsyncs (a few ms a file): the write stays all-or-nothing for
+    the program, but a power cut may lose it. Batch exports of regenerable images use that.
     """
     target = Path(path)
     _make_parent(target)
@@ -105,7 +107,8 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         with handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         with suppress(OSError):  # some file systems (FAT, SMB) refuse chmod; not fatal
             os.chmod(temp, _final_mode(target))
         os.replace(temp, target)
@@ -116,7 +119,8 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise write_error(target, exc) from exc
         raise
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
@@ -150,16 +154,18 @@ def encode_png(image: np.ndarray, compression: int = 1) -> bytes:
     return buffer.tobytes()
 
 
-def write_png(path: PathLike, image: np.ndarray, compression: int = 1) -> None:
-    """Atomically write an RGB or gray uint8 image as PNG."""
-    atomic_write_bytes(path, encode_png(image, compression))
+def write_png(
+    path: PathLike, image: np.ndarray, compression: int = 1, durable: bool = True
+) -> None:
+    """Atomically write an RGB or gray uint8 image as PNG (see atomic_write_bytes)."""
+    atomic_write_bytes(path, encode_png(image, compression), durable)
 
 
-def write_npy(path: PathLike, array: np.ndarray) -> None:
+def write_npy(path: PathLike, array: np.ndarray, durable: bool = True) -> None:
     """Atomically write an array in .npy format (no pickles, so it loads anywhere safely)."""
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), durable)
 
 
 # --- streamed CSV ----------------------------------------------------------------------------

@@ -265,3 +265,19 @@ def test_output_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(InspectorError, match="is a file"):
         ensure_output_dir(tmp_path / "f", None)
+
+
+def test_durable_false_skips_fsync_but_stays_atomic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(export.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    image = np.full((8, 8, 3), (255, 0, 0), np.uint8)
+    export.write_png(tmp_path / "fast.png", image, durable=False)
+    assert synced == []
+    assert not [p for p in tmp_path.iterdir() if p.name != "fast.png"]  # no temp file left
+    decoded = cv2.imdecode(np.fromfile(tmp_path / "fast.png", np.uint8), cv2.IMREAD_COLOR)
+    assert tuple(decoded[0, 0]) == (0, 0, 255)  # BGR of pure red
+    export.write_png(tmp_path / "safe.png", image)
+    assert len(synced) >= 1
