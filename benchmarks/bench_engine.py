@@ -19,8 +19,9 @@ import numpy as np
 import torch
 import torchvision
 
-from engine.cam import CamEngine
+from engine.cam import CamEngine, TargetSpec, normalize_maps, upsample_map
 from engine.export import write_png
+from engine.methods import gradcam
 from engine.render import render_heatmap, render_overlay
 
 MEAN = (0.485, 0.456, 0.406)
@@ -67,8 +68,35 @@ def single_cam_vs_inference(engine: CamEngine, image: np.ndarray, rounds: int) -
     )
 
 
+def per_chunk(contenders: dict[str, Callable[[int], object]], chunks: int, rounds: int) -> dict:
+    """Total seconds per contender; each chunk is run by every contender in turn, the order
+    rotating, so drifts in machine speed (shared VMs) hit all contenders alike."""
+    for fn in contenders.values():
+        fn(0)
+    names = list(contenders)
+    total = dict.fromkeys(names, 0.0)
+    for r in range(rounds):
+        for c in range(chunks):
+            shift = (r * chunks + c) % len(names)
+            for name in names[shift:] + names[:shift]:
+                start = time.perf_counter()
+                contenders[name](c)
+                total[name] += time.perf_counter() - start
+    return total
+
+
+def report(title: str, total: dict, images: int) -> None:
+    for name, seconds in total.items():
+        print(f"{title} {name:17s}: {images / seconds:6.1f} images/s")
+    ours = total["ours"]
+    pgc, captum = total["pytorch-grad-cam"] / ours, total["captum"] / ours
+    print(f"{title} ours / pytorch-grad-cam = {pgc:.2f}x (target >= 3)")
+    print(f"{title} ours / captum           = {captum:.2f}x (target >= 1)")
+
+
 def throughput(engine: CamEngine, images: list[np.ndarray], batch: int, rounds: int) -> None:
-    """Files in, heatmap and overlay PNGs out, for ours and the two peers, same images."""
+    """Files in, heatmap and overlay PNGs out, for ours and the two peers, same images; then
+    the same three on tensors alone (model work only, no files)."""
     from captum.attr import LayerAttribution, LayerGradCam
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -82,56 +110,68 @@ def throughput(engine: CamEngine, images: list[np.ndarray], batch: int, rounds: 
     (work / "in").mkdir()
     for i, image in enumerate(images):
         cv2.imwrite(str(work / "in" / f"img_{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    files = sorted((work / "in").glob("*.png"))
-    chunks = [files[i : i + batch] for i in range(0, len(files), batch)]
     records = scan_images(work / "in", ())
+    chunks = [records[i : i + batch] for i in range(0, len(records), batch)]
     runner = BatchRunner(engine, BatchOptions(output=work / "ours", batch_size=batch))
+    explainer = LayerGradCam(model, layer)
 
-    def read(paths: list[Path]) -> list[np.ndarray]:
-        return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
-
-    def ours() -> None:
-        runner.run(records)
-
-    def pytorch_grad_cam() -> None:
-        with GradCAM(model=model, target_layers=[layer]) as cam:
-            for chunk in chunks:
-                rgbs = read(chunk)
-                maps = cam(input_tensor=engine.prepare(rgbs), targets=None)
-                for path, rgb, grayscale in zip(chunk, rgbs, maps, strict=True):
-                    visual = show_cam_on_image(np.float32(rgb) / 255, grayscale, use_rgb=True)
-                    heat = cv2.applyColorMap(np.uint8(255 * grayscale), cv2.COLORMAP_JET)
-                    cv2.imwrite(str(work / f"pgc_{path.stem}_heatmap.png"), heat)
-                    cv2.imwrite(
-                        str(work / f"pgc_{path.stem}_overlay.png"),
-                        cv2.cvtColor(visual, cv2.COLOR_RGB2BGR),
-                    )
+    def read(c: int) -> list[np.ndarray]:
+        return [cv2.cvtColor(cv2.imread(str(r.path)), cv2.COLOR_BGR2RGB) for r in chunks[c]]
 
     # Captum needs the target class before its pass; it gets the predictions for free
     # (computed here, outside the timing), which favours it.
     with torch.no_grad():
-        predicted = [model(engine.prepare(read(chunk))).argmax(dim=1) for chunk in chunks]
+        predicted = [model(engine.prepare(read(c))).argmax(dim=1) for c in range(len(chunks))]
 
-    def captum() -> None:
-        explainer = LayerGradCam(model, layer)
-        for chunk, target in zip(chunks, predicted, strict=True):
-            rgbs = read(chunk)
-            tensor = engine.prepare(rgbs)
-            attr = explainer.attribute(tensor, target=target, relu_attributions=True)
-            up = LayerAttribution.interpolate(attr, tuple(tensor.shape[-2:]), "bilinear")
-            for path, rgb, cam in zip(chunk, rgbs, up[:, 0].detach().cpu().numpy(), strict=True):
-                cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-7)
-                write_png(work / f"captum_{path.stem}_heatmap.png", render_heatmap(cam, "jet"))
-                write_png(work / f"captum_{path.stem}_overlay.png", render_overlay(rgb, cam))
+    def ours(c: int) -> None:
+        runner.run(chunks[c])
 
-    t = interleaved(
-        {"ours": ours, "pytorch-grad-cam": pytorch_grad_cam, "captum": captum}, rounds, 1
-    )
-    n = len(images)
-    for name, seconds in t.items():
-        print(f"batch throughput {name:17s}: {n / seconds:6.1f} images/s")
-    print(f"ours / pytorch-grad-cam = {t['pytorch-grad-cam'] / t['ours']:.2f}x (target >= 3)")
-    print(f"ours / captum           = {t['captum'] / t['ours']:.2f}x (target >= 1)")
+    def grad_cam(tensor: torch.Tensor) -> np.ndarray:
+        # Its hooks stay on the layer while the object lives: scope them to its own runs.
+        with GradCAM(model=model, target_layers=[layer]) as cam:
+            return cam(input_tensor=tensor, targets=None)
+
+    def pytorch_grad_cam(c: int) -> None:
+        rgbs = read(c)
+        maps = grad_cam(engine.prepare(rgbs))
+        for record, rgb, grayscale in zip(chunks[c], rgbs, maps, strict=True):
+            visual = show_cam_on_image(np.float32(rgb) / 255, grayscale, use_rgb=True)
+            heat = cv2.applyColorMap(np.uint8(255 * grayscale), cv2.COLORMAP_JET)
+            cv2.imwrite(str(work / f"pgc_{record.path.stem}_heatmap.png"), heat)
+            overlay = cv2.cvtColor(visual, cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(work / f"pgc_{record.path.stem}_overlay.png"), overlay)
+
+    def captum(c: int) -> None:
+        rgbs = read(c)
+        tensor = engine.prepare(rgbs)
+        attr = explainer.attribute(tensor, target=predicted[c], relu_attributions=True)
+        up = LayerAttribution.interpolate(attr, tuple(tensor.shape[-2:]), "bilinear")
+        maps = up[:, 0].detach().cpu().numpy()
+        for record, rgb, cam in zip(chunks[c], rgbs, maps, strict=True):
+            cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-7)
+            stem = work / f"captum_{record.path.stem}"
+            write_png(f"{stem}_heatmap.png", render_heatmap(cam, "jet"), durable=False)
+            write_png(f"{stem}_overlay.png", render_overlay(rgb, cam), durable=False)
+
+    files = {"ours": ours, "pytorch-grad-cam": pytorch_grad_cam, "captum": captum}
+    report("files", per_chunk(files, len(chunks), rounds), len(images) * rounds)
+
+    tensors = [engine.prepare(read(c)) for c in range(len(chunks))]
+
+    def ours_maps(c: int) -> list[np.ndarray]:
+        captured = engine.run_pass(tensors[c], ["layer4"], TargetSpec("pred"))
+        raw = gradcam(captured.activations["layer4"], captured.gradients["layer4"])
+        maps = normalize_maps(raw.clamp(min=0)).cpu().numpy()
+        return [upsample_map(m, (224, 224)) for m in maps]
+
+    compute = {
+        "ours": ours_maps,
+        "pytorch-grad-cam": lambda c: grad_cam(tensors[c]),
+        "captum": lambda c: explainer.attribute(
+            tensors[c], target=predicted[c], relu_attributions=True
+        ),
+    }
+    report("model", per_chunk(compute, len(chunks), rounds), len(images) * rounds)
 
 
 def rss_mb() -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
-import time
 import tomllib
 from collections import OrderedDict
 from pathlib import Path
@@ -660,7 +659,6 @@ class MainWindow(QMainWindow):
         o = self.state.options
         self._job_id += 1
         self._export_id = self._job_id
-        self._export_started = time.perf_counter()
         self.worker.submit(
             ExportFolder(
                 self._export_id,
