@@ -20,7 +20,6 @@ import torch
 import torchvision
 
 from engine.cam import CamEngine, TargetSpec, normalize_maps, upsample_map
-from engine.export import write_png
 from engine.methods import gradcam
 from engine.render import render_heatmap, render_overlay
 
@@ -150,8 +149,11 @@ def throughput(engine: CamEngine, images: list[np.ndarray], batch: int, rounds: 
         for record, rgb, cam in zip(chunks[c], rgbs, maps, strict=True):
             cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-7)
             stem = work / f"captum_{record.path.stem}"
-            write_png(f"{stem}_heatmap.png", render_heatmap(cam, "jet"), durable=False)
-            write_png(f"{stem}_overlay.png", render_overlay(rgb, cam), durable=False)
+            heat = cv2.cvtColor(render_heatmap(cam, "jet"), cv2.COLOR_RGB2BGR)
+            cv2.imwrite(f"{stem}_heatmap.png", heat)
+            cv2.imwrite(
+                f"{stem}_overlay.png", cv2.cvtColor(render_overlay(rgb, cam), cv2.COLOR_RGB2BGR)
+            )
 
     files = {"ours": ours, "pytorch-grad-cam": pytorch_grad_cam, "captum": captum}
     report("files", per_chunk(files, len(chunks), rounds), len(images) * rounds)
