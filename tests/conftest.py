@@ -6,10 +6,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
 from torch import nn
+
+from engine.demo_data import write_neu_det
 
 NEU = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
 
@@ -41,3 +45,28 @@ def tiny_net() -> TinyNet:
 def make_torchvision(name: str, classes: int = 6) -> nn.Module:
     torch.manual_seed(0)
     return torchvision.models.get_model(name, weights=None, num_classes=classes).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A resnet18 profile at 64x64 with random weights the test saves (the user's own file)."""
+    folder = tmp_path_factory.mktemp("profile")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=len(NEU))
+    torch.save(model.state_dict(), folder / "weights.pth")
+    classes = ", ".join(f'"{c}"' for c in NEU)
+    (folder / "tiny.toml").write_text(
+        f'name = "tiny"\narchitecture = "resnet18"\nweights = "weights.pth"\n'
+        f"classes = [{classes}]\n[preprocess]\nsize = [64, 64]\n"
+        '[cam]\nlayer = "layer4"\nmethod = "gradcam"\ncolormap = "jet"\nalpha = 0.5\n',
+        encoding="utf-8",
+    )
+    return folder / "tiny.toml"
+
+
+@pytest.fixture(scope="session")
+def neu_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve generated NEU-DET images with their annotations."""
+    folder = tmp_path_factory.mktemp("neu")
+    write_neu_det(folder, 12, seed=3)
+    return folder

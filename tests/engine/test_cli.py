@@ -12,7 +12,6 @@ import torch
 import torchvision
 
 from engine.cli import run
-from engine.demo_data import write_neu_det
 from tests.conftest import NEU
 
 
@@ -25,30 +24,6 @@ def _decode(path: Path) -> np.ndarray:
     image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
     assert image is not None, path
     return image
-
-
-@pytest.fixture(scope="module")
-def tiny_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A resnet18 profile at 64x64 with random weights the test saves (the user's own file)."""
-    folder = tmp_path_factory.mktemp("profile")
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=6)
-    torch.save(model.state_dict(), folder / "weights.pth")
-    classes = ", ".join(f'"{c}"' for c in NEU)
-    (folder / "tiny.toml").write_text(
-        f'name = "tiny"\narchitecture = "resnet18"\nweights = "weights.pth"\n'
-        f"classes = [{classes}]\n[preprocess]\nsize = [64, 64]\n"
-        '[cam]\nmethod = "gradcam"\ncolormap = "viridis"\nalpha = 0.4\n',
-        encoding="utf-8",
-    )
-    return folder / "tiny.toml"
-
-
-@pytest.fixture(scope="module")
-def neu_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("neu")
-    write_neu_det(folder, 12, seed=3)
-    return folder
 
 
 def test_batch_end_to_end(tiny_profile: Path, neu_folder: Path, tmp_path: Path) -> None:
@@ -146,52 +121,15 @@ def test_mismatched_checkpoint_is_a_usage_error(
 
 
 def test_usage_errors(tiny_profile: Path, neu_folder: Path, tmp_path: Path, capsys) -> None:
-    assert (
-        run(
-            [
-                "batch",
-                "--profile",
-                str(tiny_profile),
-                "--input",
-                str(tmp_path / "nope"),
-                "--output",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 2
-    )
+    def batch(source: Path, output: Path, *extra: str) -> int:
+        args = ["batch", "--profile", str(tiny_profile), "--input", str(source)]
+        return run([*args, "--output", str(output), *extra])
+
+    assert batch(tmp_path / "nope", tmp_path / "o") == 2
     assert "does not exist" in capsys.readouterr().err
-    assert (
-        run(
-            [
-                "batch",
-                "--profile",
-                str(tiny_profile),
-                "--input",
-                str(neu_folder),
-                "--output",
-                str(neu_folder / "out"),
-            ]
-        )
-        == 2
-    )
+    assert batch(neu_folder, neu_folder / "out") == 2
     assert "inside the input" in capsys.readouterr().err
-    assert (
-        run(
-            [
-                "batch",
-                "--profile",
-                str(tiny_profile),
-                "--input",
-                str(neu_folder),
-                "--output",
-                str(tmp_path / "o"),
-                "--layer",
-                "layer9",
-            ]
-        )
-        == 2
-    )
+    assert batch(neu_folder, tmp_path / "o", "--layer", "layer9") == 2
     assert "no layer 'layer9'" in capsys.readouterr().err
 
 
