@@ -35,6 +35,7 @@ CSV_COLUMNS = (
     "top5",
 )
 BatchProgress = Callable[[int, int, int], None]  # done, total, failed
+BatchResult = Callable[[ImageRecord, CamResult], None]  # one image's finished map
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,12 @@ def _format_score(value: float | bool | None) -> str:
 class BatchRunner:
     """Runs one batch export; decoding and file writing overlap the model on a helper thread."""
 
-    def __init__(self, engine: CamEngine, options: BatchOptions) -> None:
+    def __init__(
+        self, engine: CamEngine, options: BatchOptions, on_result: BatchResult | None = None
+    ) -> None:
         self.engine = engine
         self.options = options
+        self.on_result = on_result  # called once the image's files are written
         self._target = parse_target(options.target, engine.classes)
         self.layer = engine.resolve_layers(options.layer)[0]
 
@@ -250,6 +254,8 @@ class BatchRunner:
                     self._write_files(stem, item, result)
                 except InspectorError as exc:
                     result, error = None, str(exc)
+            if result is not None and self.on_result is not None:
+                self.on_result(item.record, result)
             failed += result is None
             csv.append(self._row(item, result, error))
         return failed

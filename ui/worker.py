@@ -74,7 +74,7 @@ class CamWorker(QObject):
     sig_failed = Signal(object)  # JobFailed
     sig_export_progress = Signal(object)  # ExportProgress
     sig_export_finished = Signal(object)  # ExportFinished
-    sig_predicted = Signal(object, str, float)  # a prefetched record's class and confidence
+    sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
     sig_idle = Signal()
     _wake = Signal()
@@ -292,9 +292,8 @@ class CamWorker(QObject):
             self._serve_interactive()
 
         try:
-            summary = BatchRunner(self._engine, options).run(
-                job.records, progress, self._cancel_export.is_set
-            )
+            runner = BatchRunner(self._engine, options, self._exported)
+            summary = runner.run(job.records, progress, self._cancel_export.is_set)
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(job.job_id, "export", str(exc)))
             return
@@ -313,6 +312,11 @@ class CamWorker(QObject):
                 summary.seconds,
             )
         )
+
+    def _exported(self, record: ImageRecord, result: object) -> None:
+        """Fill the list's predicted column as the folder export goes (any thread may emit)."""
+        predicted = result.predicted
+        self.sig_predicted.emit(record, predicted.name, predicted.probability)
 
     def _serve_interactive(self) -> None:
         """Between export chunks the model is free: answer the image the user is looking at."""

@@ -32,7 +32,12 @@ def test_cancel_midway_keeps_finished_rows(tmp_path: Path) -> None:
     def progress(done: int, total: int, failed: int) -> None:
         calls.append((done, total, failed))
 
-    runner = BatchRunner(_engine(), BatchOptions(output=tmp_path / "out", batch_size=4))
+    seen: list[str] = []
+    runner = BatchRunner(
+        _engine(),
+        BatchOptions(output=tmp_path / "out", batch_size=4),
+        on_result=lambda record, result: seen.append(record.rel_path.as_posix()),
+    )
     summary = runner.run(records, progress, cancel=lambda: len(calls) >= 2)
     assert summary.cancelled
     rows = _rows(tmp_path / "out" / "results.csv")
@@ -40,6 +45,7 @@ def test_cancel_midway_keeps_finished_rows(tmp_path: Path) -> None:
     assert calls[0] == (4, 20, 0) and calls[1] == (8, 20, 0)
     written = sorted((tmp_path / "out" / "IMAGES").glob("*_overlay.png"))
     assert len(written) == len(rows)
+    assert seen == [r["path"] for r in rows]
 
 
 def test_same_stem_different_extension_do_not_collide(tmp_path: Path) -> None:

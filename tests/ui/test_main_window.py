@@ -218,6 +218,14 @@ def test_folder_export_writes_batch_outputs(qtbot, window: MainWindow, tmp_path:
     stem = out / records[0].rel_path.with_suffix("")
     for suffix in ("_heatmap.png", "_overlay.png", "_panels.png"):
         assert _decode(stem.with_name(stem.name + suffix)).ndim == 3
+    # Every exported row's predicted column is filled, not only the shown and prefetched ones.
+    model = window.images.model
+
+    def predicted_column() -> list[str]:
+        return [model.index(model.row_of(r), 2).data() for r in records]
+
+    qtbot.waitUntil(lambda: "" not in predicted_column())
+    assert predicted_column() == [r["predicted"] for r in rows]
 
 
 def test_corrupt_image_shows_error_and_navigation_goes_on(

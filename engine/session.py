@@ -1,0 +1,597 @@
+"""Inspection sessions: verdicts, notes and their history in one locked, crash-safe SQLite file."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import IO, Self
+
+import engine
+from engine.errors import InspectorError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x47434931  # "GCI1": marks the file as ours, so a foreign SQLite DB is refused
+DEFAULT_LABELS = (
+    "right class, heat on the defect",
+    "right class, heat elsewhere",
+    "wrong class",
+    "unsure",
+)
+CODES = (1, 2, 3, 4)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE images (
+    rel_path TEXT PRIMARY KEY,
+    ground_truth TEXT,
+    predicted TEXT,
+    confidence REAL,
+    pointing_hit INTEGER,
+    energy_in_box REAL
+);
+CREATE TABLE verdicts (
+    rel_path TEXT PRIMARY KEY REFERENCES images(rel_path),
+    code INTEGER CHECK (code IS NULL OR code BETWEEN 1 AND 4),
+    corrected TEXT,
+    note TEXT,
+    reviewer TEXT NOT NULL,
+    time TEXT NOT NULL
+);
+CREATE TABLE history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rel_path TEXT NOT NULL REFERENCES images(rel_path),
+    action TEXT NOT NULL CHECK (action IN ('verdict', 'note', 'undo')),
+    undoes INTEGER REFERENCES history(id),
+    reviewer TEXT NOT NULL,
+    time TEXT NOT NULL,
+    old_code INTEGER, old_corrected TEXT, old_note TEXT,
+    new_code INTEGER, new_corrected TEXT, new_note TEXT
+);
+"""
+_TABLES = {"meta", "images", "verdicts", "history"}
+# Values recorded when the session began; a later open with other values gets a warning.
+_CONTEXT_KEYS = ("folder", "profile_path", "weights_sha256", "layer", "method", "engine_version")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An image's current review state; code None means a note without a verdict (unreviewed)."""
+
+    rel_path: str
+    code: int | None
+    corrected: str | None
+    note: str | None
+    reviewer: str
+    time: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change to an image's review state (who, when, old, new); undo adds an entry too."""
+
+    id: int
+    rel_path: str
+    action: str
+    undoes: int | None
+    reviewer: str
+    time: str
+    old: tuple[int | None, str | None, str | None]
+    new: tuple[int | None, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """An image's model result joined with its review state, as the report lists it."""
+
+    rel_path: str
+    ground_truth: str | None
+    predicted: str | None
+    confidence: float | None
+    pointing_hit: bool | None
+    energy_in_box: float | None
+    verdict: Verdict | None
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    """Verdict counts for one predicted class; per_code[i] counts code i + 1."""
+
+    cls: str
+    total: int
+    per_code: tuple[int, int, int, int]
+
+    @property
+    def reviewed(self) -> int:
+        return sum(self.per_code)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a session was started against, and its verdict labels."""
+
+    path: Path
+    folder: str
+    profile_path: str
+    weights_sha256: str
+    layer: str
+    method: str
+    engine_version: str
+    created: str
+    updated: str
+    labels: tuple[str, str, str, str]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _data_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    return Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+
+
+def default_session_path(folder: str | Path, profile_path: str | Path | None) -> Path:
+    """One session file per (folder, profile) under the user's data dir, never the image folder."""
+    folder_key = str(Path(folder).expanduser().resolve())
+    profile_key = str(Path(profile_path).expanduser().resolve()) if profile_path else ""
+    digest = hashlib.sha256(f"{folder_key}\0{profile_key}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder_key).name)[:40] or "root"
+    return _data_home() / "gradcam-inspector" / "sessions" / f"{slug}-{digest}.sqlite"
+
+
+# --- checks before SQLite touches the file --------------------------------------------------
+
+
+def _check_header(path: Path) -> None:
+    """Refuse files that are not SQLite or are shorter than their header says (truncated)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InspectorError(f"cannot read session '{path}': {exc.strerror or exc}") from exc
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise InspectorError(
+            f"'{path}' is not a Grad-CAM Inspector session (not an SQLite file); "
+            "choose another session file"
+        )
+    page_size = struct.unpack(">H", header[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, pages, valid_for = (
+        struct.unpack(">I", header[o : o + 4])[0] for o in (24, 28, 92)
+    )
+    truncated = size % page_size != 0 or (valid_for == change_counter and size < pages * page_size)
+    if truncated:
+        raise InspectorError(
+            f"session '{path}' is truncated ({size} bytes); restore it from a backup "
+            "or start a new session file"
+        )
+
+
+def _is_fresh(path: Path) -> bool:
+    """No file, or an empty one with no WAL beside it: nothing can be lost by creating here."""
+    wal = path.with_name(path.name + "-wal")
+    if not path.exists():
+        return True
+    return path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
+
+
+def _lock(path: Path) -> IO[bytes]:
+    """Hold an exclusive flock on '<file>.lock'; the kernel drops it if the process dies."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("ab")
+    except OSError as exc:
+        raise InspectorError(
+            f"cannot open session '{path}': {exc.strerror or exc} (the folder must be writable); "
+            "choose a session location you can write to"
+        ) from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise InspectorError(
+            f"session '{path}' is open in another window or process; close it there first"
+        ) from exc
+    return handle
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise InspectorError(
+            f"session '{path}' is read-only; make it writable or choose another session file"
+        )
+    try:
+        # Autocommit mode: every change runs in an explicit transaction of our own (_write).
+        return sqlite3.connect(path, isolation_level=None, timeout=0)
+    except sqlite3.Error as exc:
+        raise InspectorError(f"cannot open session '{path}': {exc}") from exc
+
+
+def _validate(conn: sqlite3.Connection, path: Path) -> bool:
+    """True for an existing session of ours, False for an empty database; raise otherwise."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise InspectorError(
+            f"session '{path}' is damaged or not a session ({exc}); choose another session file"
+        ) from exc
+    if app_id == 0 and version == 0 and not tables:
+        return False
+    if app_id != APPLICATION_ID:
+        raise InspectorError(
+            f"'{path}' is an SQLite database but not a Grad-CAM Inspector session; "
+            "choose another session file"
+        )
+    if version > SCHEMA_VERSION:
+        raise InspectorError(
+            f"session '{path}' was written by a newer Grad-CAM Inspector (schema {version}, "
+            f"this one reads up to {SCHEMA_VERSION}); update the application"
+        )
+    if check != "ok" or not _TABLES.issubset(tables):
+        raise InspectorError(
+            f"session '{path}' is damaged ({check}); restore it from a backup "
+            "or start a new session file"
+        )
+    return True
+
+
+def _prepare(
+    conn: sqlite3.Connection,
+    path: Path,
+    context: dict[str, str],
+    labels: Sequence[str] | None,
+    existing: bool,
+) -> None:
+    """Set durability pragmas; in a new file create schema and meta in one transaction."""
+    chosen = _labels(labels) if labels is not None else DEFAULT_LABELS
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL fsyncs the WAL at every commit: a verdict shown as recorded survives SIGKILL
+        # (NORMAL would too) and also a power cut (NORMAL would not); at one commit per key
+        # press the few milliseconds cost nothing.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if existing:
+            return
+        now = _now()
+        meta = {**context, "created": now, "updated": now, "labels": json.dumps(chosen)}
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise InspectorError(f"cannot write session '{path}': {exc}") from exc
+
+
+def _rel_path(rel_path: str) -> str:
+    posix = PurePosixPath(str(rel_path).replace("\\", "/"))
+    if not str(rel_path) or posix.is_absolute() or ".." in posix.parts:
+        raise InspectorError(f"image path '{rel_path}' must be relative to the session folder")
+    return str(posix)
+
+
+def _labels(labels: Sequence[str]) -> tuple[str, str, str, str]:
+    cleaned = tuple(str(label).strip() for label in labels)
+    if len(cleaned) != 4 or not all(cleaned):
+        raise InspectorError(f"a session needs 4 non-empty verdict labels, got {list(labels)}")
+    return cleaned  # type: ignore[return-value]
+
+
+# --- the session ----------------------------------------------------------------------------
+
+
+class Session:
+    """An open inspection session; holds the file's lock until close()."""
+
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock: IO[bytes], reviewer: str
+    ) -> None:
+        self.path = path
+        self.reviewer = reviewer
+        self.warnings: tuple[str, ...] = ()
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = lock
+        # Undo only reaches changes made since this open, never another sitting's verdicts.
+        self._undo_floor = conn.execute("SELECT COALESCE(MAX(id), 0) FROM history").fetchone()[0]
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        folder: str | Path,
+        profile_path: str | Path | None,
+        weights_sha256: str,
+        layer: str,
+        method: str,
+        reviewer: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> Session:
+        """Create or resume the session at path; `warnings` says what changed since it began."""
+        path = Path(path).expanduser().absolute()
+        fresh = _is_fresh(path)
+        if not fresh:
+            _check_header(path)
+        context = {
+            "folder": str(Path(folder).expanduser().resolve()),
+            "profile_path": str(Path(profile_path).expanduser().resolve()) if profile_path else "",
+            "weights_sha256": weights_sha256,
+            "layer": layer,
+            "method": method,
+            "engine_version": engine.__version__,
+        }
+        lock = _lock(path)
+        try:
+            conn = _connect(path)
+            try:
+                existing = False if fresh else _validate(conn, path)
+                _prepare(conn, path, context, labels, existing)
+                session = cls(path, conn, lock, reviewer or _default_reviewer())
+                if existing:
+                    session.warnings = session._compare(context, labels)
+                return session
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            lock.close()
+            raise
+
+    def _compare(self, context: dict[str, str], labels: Sequence[str] | None) -> tuple[str, ...]:
+        stored = self._meta()
+        if labels is not None:
+            self.set_labels(labels)
+        return tuple(
+            f"{key.replace('_', ' ')} changed since the session began on {stored['created']}: "
+            f"was '{stored.get(key, '')}', now '{value}'; verdicts were made against the old one"
+            for key, value in context.items()
+            if stored.get(key, "") != value
+        )
+
+    # --- transactions ---
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise InspectorError(f"session '{self.path}' is closed; open it again")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One committed transaction; when it returns, the change is on disk."""
+        conn = self._db
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('updated', ?)", (_now(),))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise InspectorError(f"cannot write session '{self.path}': {exc}") from exc
+            raise
+
+    def _meta(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    # --- model results ---
+
+    def add_images(self, rel_paths: Iterable[str]) -> None:
+        """Register images (e.g. the folder listing) so progress counts them before results."""
+        rows = [(_rel_path(p),) for p in rel_paths]
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO images (rel_path) VALUES (?)", rows)
+
+    def record_result(
+        self,
+        rel_path: str,
+        predicted: str | None,
+        confidence: float | None,
+        ground_truth: str | None = None,
+        pointing_hit: bool | None = None,
+        energy_in_box: float | None = None,
+    ) -> None:
+        """Store (or replace) the model's prediction and localisation scores for an image."""
+        hit = None if pointing_hit is None else int(pointing_hit)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(rel_path) DO UPDATE SET"
+                " ground_truth=excluded.ground_truth, predicted=excluded.predicted,"
+                " confidence=excluded.confidence, pointing_hit=excluded.pointing_hit,"
+                " energy_in_box=excluded.energy_in_box",
+                (_rel_path(rel_path), ground_truth, predicted, confidence, hit, energy_in_box),
+            )
+
+    # --- verdicts ---
+
+    def set_verdict(
+        self, rel_path: str, code: int, corrected: str | None = None, note: str | None = None
+    ) -> Verdict:
+        """Record a verdict (1..4); note None keeps the image's existing note."""
+        if code not in CODES:
+            raise InspectorError(f"verdict must be one of 1, 2, 3, 4, got {code!r}")
+        rel = _rel_path(rel_path)
+        old = self.verdict(rel)
+        keep_note = old.note if old and note is None else note
+        return self._change(rel, "verdict", (code, corrected, keep_note))
+
+    def set_note(self, rel_path: str, note: str | None) -> Verdict:
+        """Set or clear (None or blank) an image's note, keeping its verdict."""
+        rel = _rel_path(rel_path)
+        old = self.verdict(rel)
+        text = note if note and note.strip() else None
+        return self._change(
+            rel, "note", (old.code, old.corrected, text) if old else (None, None, text)
+        )
+
+    def _change(
+        self,
+        rel: str,
+        action: str,
+        new: tuple[int | None, str | None, str | None],
+        undoes: int | None = None,
+    ) -> Verdict:
+        old = self.verdict(rel)
+        old_state = (old.code, old.corrected, old.note) if old else (None, None, None)
+        now = _now()
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO images (rel_path) VALUES (?)", (rel,))
+            if new == (None, None, None):
+                conn.execute("DELETE FROM verdicts WHERE rel_path = ?", (rel,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
+                    (rel, *new, self.reviewer, now),
+                )
+            conn.execute(
+                "INSERT INTO history (rel_path, action, undoes, reviewer, time, old_code,"
+                " old_corrected, old_note, new_code, new_corrected, new_note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (rel, action, undoes, self.reviewer, now, *old_state, *new),
+            )
+        return Verdict(rel, *new, self.reviewer, now)
+
+    def undo(self) -> Verdict | None:
+        """Revert the latest change made since this open; None when there is nothing to undo."""
+        row = self._db.execute(
+            "SELECT id, rel_path, old_code, old_corrected, old_note FROM history h"
+            " WHERE id > ? AND action != 'undo'"
+            " AND NOT EXISTS (SELECT 1 FROM history u WHERE u.undoes = h.id)"
+            " ORDER BY id DESC LIMIT 1",
+            (self._undo_floor,),
+        ).fetchone()
+        if row is None:
+            return None
+        entry_id, rel, *old = row
+        return self._change(rel, "undo", tuple(old), undoes=entry_id)  # type: ignore[arg-type]
+
+    def verdict(self, rel_path: str) -> Verdict | None:
+        row = self._db.execute(
+            "SELECT * FROM verdicts WHERE rel_path = ?", (_rel_path(rel_path),)
+        ).fetchone()
+        return Verdict(*row) if row else None
+
+    def verdicts(self) -> dict[str, Verdict]:
+        rows = self._db.execute("SELECT * FROM verdicts ORDER BY rel_path").fetchall()
+        return {row[0]: Verdict(*row) for row in rows}
+
+    def history(self, rel_path: str | None = None) -> list[HistoryEntry]:
+        sql = "SELECT * FROM history"
+        args: tuple[str, ...] = ()
+        if rel_path is not None:
+            sql, args = sql + " WHERE rel_path = ?", (_rel_path(rel_path),)
+        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [HistoryEntry(*r[:6], tuple(r[6:9]), tuple(r[9:12])) for r in rows]
+
+    # --- summaries ---
+
+    def records(self) -> list[ImageRecord]:
+        """Every image with its result and review state, ordered by path."""
+        verdicts = self.verdicts()
+        rows = self._db.execute("SELECT * FROM images ORDER BY rel_path").fetchall()
+        return [
+            ImageRecord(
+                rel,
+                truth,
+                pred,
+                conf,
+                None if hit is None else bool(hit),
+                energy,
+                verdicts.get(rel),
+            )
+            for rel, truth, pred, conf, hit, energy in rows
+        ]
+
+    def progress(self) -> tuple[int, int]:
+        """(reviewed, total): images with a verdict, images known to the session."""
+        reviewed = self._db.execute(
+            "SELECT COUNT(*) FROM verdicts WHERE code IS NOT NULL"
+        ).fetchone()[0]
+        total = self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        return reviewed, total
+
+    def class_counts(self) -> list[ClassCounts]:
+        """Verdicts per predicted class ('' for images without a prediction yet)."""
+        rows = self._db.execute(
+            "SELECT COALESCE(i.predicted, ''), v.code, COUNT(*) FROM images i"
+            " LEFT JOIN verdicts v ON v.rel_path = i.rel_path GROUP BY 1, 2 ORDER BY 1"
+        ).fetchall()
+        totals: dict[str, list[int]] = {}
+        for cls, code, count in rows:
+            counts = totals.setdefault(cls, [0, 0, 0, 0, 0])
+            counts[code or 0] += count
+        return [ClassCounts(cls, sum(c), tuple(c[1:])) for cls, c in totals.items()]  # type: ignore[arg-type]
+
+    # --- metadata ---
+
+    @property
+    def labels(self) -> tuple[str, str, str, str]:
+        return _labels(json.loads(self._meta()["labels"]))
+
+    def set_labels(self, labels: Sequence[str]) -> None:
+        chosen = _labels(labels)
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('labels', ?)", (json.dumps(chosen),))
+
+    def info(self) -> SessionInfo:
+        meta = self._meta()
+        return SessionInfo(
+            self.path,
+            *(meta.get(key, "") for key in (*_CONTEXT_KEYS, "created", "updated")),
+            self.labels,
+        )
+
+    # --- lifetime ---
+
+    def close(self) -> None:
+        """Checkpoint and close the database, then release the lock; safe to call twice."""
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        try:
+            conn.close()
+        finally:
+            self._lock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _default_reviewer() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"

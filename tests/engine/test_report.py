@@ -1,0 +1,144 @@
+"""Session reports: CSV rows and columns, one-file HTML with decodable figures, escaped notes."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.report import CSV_COLUMNS, confusion_table, localisation_table, write_report
+from engine.session import Session
+
+CHROMIUM = Path("/usr/bin/chromium")
+EVIL_NOTE = '<script>alert("x")</script> & <b>bold</b>'
+
+
+def _overlay(rel_path: str) -> np.ndarray | None:
+    """A solid red 600x400 overlay for b.png, none for the rest."""
+    if rel_path != "b.png":
+        return None
+    image = np.zeros((400, 600, 3), dtype=np.uint8)
+    image[..., 0] = 255
+    return image
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    path = tmp_path / "s.sqlite"
+    opened = Session.open(path, tmp_path / "images", None, "ab" * 32, "features", "gradcam", "ann")
+    opened.record_result("a.png", "crazing", 0.9, "crazing", True, 0.75)
+    opened.record_result("b.png", "patches", 0.55, "crazing", False, 0.25)
+    opened.record_result("c.png", "patches", 0.8, "patches", True, 0.5)
+    opened.record_result("d.png", "crazing", 0.6, None)
+    opened.set_verdict("a.png", 1)
+    opened.set_verdict("b.png", 3, corrected="crazing", note=EVIL_NOTE)
+    opened.set_verdict("c.png", 2, note="heat on the roller mark")
+    yield opened
+    opened.close()
+
+
+def test_csv_has_one_row_per_image_with_the_columns(session: Session, tmp_path: Path) -> None:
+    files = write_report(session, tmp_path / "out", _overlay)
+    with files.csv.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+    assert [r["path"] for r in rows] == ["a.png", "b.png", "c.png", "d.png"]
+    b = rows[1]
+    assert (b["ground_truth"], b["prediction"], b["confidence"]) == ("crazing", "patches", "0.5500")
+    assert (b["verdict"], b["corrected_class"], b["note"]) == ("3", "crazing", EVIL_NOTE)
+    assert (b["pointing_hit"], b["energy_in_box"], b["reviewer"]) == ("0", "0.2500", "ann")
+    assert b["time"].startswith("20")
+    d = rows[3]
+    assert (d["ground_truth"], d["verdict"], d["reviewer"], d["pointing_hit"]) == ("", "", "", "")
+
+
+def _data_images(text: str) -> list[np.ndarray]:
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    buffers = [np.frombuffer(base64.b64decode(u, validate=True), np.uint8) for u in uris]
+    return [cv2.imdecode(b, cv2.IMREAD_COLOR) for b in buffers]
+
+
+def test_html_is_one_file_with_decodable_figures_and_overlays(
+    session: Session, tmp_path: Path
+) -> None:
+    files = write_report(session, tmp_path / "out", _overlay)
+    assert sorted(p.name for p in files.html.parent.iterdir()) == ["report.csv", "report.html"]
+    text = files.html.read_text(encoding="utf-8")
+    assert not re.search(r'(src|href)="(?!data:)', text), "the report must not link other files"
+    images = _data_images(text)
+    # verdicts per class, confusion matrix, localisation, then b.png's overlay.
+    assert len(images) == 4
+    assert all(image is not None and image.size > 0 for image in images)
+    figures, overlay = images[:3], images[3]
+    assert all(image.std() > 0 for image in figures), "a figure is blank"
+    assert overlay.shape == (256, 384, 3)  # 600x400 scaled to fit 384 pixels
+    assert np.all(overlay[..., 2] == 255) and np.all(overlay[..., :2] == 0)  # red, in BGR
+
+
+def test_gallery_shows_marked_images_with_escaped_notes(session: Session, tmp_path: Path) -> None:
+    text = write_report(session, tmp_path / "out", _overlay).html.read_text(encoding="utf-8")
+    gallery = text[text.index("Images to look at") :]
+    assert "b.png" in gallery and "c.png" in gallery
+    assert "a.png" not in gallery and "d.png" not in gallery
+    assert EVIL_NOTE not in text and "<script>" not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
+    assert "heat on the roller mark" in gallery
+    assert "no overlay" in gallery  # c.png has none
+    assert "right class, heat elsewhere" in gallery and "wrong class" in gallery
+
+
+def test_summary_statistics(session: Session) -> None:
+    records = session.records()
+    names, matrix = confusion_table(records)
+    assert names == ["crazing", "patches"]
+    assert matrix.tolist() == [[1, 1], [0, 1]]
+    names, pointing, energy = localisation_table(records)
+    assert names == ["crazing", "patches"]
+    assert pointing == [0.5, 1.0]
+    assert energy == pytest.approx([0.5, 0.5])
+
+
+def test_report_without_results_or_overlays(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Session.open(path, tmp_path, None, "x", "l", "m", "ann") as empty:
+        files = write_report(empty, tmp_path / "out")
+    assert files.csv.read_text(encoding="utf-8").splitlines() == [",".join(CSV_COLUMNS)]
+    text = files.html.read_text(encoding="utf-8")
+    assert "No images in this session." in text and "No image was marked 2, 3 or 4." in text
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium (/usr/bin/chromium) is not installed"
+)
+def test_report_renders_in_headless_chromium(session: Session, tmp_path: Path) -> None:
+    files = write_report(session, tmp_path / "out", _overlay)
+    shot = tmp_path / "shot.png"
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={shot}",
+        "--window-size=1200,2000",
+        files.html.as_uri(),
+    ]
+    subprocess.run(command, capture_output=True, timeout=120, check=False)
+    assert shot.exists(), "chromium wrote no screenshot"
+    image = cv2.imread(str(shot), cv2.IMREAD_COLOR)
+    assert image is not None and image.std() > 5, "the rendered report is blank"
+    # The embedded figures show: their coloured bars are the only saturated pixels on the page.
+    saturation = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)[..., 1]
+    assert (saturation > 100).sum() > 5_000, "no embedded image was drawn"

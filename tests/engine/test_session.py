@@ -1,0 +1,303 @@
+"""Inspection sessions: verdicts, undo and history, resume, refusals, locking and SIGKILL safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.errors import InspectorError
+from engine.session import DEFAULT_LABELS, SCHEMA_VERSION, Session, default_session_path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHA = "ab" * 32
+
+
+def _open(path: Path, weights: str = SHA, layer: str = "features", **kwargs) -> Session:
+    folder = path.parent / "images"
+    return Session.open(path, folder, None, weights, layer, "gradcam", reviewer="ann", **kwargs)
+
+
+@pytest.fixture
+def session_path(tmp_path: Path) -> Path:
+    return tmp_path / "sessions" / "s.sqlite"
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_verdicts_round_trip_and_resume(session_path: Path) -> None:
+    with _open(session_path) as session:
+        session.record_result("a.png", "crazing", 0.91, "crazing", True, 0.62)
+        session.record_result("b.png", "patches", 0.40, "crazing", False, 0.10)
+        session.add_images(["c.png"])
+        first = session.set_verdict("a.png", 1, note="clean hit")
+        session.set_verdict("b.png", 3, corrected="crazing")
+        assert (first.code, first.note, first.reviewer) == (1, "clean hit", "ann")
+        assert session.progress() == (2, 3)
+    with _open(session_path) as again:
+        assert again.warnings == ()
+        verdicts = again.verdicts()
+        assert {k: (v.code, v.corrected, v.note) for k, v in verdicts.items()} == {
+            "a.png": (1, None, "clean hit"),
+            "b.png": (3, "crazing", None),
+        }
+        records = {r.rel_path: r for r in again.records()}
+        assert records["b.png"].confidence == pytest.approx(0.40)
+        assert records["b.png"].pointing_hit is False
+        assert records["c.png"].verdict is None
+        counts = {c.cls: (c.total, c.per_code) for c in again.class_counts()}
+        assert counts == {
+            "": (1, (0, 0, 0, 0)),
+            "crazing": (1, (1, 0, 0, 0)),
+            "patches": (1, (0, 0, 1, 0)),
+        }
+
+
+def test_changing_a_verdict_keeps_note_and_history(session_path: Path) -> None:
+    with _open(session_path) as session:
+        session.set_verdict("a.png", 2, note="heat on the edge")
+        session.set_verdict("a.png", 3, corrected="scratches")
+        session.set_note("a.png", "rolled edge, not a scratch")
+        current = session.verdict("a.png")
+        assert current is not None
+        assert (current.code, current.corrected, current.note) == (
+            3,
+            "scratches",
+            "rolled edge, not a scratch",
+        )
+        history = session.history("a.png")
+    assert [(h.action, h.old, h.new) for h in history] == [
+        ("verdict", (None, None, None), (2, None, "heat on the edge")),
+        ("verdict", (2, None, "heat on the edge"), (3, "scratches", "heat on the edge")),
+        (
+            "note",
+            (3, "scratches", "heat on the edge"),
+            (3, "scratches", "rolled edge, not a scratch"),
+        ),
+    ]
+    assert all(h.reviewer == "ann" and h.time for h in history)
+
+
+def test_undo_walks_back_and_is_recorded(session_path: Path) -> None:
+    with _open(session_path) as session:
+        session.set_verdict("a.png", 1)
+        session.set_verdict("b.png", 4)
+        session.set_verdict("a.png", 2)
+        assert session.undo().code == 1  # type: ignore[union-attr]
+        restored = session.undo()
+        assert restored is not None and restored.rel_path == "b.png" and restored.code is None
+        assert session.verdict("b.png") is None
+        assert session.undo().code is None  # type: ignore[union-attr]
+        assert session.undo() is None
+        assert session.verdicts() == {}
+        history = session.history()
+    assert [h.action for h in history] == ["verdict"] * 3 + ["undo"] * 3
+    assert [h.undoes for h in history[3:]] == [3, 2, 1]
+
+
+def test_undo_does_not_reach_an_earlier_sitting(session_path: Path) -> None:
+    with _open(session_path) as session:
+        session.set_verdict("a.png", 1)
+    with _open(session_path) as again:
+        assert again.undo() is None
+        assert again.verdict("a.png").code == 1  # type: ignore[union-attr]
+
+
+def test_reopening_with_other_weights_or_layer_warns(session_path: Path) -> None:
+    _open(session_path).close()
+    with _open(session_path, weights="cd" * 32, layer="layer4") as session:
+        warnings = session.warnings
+        info = session.info()
+    assert len(warnings) == 2
+    assert "weights sha256" in warnings[0] and "ab" * 32 in warnings[0]
+    assert "layer" in warnings[1] and "'features'" in warnings[1] and "'layer4'" in warnings[1]
+    assert (info.weights_sha256, info.layer, info.engine_version) == (
+        SHA,
+        "features",
+        engine.__version__,
+    )
+
+
+def test_labels_default_and_configurable(session_path: Path) -> None:
+    with _open(session_path) as session:
+        assert session.labels == DEFAULT_LABELS
+        session.set_labels(["good", "lucky", "wrong", "?"])
+    with _open(session_path) as again:
+        assert again.labels == ("good", "lucky", "wrong", "?")
+    with pytest.raises(InspectorError, match="4 non-empty verdict labels"):
+        _open(session_path, labels=["a", "b"])
+
+
+def test_bad_verdicts_and_paths_are_refused(session_path: Path) -> None:
+    with _open(session_path) as session:
+        with pytest.raises(InspectorError, match="1, 2, 3, 4"):
+            session.set_verdict("a.png", 5)
+        with pytest.raises(InspectorError, match="relative"):
+            session.set_verdict("/etc/passwd", 1)
+        with pytest.raises(InspectorError, match="relative"):
+            session.set_verdict("../x.png", 1)
+    with pytest.raises(InspectorError, match="closed"):
+        session.set_verdict("a.png", 1)
+
+
+def test_default_path_is_per_folder_and_profile_outside_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = tmp_path / "images"
+    path = default_session_path(folder, tmp_path / "a.toml")
+    assert path.parent == tmp_path / "data" / "gradcam-inspector" / "sessions"
+    assert path.name.startswith("images-") and path.suffix == ".sqlite"
+    assert path == default_session_path(folder, tmp_path / "a.toml")
+    assert path != default_session_path(folder, tmp_path / "b.toml")
+    assert path != default_session_path(tmp_path / "other", tmp_path / "a.toml")
+    assert not path.is_relative_to(folder)
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    home_path = default_session_path(folder, None)
+    assert home_path.parent == tmp_path / "home" / ".local/share/gradcam-inspector/sessions"
+
+
+# --- bad input: clear message, file untouched ------------------------------------------------
+
+
+def _assert_refused_untouched(path: Path, match: str) -> None:
+    before = path.read_bytes()
+    with pytest.raises(InspectorError, match=match) as info:
+        _open(path)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_random_bytes_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "noise.sqlite"
+    path.write_bytes(os.urandom(8192))
+    _assert_refused_untouched(path, "not a Grad-CAM Inspector session")
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE photos (name TEXT)")
+    conn.commit()
+    conn.close()
+    _assert_refused_untouched(path, "SQLite database but not a Grad-CAM Inspector session")
+
+
+def test_newer_schema_is_refused(session_path: Path) -> None:
+    _open(session_path).close()
+    conn = sqlite3.connect(session_path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    _assert_refused_untouched(session_path, "newer Grad-CAM Inspector")
+
+
+def test_truncated_session_is_refused(session_path: Path) -> None:
+    with _open(session_path) as session:
+        session.add_images(f"img{i:04d}.png" for i in range(2000))
+    data = session_path.read_bytes()
+    assert len(data) > 3 * 4096
+    session_path.write_bytes(data[: len(data) // 2])
+    _assert_refused_untouched(session_path, "truncated")
+
+
+def test_damaged_page_is_refused(session_path: Path) -> None:
+    with _open(session_path) as session:
+        session.add_images(f"img{i:04d}.png" for i in range(2000))
+    data = bytearray(session_path.read_bytes())
+    data[4096 * 2 : 4096 * 3] = b"\xff" * 4096  # a b-tree page, header intact
+    session_path.write_bytes(bytes(data))
+    _assert_refused_untouched(session_path, "damaged")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_location_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(InspectorError, match="writable"):
+            _open(folder / "s.sqlite")
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_second_process_is_refused_while_open(session_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from engine.session import Session\n"
+        "from engine.errors import InspectorError\n"
+        "try:\n"
+        f"    Session.open({str(session_path)!r}, '.', None, 'x', 'l', 'm')\n"
+        "except InspectorError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    with _open(session_path) as session:
+        session.set_verdict("a.png", 1)
+        before = session_path.read_bytes()
+        child = subprocess.run(
+            _python(code), env=_child_env(), capture_output=True, text=True, timeout=60
+        )
+        assert child.returncode == 3, child.stderr
+        assert "open in another window or process" in child.stdout
+        assert session_path.read_bytes() == before
+        assert session.verdict("a.png").code == 1  # type: ignore[union-attr]
+    child = subprocess.run(_python(code), env=_child_env(), capture_output=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+
+
+# --- durability ---------------------------------------------------------------------------
+
+
+SIGKILL_CHILD = """
+import sys
+from engine.session import Session
+session = Session.open(sys.argv[1], '.', None, 'x', 'features', 'gradcam', reviewer='bot')
+for i in range(100000):
+    session.set_verdict(f"img{i:05d}.png", i % 4 + 1, note=f"note {i}")
+    print(f"recorded {i}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill_after", [1, 40, 300])
+def test_every_verdict_reported_as_recorded_survives_sigkill(
+    session_path: Path, kill_after: int
+) -> None:
+    session_path.parent.mkdir(parents=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", SIGKILL_CHILD, str(session_path)],
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    reported: list[int] = []
+    try:
+        for line in child.stdout:
+            reported.append(int(line.split()[1]))
+            if len(reported) == kill_after:
+                break
+    finally:
+        child.send_signal(signal.SIGKILL)  # mid-commit of a later verdict, most likely
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    assert len(reported) == kill_after
+    with _open(session_path) as session:
+        verdicts = session.verdicts()
+    for i in reported:
+        verdict = verdicts[f"img{i:05d}.png"]
+        assert (verdict.code, verdict.note, verdict.reviewer) == (i % 4 + 1, f"note {i}", "bot")
+    assert len(verdicts) >= len(reported)
