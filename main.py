@@ -16,7 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
-CLI_COMMANDS = ("batch", "layers", "demo-data", "train-demo")
+CLI_COMMANDS = ("batch", "layers", "demo-data", "train-demo", "report")
 
 
 def window_parser() -> argparse.ArgumentParser:

@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=60)
     demo.add_argument("--seed", type=int, default=0)
 
+    report = commands.add_parser("report", help="write report.csv and report.html of a session")
+    report.add_argument("session", type=Path, help="the session file (.sqlite)")
+    report.add_argument("--output", type=Path, required=True, help="output folder")
+
     train = commands.add_parser("train-demo", help="retrain the demo model and measure it")
     train.add_argument(
         "--output", type=Path, default=None, help="weights file; default: the bundled demo"
@@ -179,11 +183,22 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.report import write_report
+    from engine.session import Session
+
+    with Session.open_existing(args.session) as session:
+        files = write_report(session, args.output)
+    print(f"wrote {files.csv} and {files.html}", file=sys.stderr)
+    return EXIT_OK
+
+
 COMMANDS = {
     "batch": cmd_batch,
     "layers": cmd_layers,
     "demo-data": cmd_demo_data,
     "train-demo": cmd_train_demo,
+    "report": cmd_report,
 }
 
 

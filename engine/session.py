@@ -212,10 +212,13 @@ def _lock(path: Path) -> IO[bytes]:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise InspectorError(
-            f"session '{path}' is read-only; make it writable or choose another session file"
-        )
+    # SQLite writes '-wal' and '-shm' files beside the session, so the folder must be writable.
+    for target in (path, path.parent):
+        if target.exists() and not os.access(target, os.R_OK | os.W_OK):
+            raise InspectorError(
+                f"session '{path}' is read-only ('{target}' is not writable); "
+                "make it writable or choose another session location"
+            )
     try:
         # Autocommit mode: every change runs in an explicit transaction of our own (_write).
         return sqlite3.connect(path, isolation_level=None, timeout=0)
@@ -254,15 +257,7 @@ def _validate(conn: sqlite3.Connection, path: Path) -> bool:
     return True
 
 
-def _prepare(
-    conn: sqlite3.Connection,
-    path: Path,
-    context: dict[str, str],
-    labels: Sequence[str] | None,
-    existing: bool,
-) -> None:
-    """Set durability pragmas; in a new file create schema and meta in one transaction."""
-    chosen = _labels(labels) if labels is not None else DEFAULT_LABELS
+def _set_pragmas(conn: sqlite3.Connection, path: Path) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL fsyncs the WAL at every commit: a verdict shown as recorded survives SIGKILL
@@ -270,10 +265,18 @@ def _prepare(
         # press the few milliseconds cost nothing.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        if existing:
-            return
-        now = _now()
-        meta = {**context, "created": now, "updated": now, "labels": json.dumps(chosen)}
+    except sqlite3.Error as exc:
+        raise InspectorError(f"cannot write session '{path}': {exc}") from exc
+
+
+def _create(
+    conn: sqlite3.Connection, path: Path, context: dict[str, str], labels: Sequence[str] | None
+) -> None:
+    """Schema, markers and meta in one transaction: a crash leaves an empty file, never half."""
+    chosen = _labels(labels) if labels is not None else DEFAULT_LABELS
+    now = _now()
+    meta = {**context, "created": now, "updated": now, "labels": json.dumps(chosen)}
+    try:
         conn.execute("BEGIN IMMEDIATE")
         for statement in _SCHEMA.split(";"):
             if statement.strip():
@@ -286,6 +289,24 @@ def _prepare(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise InspectorError(f"cannot write session '{path}': {exc}") from exc
+
+
+def _context(
+    folder: str | Path,
+    profile_path: str | Path | None,
+    weights_sha256: str,
+    layer: str,
+    method: str,
+) -> dict[str, str]:
+    """What the verdicts are made against, as stored in the session's meta table."""
+    return {
+        "folder": str(Path(folder).expanduser().resolve()),
+        "profile_path": str(Path(profile_path).expanduser().resolve()) if profile_path else "",
+        "weights_sha256": weights_sha256,
+        "layer": layer,
+        "method": method,
+        "engine_version": engine.__version__,
+    }
 
 
 def _rel_path(rel_path: str) -> str:
@@ -306,7 +327,10 @@ def _labels(labels: Sequence[str]) -> tuple[str, str, str, str]:
 
 
 class Session:
-    """An open inspection session; holds the file's lock until close()."""
+    """An open inspection session; holds the file's lock until close().
+
+    Use it from the thread that opened it (sqlite3's default check_same_thread).
+    """
 
     def __init__(
         self, path: Path, conn: sqlite3.Connection, lock: IO[bytes], reviewer: str
@@ -332,28 +356,33 @@ class Session:
         labels: Sequence[str] | None = None,
     ) -> Session:
         """Create or resume the session at path; `warnings` says what changed since it began."""
-        path = Path(path).expanduser().absolute()
+        context = _context(folder, profile_path, weights_sha256, layer, method)
+        return cls._attach(Path(path).expanduser().absolute(), context, labels, reviewer)
+
+    @classmethod
+    def open_existing(cls, path: str | Path, reviewer: str | None = None) -> Session:
+        """Resume a session without a model to compare against (reports, the command line)."""
+        return cls._attach(Path(path).expanduser().absolute(), None, None, reviewer)
+
+    @classmethod
+    def _attach(
+        cls,
+        path: Path,
+        context: dict[str, str] | None,
+        labels: Sequence[str] | None,
+        reviewer: str | None,
+    ) -> Session:
+        """Lock, validate and open path; context None means the session must already exist."""
         fresh = _is_fresh(path)
+        if fresh and context is None:
+            raise InspectorError(f"there is no session at '{path}'; check the path")
         if not fresh:
             _check_header(path)
-        context = {
-            "folder": str(Path(folder).expanduser().resolve()),
-            "profile_path": str(Path(profile_path).expanduser().resolve()) if profile_path else "",
-            "weights_sha256": weights_sha256,
-            "layer": layer,
-            "method": method,
-            "engine_version": engine.__version__,
-        }
         lock = _lock(path)
         try:
             conn = _connect(path)
             try:
-                existing = False if fresh else _validate(conn, path)
-                _prepare(conn, path, context, labels, existing)
-                session = cls(path, conn, lock, reviewer or _default_reviewer())
-                if existing:
-                    session.warnings = session._compare(context, labels)
-                return session
+                return cls._start(conn, lock, path, fresh, context, labels, reviewer)
             except BaseException:
                 conn.close()
                 raise
@@ -361,10 +390,36 @@ class Session:
             lock.close()
             raise
 
-    def _compare(self, context: dict[str, str], labels: Sequence[str] | None) -> tuple[str, ...]:
-        stored = self._meta()
+    @classmethod
+    def _start(
+        cls,
+        conn: sqlite3.Connection,
+        lock: IO[bytes],
+        path: Path,
+        fresh: bool,
+        context: dict[str, str] | None,
+        labels: Sequence[str] | None,
+        reviewer: str | None,
+    ) -> Session:
+        existing = False if fresh else _validate(conn, path)
+        if not existing and context is None:
+            raise InspectorError(f"'{path}' is an empty database, not a session; check the path")
+        _set_pragmas(conn, path)
+        if context is not None and not existing:
+            _create(conn, path, context, labels)
+        session = cls(path, conn, lock, reviewer or _default_reviewer())
+        if existing:
+            session.warnings = session._compare(context, labels)
+        return session
+
+    def _compare(
+        self, context: dict[str, str] | None, labels: Sequence[str] | None
+    ) -> tuple[str, ...]:
         if labels is not None:
             self.set_labels(labels)
+        if context is None:
+            return ()
+        stored = self._meta()
         return tuple(
             f"{key.replace('_', ' ')} changed since the session began on {stored['created']}: "
             f"was '{stored.get(key, '')}', now '{value}'; verdicts were made against the old one"

@@ -174,3 +174,27 @@ def test_demo_data_command(tmp_path: Path) -> None:
     annotations = sorted((tmp_path / "d" / "ANNOTATIONS").glob("*.xml"))
     assert len(images) == len(annotations) == 7
     assert _decode(images[0]).shape == (200, 200)
+
+
+def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from engine.session import Session
+
+    path = tmp_path / "s.sqlite"
+    with Session.open(path, tmp_path, tmp_path / "p.toml", "abc", "layer3", "gradcam") as session:
+        session.add_images(["a.jpg", "b.jpg"])
+        session.record_result("a.jpg", "crazing", 0.9, ground_truth="crazing", pointing_hit=True)
+        session.record_result("b.jpg", "patches", 0.6, ground_truth="crazing", pointing_hit=False)
+        session.set_verdict("a.jpg", 1)
+        session.set_verdict("b.jpg", 3, corrected="crazing", note="looks at <the edge>")
+    assert run(["report", str(path), "--output", str(tmp_path / "r")]) == 0
+    rows = _read_csv(tmp_path / "r" / "report.csv")
+    assert [(r["path"], r["verdict"], r["note"]) for r in rows] == [
+        ("a.jpg", "1", ""),
+        ("b.jpg", "3", "looks at <the edge>"),
+    ]
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "looks at &lt;the edge&gt;" in html and "data:image/png;base64," in html
+    (tmp_path / "junk.sqlite").write_bytes(b"not a session at all")
+    assert run(["report", str(tmp_path / "junk.sqlite"), "--output", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "junk.sqlite" in err and "Traceback" not in err

@@ -65,6 +65,27 @@ def test_verdicts_round_trip_and_resume(session_path: Path) -> None:
         }
 
 
+def test_open_existing_resumes_without_a_model(session_path: Path, tmp_path: Path) -> None:
+    with _open(session_path) as session:
+        session.set_verdict("a.png", 4, note="blurred")
+    with Session.open_existing(session_path) as again:
+        assert again.warnings == ()
+        assert again.verdict("a.png").note == "blurred"  # type: ignore[union-attr]
+        assert again.info().weights_sha256 == SHA
+    missing = tmp_path / "nowhere" / "s.sqlite"
+    with pytest.raises(InspectorError, match="there is no session"):
+        Session.open_existing(missing)
+    assert not missing.parent.exists()
+    empty = tmp_path / "empty.sqlite"
+    conn = sqlite3.connect(empty)
+    conn.executescript("CREATE TABLE t (x); DROP TABLE t;")
+    conn.close()
+    before = empty.read_bytes()
+    with pytest.raises(InspectorError, match="empty database, not a session"):
+        Session.open_existing(empty)
+    assert empty.read_bytes() == before
+
+
 def test_changing_a_verdict_keeps_note_and_history(session_path: Path) -> None:
     with _open(session_path) as session:
         session.set_verdict("a.png", 2, note="heat on the edge")
@@ -233,6 +254,15 @@ def test_read_only_location_is_refused(tmp_path: Path) -> None:
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
+
+
+def test_read_only_session_file_is_refused(
+    session_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root passes every permission check; this stands in for chmod where tests run as root."""
+    _open(session_path).close()
+    monkeypatch.setattr("engine.session.os.access", lambda path, mode: Path(path) != session_path)
+    _assert_refused_untouched(session_path, "read-only")
 
 
 def test_second_process_is_refused_while_open(session_path: Path) -> None:
