@@ -18,7 +18,9 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QDockWidget,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -30,8 +32,31 @@ from PySide6.QtWidgets import (
 from engine.dataset import ImageRecord
 from ui.thumbnails import THUMBNAIL_SIZE, ThumbnailLoader
 
-COLUMNS = ("File", "Truth", "Predicted", "Conf.")
-COLUMN_TIPS = ("File name (hover for the path)", "Ground truth", "Predicted class", "Confidence")
+COLUMNS = ("File", "Truth", "Predicted", "Conf.", "Verdict")
+COLUMN_TIPS = (
+    "File name (hover for the path)",
+    "Ground truth",
+    "Predicted class",
+    "Confidence",
+    "Your verdict (keys 1-4)",
+)
+VERDICT_COLUMN = 4
+SHORT_LABELS = ("on defect", "elsewhere", "wrong class", "unsure")
+# Light row backgrounds for verdicts 1..4, readable under dark text.
+VERDICT_BACKGROUNDS = ("#d7f0dc", "#fdebc8", "#f8d3d3", "#d5e6f5")
+LOW_CONFIDENCE = 0.6
+# (key, label) of the list filters; "v1".."v4" keep one verdict.
+FILTERS = (
+    ("all", "All images"),
+    ("unreviewed", "Unreviewed"),
+    ("v1", "Verdict 1"),
+    ("v2", "Verdict 2"),
+    ("v3", "Verdict 3"),
+    ("v4", "Verdict 4"),
+    ("disagree", "Prediction ≠ truth"),
+    ("low", f"Confidence < {LOW_CONFIDENCE:.0%}"),
+    ("miss", "Pointing-game miss"),
+)
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 1  # what the filter box matches: the relative path
 AnyIndex = QModelIndex | QPersistentModelIndex
 THUMBNAIL_CACHE_SIZE = 4000
@@ -42,6 +67,7 @@ class RowResult:
     predicted: str
     confidence: float | None  # None: the image failed
     error: str = ""
+    pointing_hit: bool | None = None  # None: no boxes, or not computed for this row
 
 
 class ImageTableModel(QAbstractTableModel):
@@ -52,6 +78,7 @@ class ImageTableModel(QAbstractTableModel):
         self.records: list[ImageRecord] = []
         self._results: dict[int, RowResult] = {}
         self._rows: dict[str, int] = {}
+        self._verdicts: dict[str, int] = {}  # relative posix path -> code 1..4
         self._loader = thumbnails
         self._thumbnails: OrderedDict[str, QPixmap | None] = OrderedDict()
         if thumbnails is not None:
@@ -89,6 +116,27 @@ class ImageTableModel(QAbstractTableModel):
 
     def row_of(self, record: ImageRecord) -> int | None:
         return self._rows.get(str(record.path))
+
+    def set_verdicts(self, verdicts: dict[str, int]) -> None:
+        """Replace every row's verdict (relative posix path -> code)."""
+        self._verdicts = dict(verdicts)
+        if self.records:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.records) - 1, 4))
+
+    def set_verdict(self, rel_path: str, code: int | None) -> None:
+        if code is None:
+            self._verdicts.pop(rel_path, None)
+        else:
+            self._verdicts[rel_path] = code
+        for row, record in enumerate(self.records):
+            if record.rel_path.as_posix() == rel_path:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, VERDICT_COLUMN))
+
+    def verdict(self, row: int) -> int | None:
+        return self._verdicts.get(self.records[row].rel_path.as_posix())
+
+    def result(self, row: int) -> RowResult | None:
+        return self._results.get(row)
 
     def set_result(self, record: ImageRecord, result: RowResult) -> None:
         row = self.row_of(record)
@@ -132,6 +180,9 @@ class ImageTableModel(QAbstractTableModel):
                 return record.rel_path.name
             if column == 1:
                 return record.ground_truth or ""
+            if column == VERDICT_COLUMN:
+                code = self.verdict(row)
+                return "" if code is None else f"{code} {SHORT_LABELS[code - 1]}"
             if result is None:
                 return ""
             if column == 2:
@@ -143,6 +194,8 @@ class ImageTableModel(QAbstractTableModel):
             if result is not None and result.error:
                 return result.error
             return record.rel_path.as_posix()
+        if role == Qt.ItemDataRole.BackgroundRole and (code := self.verdict(row)) is not None:
+            return QBrush(QColor(VERDICT_BACKGROUNDS[code - 1]))
         if role == Qt.ItemDataRole.ForegroundRole and result is not None and column == 2:
             if result.confidence is None:
                 return QBrush(QColor("#c5221f"))
@@ -151,6 +204,49 @@ class ImageTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column == 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+
+class ImageFilterProxy(QSortFilterProxyModel):
+    """The filter box's text match, narrowed by one of FILTERS (review state or result)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = "all"
+
+    def set_mode(self, mode: str) -> None:
+        if not hasattr(self, "endFilterChange"):  # Qt < 6.10, where this is not deprecated
+            self.mode = mode
+            self.invalidateRowsFilter()
+            return
+        self.beginFilterChange()
+        self.mode = mode
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
+        if not super().filterAcceptsRow(source_row, source_parent):
+            return False
+        model = self.sourceModel()
+        assert isinstance(model, ImageTableModel)
+        return _row_passes(self.mode, model, source_row)
+
+
+def _row_passes(mode: str, model: ImageTableModel, row: int) -> bool:
+    if mode == "all":
+        return True
+    code = model.verdict(row)
+    if mode == "unreviewed":
+        return code is None
+    if mode.startswith("v"):
+        return code == int(mode[1:])
+    result = model.result(row)
+    if result is None or result.confidence is None:
+        return False  # not computed yet: nothing to judge it by
+    if mode == "disagree":
+        truth = model.records[row].ground_truth
+        return truth is not None and result.predicted != truth
+    if mode == "low":
+        return result.confidence < LOW_CONFIDENCE
+    return result.pointing_hit is False
 
 
 class ImagesDock(QDockWidget):
@@ -163,7 +259,7 @@ class ImagesDock(QDockWidget):
         self.setObjectName("ImagesDock")
         self.thumbnails = ThumbnailLoader()
         self.model = ImageTableModel(self.thumbnails)
-        self.proxy = QSortFilterProxyModel()
+        self.proxy = ImageFilterProxy()
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setFilterKeyColumn(-1)
@@ -172,6 +268,11 @@ class ImagesDock(QDockWidget):
         self.filter.setPlaceholderText("Filter (file name or class)…")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self._filter_changed)
+        self.filter_mode = QComboBox()
+        for key, label in FILTERS:
+            self.filter_mode.addItem(label, key)
+        self.filter_mode.setToolTip("Show only images in this review state or with this result")
+        self.filter_mode.currentIndexChanged.connect(self._filter_mode_changed)
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -189,18 +290,22 @@ class ImagesDock(QDockWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
-        for column in (1, 2, 3):
+        for column in (1, 2, 3, 4):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
         header.resizeSection(1, 92)
         header.resizeSection(2, 92)
         header.resizeSection(3, 58)
+        header.resizeSection(4, 84)
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.filter)
+        filters = QHBoxLayout()
+        filters.addWidget(self.filter, 1)
+        filters.addWidget(self.filter_mode)
+        layout.addLayout(filters)
         layout.addWidget(self.table)
         layout.addWidget(self.summary)
         self.setWidget(body)
@@ -220,6 +325,20 @@ class ImagesDock(QDockWidget):
     def _filter_changed(self, text: str) -> None:
         self.proxy.setFilterFixedString(text)
         self._update_summary()
+
+    def _filter_mode_changed(self, index: int) -> None:
+        self.proxy.set_mode(self.filter_mode.itemData(index))
+        self._update_summary()
+
+    def set_filter_mode(self, mode: str) -> None:
+        self.filter_mode.setCurrentIndex(self.filter_mode.findData(mode))
+
+    def select_rel_path(self, rel_path: str) -> bool:
+        """Select the row of the image at this relative posix path, if the filter shows it."""
+        for record in self.model.records:
+            if record.rel_path.as_posix() == rel_path:
+                return self.select_record(str(record.path))
+        return False
 
     def visible_records(self) -> list[ImageRecord]:
         """The records the filter shows, in list order."""

@@ -83,6 +83,7 @@ class ModelLoaded:
     inventory: LayerInventory
     seconds: float
     cuda_available: bool
+    weights_sha256: str = ""  # "" for random initialisation; sessions compare it
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ import tomllib
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -27,9 +29,12 @@ from PySide6.QtWidgets import (
 from engine.dataset import ImageRecord, scan_images
 from engine.errors import InspectorError
 from engine.export import ensure_output_dir, write_npy, write_png
+from engine.localization import energy_in_box, pointing_hit
 from engine.profile import demo_profile_path
 from engine.render import COLORMAP_NAMES, render_heatmap, render_overlay, render_panels
+from engine.report import ReportFiles, write_report
 from engine.resources import demo_images_dir
+from engine.session import Session, default_session_path
 from ui.checkpoint_dialog import CheckpointDialog
 from ui.images_dock import ImagesDock, RowResult
 from ui.jobs import (
@@ -46,6 +51,7 @@ from ui.model_dock import ModelDock
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
 from ui.state import CAM_FIELDS, MODE_LABELS, MODES, ViewOptions, ViewState
+from ui.summary_dock import SummaryDock
 from ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -105,11 +111,14 @@ class MainWindow(QMainWindow):
         self.images = ImagesDock(self)
         self.model_dock = ModelDock(self)
         self.prediction = PredictionPanel(self)
+        self.summary = SummaryDock(self)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.images)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.prediction)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
+        self.tabifyDockWidget(self.model_dock, self.summary)
+        self.model_dock.raise_()
         self.resize(1400, 860)
-        self.resizeDocks([self.images, self.prediction], [420, 400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.images, self.prediction], [480, 400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.prediction, self.model_dock], [330, 480], Qt.Orientation.Vertical)
         self.profile = None
         self.profile_path: Path | None = None
@@ -126,6 +135,9 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._use_profile_defaults = True
         self._last_load: LoadModel | None = None
+        self.session: Session | None = None
+        self._weights_sha256 = ""
+        self._refused_session: Path | None = None  # told once; later retries stay quiet
         self._build_toolbar()
         self._build_status_bar()
         self._build_menus()
@@ -192,7 +204,8 @@ class MainWindow(QMainWindow):
         for widget in (self.export_bar, self.export_cancel):
             widget.hide()
             status.addPermanentWidget(widget)
-        for widget in (self.hover_label, self.device_label, self.time_label):
+        self.session_label = QLabel("no session")
+        for widget in (self.hover_label, self.session_label, self.device_label, self.time_label):
             status.addPermanentWidget(widget)
 
     def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None) -> QAction:
@@ -213,13 +226,14 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(self._action("Export current image…", self.export_current, "Ctrl+E"))
         file.addAction(self._action("Export folder…", self.export_folder, "Ctrl+Shift+E"))
+        file.addAction(self._action("Export report…", self.export_report))
         file.addSeparator()
         file.addAction(self._action("Quit", self.close, QKeySequence.StandardKey.Quit))
         view = menu.addMenu("&View")
         view.addAction(self._action("Fit to window", self.view.fit, "Ctrl+F"))
         view.addAction(self._action("Actual size (1:1)", self.view.actual_size, "Ctrl+0"))
         view.addSeparator()
-        for dock in (self.images, self.prediction, self.model_dock):
+        for dock in (self.images, self.prediction, self.model_dock, self.summary):
             view.addAction(dock.toggleViewAction())
         go = menu.addMenu("&Go")
         go.addAction(self._action("Next image (D, Right)", lambda: self.images.step(1), "D"))
@@ -228,6 +242,23 @@ class MainWindow(QMainWindow):
         go.addAction(self._action("Last image", self.images.last, "End"))
         self._action("Next image", lambda: self.images.step(1), "Right")
         self._action("Previous image", lambda: self.images.step(-1), "Left")
+        go.addSeparator()
+        self.auto_advance = QAction("Auto-advance after a verdict", self)
+        self.auto_advance.setCheckable(True)
+        self.auto_advance.setChecked(str(self.settings.value("autoAdvance", "true")) == "true")
+        self.auto_advance.toggled.connect(
+            lambda on: self.settings.setValue("autoAdvance", str(on).lower())
+        )
+        go.addAction(self.auto_advance)
+        review = menu.addMenu("&Review")
+        for code in (1, 2, 3, 4):
+            review.addAction(
+                self._action(
+                    f"Verdict {code}", lambda _=False, c=code: self.set_verdict(c), str(code)
+                )
+            )
+        review.addAction(self._action("Note…", self.edit_note, "N"))
+        review.addAction(self._action("Undo verdict or note", self.undo, "Ctrl+Z"))
         self._refresh_recent_menu()
 
     def _connect(self) -> None:
@@ -243,6 +274,7 @@ class MainWindow(QMainWindow):
         self.device_combo.currentIndexChanged.connect(self._device_chosen)
         self.prediction.sig_method_chosen.connect(lambda m: self.state.update(method=m))
         self.prediction.sig_target_chosen.connect(lambda t: self.state.update(target=t))
+        self.prediction.sig_verdict_chosen.connect(self.set_verdict)
         self.model_dock.sig_layer_clicked.connect(lambda name: self.state.update(layer=name))
         self.model_dock.sig_open_profile.connect(self.open_profile_dialog)
         self.model_dock.sig_open_checkpoint.connect(self.open_checkpoint_dialog)
@@ -369,6 +401,7 @@ class MainWindow(QMainWindow):
         # torch and the model stay for good: keep them out of every later full collection.
         gc.freeze()
         self.profile = loaded.profile
+        self._weights_sha256 = loaded.weights_sha256
         if loaded.profile.source is not None:
             self.profile_path = loaded.profile.source
             if loaded.profile.source != demo_profile_path():
@@ -408,6 +441,7 @@ class MainWindow(QMainWindow):
             self._pending_image = None
         elif not changed & CAM_FIELDS:
             self.request_explain()  # same options, new model: the old map is stale
+        self._open_session()
         self.sig_model_ready.emit(loaded)
 
     def _set_cuda_available(self, available: bool | None) -> None:
@@ -445,8 +479,10 @@ class MainWindow(QMainWindow):
             self.view.show_error(f"No images found in {folder}")
         elif self.model_ready:
             self.images.first()
+        self._open_session()
 
     def _image_selected(self, _record: ImageRecord) -> None:
+        self._show_verdict()
         self.request_explain()
 
     def request_explain(self) -> None:
@@ -480,8 +516,14 @@ class MainWindow(QMainWindow):
         if self._closing:
             return  # queued before the worker stopped; the window is going away
         result = done.result
+        pred = result.predicted
+        hit = energy = None
+        if result.target_index == pred.index:  # localisation scores are for the prediction
+            hit = pointing_hit(result.cam, done.boxes)
+            energy = energy_in_box(result.cam, done.boxes)
+            self._record_result(done.record, pred.name, pred.probability, hit, energy)
         self.images.model.set_result(
-            done.record, RowResult(result.predicted.name, result.predicted.probability)
+            done.record, RowResult(pred.name, pred.probability, pointing_hit=hit)
         )
         key = self._requested.pop(done.job_id, None)
         if key is not None:
@@ -546,6 +588,189 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
+
+    # -- session --------------------------------------------------------------------------------
+    def _open_session(self) -> None:
+        """Open or resume the session of this folder and profile (SQLite only, no torch)."""
+        if self.folder is None or not self.model_ready:
+            return
+        path = default_session_path(self.folder, self.profile_path).absolute()
+        if self.session is not None and self.session.path == path:
+            self._add_session_images(self.session)
+            return
+        self._close_session()
+        o = self.state.options
+        try:
+            session = Session.open(
+                path, self.folder, self.profile_path, self._weights_sha256, o.layer, o.method
+            )
+        except InspectorError as exc:
+            if path != self._refused_session:
+                self._tell("Verdicts will not be recorded", str(exc))
+            self._refused_session = path
+            self.session_label.setToolTip(str(exc))
+            self._session_changed()
+            return
+        self._refused_session = None
+        self.session = session
+        self._add_session_images(session)
+        if session.warnings:
+            self._tell("The model changed since this session began", "\n".join(session.warnings))
+        self._session_changed()
+
+    def _add_session_images(self, session: Session) -> None:
+        try:
+            session.add_images(r.rel_path.as_posix() for r in self.images.model.records)
+        except InspectorError as exc:
+            self.statusBar().showMessage(str(exc), 10000)
+        self._update_progress()
+
+    def _close_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def _session_changed(self) -> None:
+        session = self.session
+        self.prediction.set_verdict_labels(session.labels if session else None)
+        verdicts = session.verdicts() if session else {}
+        self.images.model.set_verdicts(
+            {rel: v.code for rel, v in verdicts.items() if v.code is not None}
+        )
+        self._update_progress()
+        self._show_verdict()
+
+    def _update_progress(self) -> None:
+        if self.session is None:
+            self.session_label.setText("no session")
+            self.summary.show_counts([], None)
+            return
+        self.summary.show_counts(self.session.class_counts(), self.session.labels)
+        reviewed, total = self.session.progress()
+        self.session_label.setText(f"reviewed {reviewed} / {total}")
+        self.session_label.setToolTip(f"Session file: {self.session.path}")
+
+    def _current_rel_path(self) -> str | None:
+        record = self.images.current_record()
+        return None if record is None else record.rel_path.as_posix()
+
+    def _show_verdict(self) -> None:
+        rel = self._current_rel_path()
+        verdict = self.session.verdict(rel) if self.session and rel else None
+        self.prediction.show_verdict(
+            verdict.code if verdict else None, verdict.note if verdict else None
+        )
+
+    def _record_result(
+        self,
+        record: ImageRecord,
+        predicted: str,
+        confidence: float,
+        hit: bool | None,
+        energy: float | None,
+    ) -> None:
+        if self.session is None:
+            return
+        try:
+            self.session.record_result(
+                record.rel_path.as_posix(), predicted, confidence, record.ground_truth, hit, energy
+            )
+        except InspectorError as exc:
+            self.statusBar().showMessage(str(exc), 10000)
+            return
+        self._update_progress()  # the summary groups by the prediction just recorded
+
+    def set_verdict(self, code: int) -> None:
+        """Record a verdict for the current image (committed at once), then move on."""
+        rel = self._current_rel_path()
+        if self.session is None or rel is None:
+            self.statusBar().showMessage("No session: the verdict is not recorded", 5000)
+            self._show_verdict()
+            return
+        following = self.images.neighbours(1)  # before the filter may hide this row
+        try:
+            self.session.set_verdict(rel, code)
+        except InspectorError as exc:
+            self._tell("Verdict not recorded", str(exc))
+            return
+        self.images.model.set_verdict(rel, code)
+        self._update_progress()
+        self.statusBar().showMessage(f"{rel}: verdict {code} recorded", 5000)
+        if self.auto_advance.isChecked() and following:
+            self.images.select_record(str(following[0].path))
+        self._show_verdict()
+
+    def undo(self) -> None:
+        """Revert the latest verdict or note of this sitting and show that image."""
+        if self.session is None:
+            return
+        try:
+            change = self.session.undo()
+        except InspectorError as exc:
+            self._tell("Cannot undo", str(exc))
+            return
+        if change is None:
+            self.statusBar().showMessage("Nothing to undo in this sitting", 5000)
+            return
+        self.images.model.set_verdict(change.rel_path, change.code)
+        self._update_progress()
+        self.images.select_rel_path(change.rel_path)
+        self._show_verdict()
+        self.statusBar().showMessage(f"Undone: {change.rel_path}", 5000)
+
+    def edit_note(self) -> None:
+        rel = self._current_rel_path()
+        if self.session is None or rel is None:
+            self.statusBar().showMessage("No session: notes are not recorded", 5000)
+            return
+        current = self.session.verdict(rel)
+        text, ok = QInputDialog.getMultiLineText(
+            self, "Note", f"Note for {rel}:", (current.note or "") if current else ""
+        )
+        if ok:
+            self.set_note(text)
+
+    def set_note(self, text: str) -> None:
+        """Set (or clear, with blank text) the current image's note."""
+        rel = self._current_rel_path()
+        if self.session is None or rel is None:
+            return
+        try:
+            self.session.set_note(rel, text)
+        except InspectorError as exc:
+            self._tell("Note not recorded", str(exc))
+            return
+        self._show_verdict()
+
+    def export_report(self, output: Path | None = None) -> ReportFiles | None:
+        """report.csv and report.html of the session, with overlays of the maps still cached."""
+        if self.session is None:
+            self._tell("No session", "There is no open session to report on.")
+            return None
+        if output is None:
+            chosen = QFileDialog.getExistingDirectory(self, "Export report to", "")
+            if not chosen:
+                return None
+            output = Path(chosen)
+        try:
+            files = write_report(self.session, output, overlay_for=self._overlay_for)
+        except InspectorError as exc:
+            self._tell("Report failed", str(exc))
+            return None
+        self.statusBar().showMessage(f"Wrote {files.csv} and {files.html}", 15000)
+        return files
+
+    def _overlay_for(self, rel_path: str) -> np.ndarray | None:
+        """The overlay of a cached map of this image, as shown now; None when none is cached."""
+        o = self.state.options
+        candidates = [self.last_explained, *reversed(self._shown_cache.values())]
+        for done in candidates:
+            if done is not None and done.record.rel_path.as_posix() == rel_path:
+                boxes = done.boxes if o.show_boxes else ()
+                return render_overlay(
+                    done.image, done.result.cam, o.colormap, o.alpha, o.threshold, boxes
+                )
+        return None
 
     # -- options --------------------------------------------------------------------------------
     def _options_changed(self, names: frozenset[str]) -> None:
@@ -730,4 +955,5 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.hide()  # a model load cannot be interrupted: do not show a frozen window meanwhile
         self.shutdown()
+        self._close_session()
         event.accept()

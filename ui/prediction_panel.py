@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFormLayout,
     QGridLayout,
+    QGroupBox,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -41,6 +42,7 @@ class PredictionPanel(QDockWidget):
 
     sig_target_chosen = Signal(object)  # "pred" or a class index
     sig_method_chosen = Signal(str)
+    sig_verdict_chosen = Signal(int)  # code 1..4, for the current image
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Prediction", parent)
@@ -77,6 +79,20 @@ class PredictionPanel(QDockWidget):
         self.back = QPushButton("Explain prediction")
         self.back.setToolTip("Explain the predicted class again")
         self.back.clicked.connect(lambda: self.sig_target_chosen.emit("pred"))
+        self.verdict_box = QGroupBox("Verdict (keys 1-4, N for a note)")
+        verdict_layout = QVBoxLayout(self.verdict_box)
+        self.verdict_buttons: list[QPushButton] = []
+        for code in (1, 2, 3, 4):
+            button = QPushButton()
+            button.setCheckable(True)
+            button.setStyleSheet("QPushButton { text-align: left; padding: 2px 6px; }")
+            button.clicked.connect(lambda _=False, c=code: self._verdict_clicked(c))
+            verdict_layout.addWidget(button)
+            self.verdict_buttons.append(button)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        verdict_layout.addWidget(self.note)
+        self.set_verdict_labels(None)
         form = QFormLayout()
         form.addRow("Method", self.method)
         body = QWidget()
@@ -89,6 +105,7 @@ class PredictionPanel(QDockWidget):
         layout.addWidget(self.truth)
         layout.addWidget(self.scores)
         layout.addWidget(self.back)
+        layout.addWidget(self.verdict_box)
         self.setWidget(body)
         self._indices: list[int] = []
         self.clear()
@@ -141,6 +158,24 @@ class PredictionPanel(QDockWidget):
             self.truth.setText(f"Ground truth: {ground_truth} ✗ prediction is {predicted.name}")
             self.truth.setStyleSheet("color: #c5221f; font-weight: bold;")
         self.scores.setText(_scores_text(result, boxes))
+
+    def set_verdict_labels(self, labels: Sequence[str] | None) -> None:
+        """The session's four labels on the buttons; None disables them (no session)."""
+        for code, button in enumerate(self.verdict_buttons, start=1):
+            label = labels[code - 1] if labels else "no session"
+            button.setText(f"{code}  {label}")
+            button.setEnabled(labels is not None)
+        if labels is None:
+            self.show_verdict(None, None)
+
+    def show_verdict(self, code: int | None, note: str | None) -> None:
+        """Check the current image's verdict button and show its note."""
+        for button_code, button in enumerate(self.verdict_buttons, start=1):
+            button.setChecked(button_code == code)
+        self.note.setText(f"Note: {note}" if note else "")
+
+    def _verdict_clicked(self, code: int) -> None:
+        self.sig_verdict_chosen.emit(code)
 
     def _clicked(self, row: int) -> None:
         if row < len(self._indices):

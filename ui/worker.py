@@ -151,10 +151,12 @@ class CamWorker(QObject):
             import torch  # first import happens here, off the GUI thread
 
             from engine.cam import CamEngine
+            from engine.checkpoint import sha256_of
 
             profile = _read_profile(job)
             engine = CamEngine.from_profile(profile, job.device, profile.trust_pickle)
             inventory = engine.inventory
+            weights_sha256 = sha256_of(profile.weights) if profile.weights else ""
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(0, "model", str(exc)))
             return
@@ -172,6 +174,7 @@ class CamWorker(QObject):
             inventory,
             time.perf_counter() - start,
             torch.cuda.is_available(),
+            weights_sha256,
         )
         self.sig_model_loaded.emit(loaded)
 

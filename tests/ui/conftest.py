@@ -13,6 +13,14 @@ from ui.main_window import MainWindow
 RESULT_TIMEOUT_MS = 60_000  # the first result includes loading the model on a busy machine
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Session files go under this test's folder, never the user's data dir."""
+    home = tmp_path / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> QSettings:
     """Settings in a file of this test's own, never the user's."""

@@ -61,3 +61,34 @@ def test_thumbnails_arrive_for_visible_rows(qtbot, neu_folder: Path) -> None:
     pixmap = dock.model.data(index, Qt.ItemDataRole.DecorationRole)
     assert max(pixmap.width(), pixmap.height()) == THUMBNAIL_SIZE
     dock.thumbnails.close()
+
+
+def test_filter_modes_by_review_state_and_result(qtbot) -> None:
+    dock = ImagesDock()
+    qtbot.addWidget(dock)
+    records = _records(6)  # ground truth: the six NEU classes in order
+    dock.set_records(records, "/nowhere")
+    model = dock.model
+    model.set_result(records[0], RowResult(NEU[0], 0.9, pointing_hit=True))
+    model.set_result(records[1], RowResult(NEU[0], 0.95, pointing_hit=True))  # wrong class
+    model.set_result(records[2], RowResult(NEU[2], 0.4, pointing_hit=True))  # low confidence
+    model.set_result(records[3], RowResult(NEU[3], 0.8, pointing_hit=False))  # pointing miss
+    model.set_verdicts({records[0].rel_path.as_posix(): 1, records[3].rel_path.as_posix(): 2})
+
+    def shown(mode: str) -> list[int]:
+        dock.set_filter_mode(mode)
+        return [records.index(r) for r in dock.visible_records()]
+
+    assert shown("all") == [0, 1, 2, 3, 4, 5]
+    assert shown("unreviewed") == [1, 2, 4, 5]
+    assert shown("v1") == [0]
+    assert shown("v2") == [3]
+    assert shown("v3") == []
+    assert shown("disagree") == [1]
+    assert shown("low") == [2]
+    assert shown("miss") == [3]
+    assert "1 of 6 images" in dock.summary.text()
+    assert shown("v2") == [3]
+    model.set_verdict(records[1].rel_path.as_posix(), 2)  # the filter follows new verdicts
+    assert [records.index(r) for r in dock.visible_records()] == [1, 3]
+    assert model.index(1, 4).data() == "2 elsewhere"
