@@ -138,6 +138,8 @@ class MainWindow(QMainWindow):
         self.session: Session | None = None
         self._weights_sha256 = ""
         self._refused_session: Path | None = None  # told once; later retries stay quiet
+        # A session file the user chose, for this (folder, profile) only.
+        self._chosen_session: tuple[Path, Path | None, Path] | None = None
         self._build_toolbar()
         self._build_status_bar()
         self._build_menus()
@@ -223,6 +225,7 @@ class MainWindow(QMainWindow):
         file.addAction(self._action("Open profile…", self.open_profile_dialog, "Ctrl+P"))
         file.addAction(self._action("Open checkpoint…", self.open_checkpoint_dialog))
         self.recent_menu = file.addMenu("Recent profiles")
+        file.addAction(self._action("Session file…", self.choose_session_file))
         file.addSeparator()
         file.addAction(self._action("Export current image…", self.export_current, "Ctrl+E"))
         file.addAction(self._action("Export folder…", self.export_folder, "Ctrl+Shift+E"))
@@ -275,6 +278,7 @@ class MainWindow(QMainWindow):
         self.prediction.sig_method_chosen.connect(lambda m: self.state.update(method=m))
         self.prediction.sig_target_chosen.connect(lambda t: self.state.update(target=t))
         self.prediction.sig_verdict_chosen.connect(self.set_verdict)
+        self.prediction.sig_corrected_chosen.connect(self.set_corrected)
         self.model_dock.sig_layer_clicked.connect(lambda name: self.state.update(layer=name))
         self.model_dock.sig_open_profile.connect(self.open_profile_dialog)
         self.model_dock.sig_open_checkpoint.connect(self.open_checkpoint_dialog)
@@ -430,6 +434,7 @@ class MainWindow(QMainWindow):
             self.classes = loaded.classes
             self.open_folder(self.folder, loaded.classes)
         self.classes = loaded.classes
+        self.prediction.set_classes(loaded.classes)
         self.images.model.clear_results()
         self._shown_cache.clear()
         self.model_ready = True
@@ -590,20 +595,27 @@ class MainWindow(QMainWindow):
         box.open()
 
     # -- session --------------------------------------------------------------------------------
+    def session_path(self) -> Path | None:
+        """Where this folder and profile's session lives: the chosen file, else the default."""
+        if self.folder is None:
+            return None
+        if self._chosen_session is not None:
+            folder, profile, path = self._chosen_session
+            if (folder, profile) == (self.folder, self.profile_path):
+                return path
+        return default_session_path(self.folder, self.profile_path).absolute()
+
     def _open_session(self) -> None:
         """Open or resume the session of this folder and profile (SQLite only, no torch)."""
-        if self.folder is None or not self.model_ready:
+        path = self.session_path()
+        if path is None or self.folder is None or not self.model_ready:
             return
-        path = default_session_path(self.folder, self.profile_path).absolute()
         if self.session is not None and self.session.path == path:
             self._add_session_images(self.session)
             return
         self._close_session()
-        o = self.state.options
         try:
-            session = Session.open(
-                path, self.folder, self.profile_path, self._weights_sha256, o.layer, o.method
-            )
+            session = self._open_session_at(self.folder, path)
         except InspectorError as exc:
             if path != self._refused_session:
                 self._tell("Verdicts will not be recorded", str(exc))
@@ -611,12 +623,61 @@ class MainWindow(QMainWindow):
             self.session_label.setToolTip(str(exc))
             self._session_changed()
             return
+        self._adopt_session(session)
+
+    def _open_session_at(self, folder: Path, path: Path) -> Session:
+        o = self.state.options
+        return Session.open(
+            path, folder, self.profile_path, self._weights_sha256, o.layer, o.method
+        )
+
+    def _adopt_session(self, session: Session) -> None:
         self._refused_session = None
         self.session = session
         self._add_session_images(session)
         if session.warnings:
             self._tell("The model changed since this session began", "\n".join(session.warnings))
         self._session_changed()
+
+    def choose_session_file(self) -> None:
+        """Show where the session lives and let the user pick another file (new or existing)."""
+        current = self.session_path()
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            f"Session file (now {current})" if current else "Session file",
+            str(current or Path.home()),
+            "Inspection sessions (*.sqlite);;All files (*)",
+            options=QFileDialog.Option.DontConfirmOverwrite,  # an existing session is resumed
+        )
+        if path:
+            self.use_session_file(Path(path))
+
+    def use_session_file(self, path: Path) -> bool:
+        """Record this folder and profile's verdicts in path, creating or resuming it there.
+
+        A file that cannot be used is left as it was and the current session stays open.
+        """
+        if self.folder is None or not self.model_ready:
+            self._tell("No session yet", "Open a folder and wait for the model to load first.")
+            return False
+        path = Path(path).expanduser().absolute()
+        if self.session is not None and self.session.path == path:
+            return True
+        try:
+            session = self._open_session_at(self.folder, path)
+        except InspectorError as exc:
+            kept = (
+                f"The session in {self.session.path} stays open."
+                if self.session is not None
+                else "Verdicts are still not recorded."
+            )
+            self._tell("Cannot use this session file", f"{exc}\n\n{kept}")
+            return False
+        self._chosen_session = (self.folder, self.profile_path, path)
+        self._close_session()
+        self._adopt_session(session)
+        self.statusBar().showMessage(f"Session file: {path}", 8000)
+        return True
 
     def _add_session_images(self, session: Session) -> None:
         try:
@@ -644,8 +705,10 @@ class MainWindow(QMainWindow):
         if self.session is None:
             self.session_label.setText("no session")
             self.summary.show_counts([], None)
+            self.summary.show_records([])
             return
         self.summary.show_counts(self.session.class_counts(), self.session.labels)
+        self.summary.show_records(self.session.records())
         reviewed, total = self.session.progress()
         self.session_label.setText(f"reviewed {reviewed} / {total}")
         self.session_label.setToolTip(f"Session file: {self.session.path}")
@@ -657,9 +720,10 @@ class MainWindow(QMainWindow):
     def _show_verdict(self) -> None:
         rel = self._current_rel_path()
         verdict = self.session.verdict(rel) if self.session and rel else None
-        self.prediction.show_verdict(
-            verdict.code if verdict else None, verdict.note if verdict else None
-        )
+        if verdict is None:
+            self.prediction.show_verdict(None, None)
+        else:
+            self.prediction.show_verdict(verdict.code, verdict.note, verdict.corrected)
 
     def _record_result(
         self,
@@ -688,8 +752,11 @@ class MainWindow(QMainWindow):
             self._show_verdict()
             return
         following = self.images.neighbours(1)  # before the filter may hide this row
+        current = self.session.verdict(rel)
+        # A correction stays with "wrong class" or "unsure"; "right class" has none.
+        corrected = current.corrected if current is not None and code in (3, 4) else None
         try:
-            self.session.set_verdict(rel, code)
+            self.session.set_verdict(rel, code, corrected=corrected)
         except InspectorError as exc:
             self._tell("Verdict not recorded", str(exc))
             return
@@ -698,6 +765,24 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{rel}: verdict {code} recorded", 5000)
         if self.auto_advance.isChecked() and following:
             self.images.select_record(str(following[0].path))
+        self._show_verdict()
+
+    def set_corrected(self, corrected: str | None) -> None:
+        """Store (or clear, with None) a corrected class with the current image's verdict."""
+        rel = self._current_rel_path()
+        session = self.session
+        current = session.verdict(rel) if session is not None and rel is not None else None
+        if session is None or rel is None or current is None or current.code is None:
+            self.statusBar().showMessage("Give a verdict (keys 1-4) before a corrected class", 5000)
+            self._show_verdict()
+            return
+        try:
+            # The engine stores the corrected class with a verdict: re-record the current code.
+            session.set_verdict(rel, current.code, corrected=corrected)
+        except InspectorError as exc:
+            self._tell("Corrected class not recorded", str(exc))
+        else:
+            self.statusBar().showMessage(f"{rel}: corrected class {corrected or 'cleared'}", 5000)
         self._show_verdict()
 
     def undo(self) -> None:

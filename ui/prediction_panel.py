@@ -43,6 +43,7 @@ class PredictionPanel(QDockWidget):
     sig_target_chosen = Signal(object)  # "pred" or a class index
     sig_method_chosen = Signal(str)
     sig_verdict_chosen = Signal(int)  # code 1..4, for the current image
+    sig_corrected_chosen = Signal(object)  # a class name, or None for no correction
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Prediction", parent)
@@ -89,6 +90,17 @@ class PredictionPanel(QDockWidget):
             button.clicked.connect(lambda _=False, c=code: self._verdict_clicked(c))
             verdict_layout.addWidget(button)
             self.verdict_buttons.append(button)
+        self.corrected = QComboBox()
+        self.corrected.setToolTip(
+            "The class this image really shows, stored with the current verdict"
+        )
+        self.corrected.currentIndexChanged.connect(
+            lambda i: self.sig_corrected_chosen.emit(self.corrected.itemData(i))
+        )
+        corrected_form = QFormLayout()
+        corrected_form.addRow("Corrected class", self.corrected)
+        verdict_layout.addLayout(corrected_form)
+        self.set_classes(())
         self.note = QLabel()
         self.note.setWordWrap(True)
         verdict_layout.addWidget(self.note)
@@ -165,13 +177,30 @@ class PredictionPanel(QDockWidget):
             label = labels[code - 1] if labels else "no session"
             button.setText(f"{code}  {label}")
             button.setEnabled(labels is not None)
+        self.corrected.setEnabled(labels is not None)
         if labels is None:
             self.show_verdict(None, None)
 
-    def show_verdict(self, code: int | None, note: str | None) -> None:
-        """Check the current image's verdict button and show its note."""
+    def set_classes(self, classes: Sequence[str]) -> None:
+        """The model's classes as corrections; the first, empty entry means no correction."""
+        with QSignalBlocker(self.corrected):
+            self.corrected.clear()
+            self.corrected.addItem("", None)
+            for name in classes:
+                self.corrected.addItem(name, name)
+
+    def show_verdict(
+        self, code: int | None, note: str | None, corrected: str | None = None
+    ) -> None:
+        """Check the current image's verdict button, show its corrected class and note."""
         for button_code, button in enumerate(self.verdict_buttons, start=1):
             button.setChecked(button_code == code)
+        with QSignalBlocker(self.corrected):
+            index = self.corrected.findData(corrected) if corrected else 0
+            if index < 0:  # a class the loaded model does not list: show it anyway
+                self.corrected.addItem(corrected, corrected)
+                index = self.corrected.count() - 1
+            self.corrected.setCurrentIndex(index)
         self.note.setText(f"Note: {note}" if note else "")
 
     def _verdict_clicked(self, code: int) -> None:

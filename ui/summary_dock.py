@@ -1,4 +1,4 @@
-"""The session summary: verdicts per predicted class as stacked bars (pyqtgraph)."""
+"""The session summary: verdicts per class, confusion matrix and localisation scores."""
 
 from __future__ import annotations
 
@@ -6,16 +6,62 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.report import CODE_COLOURS
-from engine.session import ClassCounts
+from engine.session import ClassCounts, ImageRecord
 
 NO_PREDICTION = "(no prediction)"
+POINTING_COLOUR = (31, 119, 180)
+ENERGY_COLOUR = (245, 166, 35)
+
+
+def confusion_matrix(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray]:
+    """Classes and counts[ground truth, prediction] over images that have both."""
+    pairs = [(r.ground_truth, r.predicted) for r in records if r.ground_truth and r.predicted]
+    classes = sorted({name for pair in pairs for name in pair})
+    index = {name: i for i, name in enumerate(classes)}
+    counts = np.zeros((len(classes), len(classes)), dtype=int)
+    for truth, predicted in pairs:
+        counts[index[truth], index[predicted]] += 1
+    return classes, counts
+
+
+def localisation_scores(
+    records: Sequence[ImageRecord],
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per ground-truth class: pointing-game hit rate and mean energy-in-box (NaN: no boxes)."""
+    hits: dict[str, list[bool]] = {}
+    energies: dict[str, list[float]] = {}
+    for r in records:
+        if r.ground_truth is None:
+            continue
+        if r.pointing_hit is not None:
+            hits.setdefault(r.ground_truth, []).append(r.pointing_hit)
+        if r.energy_in_box is not None:
+            energies.setdefault(r.ground_truth, []).append(r.energy_in_box)
+    classes = sorted(hits.keys() | energies.keys())
+    rate = np.array([np.mean(hits[c]) if c in hits else np.nan for c in classes], dtype=float)
+    energy = np.array(
+        [np.mean(energies[c]) if c in energies else np.nan for c in classes], dtype=float
+    )
+    return classes, rate, energy
 
 
 class SummaryDock(QDockWidget):
-    """Stacked bars, one per predicted class: verdicts 1..4 then the unreviewed images."""
+    """Three tabs: verdicts per predicted class (stacked bars: codes 1..4 then unreviewed),
+    the confusion matrix of prediction vs ground truth, and localisation scores per class."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Summary", parent)
@@ -27,14 +73,113 @@ class SummaryDock(QDockWidget):
         self.plot.addLegend(offset=(-4, 4))
         self.caption = QLabel()
         self.caption.setWordWrap(True)
-        body = QWidget()
-        layout = QVBoxLayout(body)
+        verdicts = QWidget()
+        layout = QVBoxLayout(verdicts)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.plot)
         layout.addWidget(self.caption)
-        self.setWidget(body)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(verdicts, "Verdicts")
+        self.tabs.addTab(self._build_confusion(), "Confusion")
+        self.tabs.addTab(self._build_localisation(), "Localisation")
+        self.setWidget(self.tabs)
         self.heights = np.zeros((0, 5), dtype=int)  # per class: codes 1..4, unreviewed
         self.classes: list[str] = []
+        self.confusion = np.zeros((0, 0), dtype=int)  # [ground truth, prediction]
+        self.confusion_classes: list[str] = []
+        self.localisation_classes: list[str] = []
+        self.pointing_rate = np.zeros(0)
+        self.mean_energy = np.zeros(0)
+
+    def _build_confusion(self) -> QWidget:
+        self.confusion_table = QTableWidget()
+        self.confusion_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for header in (
+            self.confusion_table.horizontalHeader(),
+            self.confusion_table.verticalHeader(),
+        ):
+            header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.confusion_caption = QLabel()
+        self.confusion_caption.setWordWrap(True)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(QLabel("Rows: ground truth; columns: prediction."))
+        layout.addWidget(self.confusion_table)
+        layout.addWidget(self.confusion_caption)
+        return page
+
+    def _build_localisation(self) -> QWidget:
+        self.localisation_plot = pg.PlotWidget(background="w")
+        self.localisation_plot.setMenuEnabled(False)
+        self.localisation_plot.setMouseEnabled(x=False, y=False)
+        self.localisation_plot.setLabel("left", "rate / fraction")
+        self.localisation_plot.setYRange(0, 1)
+        self.localisation_plot.addLegend(offset=(-4, 4))
+        self.localisation_caption = QLabel()
+        self.localisation_caption.setWordWrap(True)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.localisation_plot)
+        layout.addWidget(self.localisation_caption)
+        return page
+
+    def show_records(self, records: Sequence[ImageRecord]) -> None:
+        """Redraw the confusion matrix and localisation scores from the session's results."""
+        self._show_confusion(*confusion_matrix(records))
+        self._show_localisation(*localisation_scores(records))
+
+    def _show_confusion(self, classes: list[str], counts: np.ndarray) -> None:
+        self.confusion_classes, self.confusion = classes, counts
+        table = self.confusion_table
+        table.clear()
+        table.setRowCount(len(classes))
+        table.setColumnCount(len(classes))
+        table.setVerticalHeaderLabels(classes)
+        table.setHorizontalHeaderLabels(classes)
+        row_totals = counts.sum(axis=1)
+        for row, column in np.ndindex(counts.shape):
+            count = int(counts[row, column])
+            share = count / row_totals[row] if row_totals[row] else 0.0
+            item = QTableWidgetItem(str(count))
+            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            item.setToolTip(
+                f"ground truth {classes[row]}, predicted {classes[column]}: "
+                f"{count} ({share:.0%} of {classes[row]})"
+            )
+            # Green on the diagonal, red off it; the shade grows with the row's share.
+            hue = (46, 160, 67) if row == column else (214, 39, 40)
+            item.setBackground(QBrush(QColor(*hue, round(40 + 200 * share) if count else 0)))
+            table.setItem(row, column, item)
+        total = int(counts.sum())
+        correct = int(np.trace(counts))
+        self.confusion_caption.setText(
+            f"{correct} of {total} images predicted as their ground truth."
+            if total
+            else "No image has both a ground truth and a prediction yet."
+        )
+
+    def _show_localisation(self, classes: list[str], rate: np.ndarray, energy: np.ndarray) -> None:
+        self.localisation_classes, self.pointing_rate, self.mean_energy = classes, rate, energy
+        plot = self.localisation_plot
+        plot.clear()
+        x = np.arange(len(classes), dtype=float)
+        for offset, values, colour, name in (
+            (-0.2, rate, POINTING_COLOUR, "pointing-game hit rate"),
+            (0.2, energy, ENERGY_COLOUR, "mean energy in box"),
+        ):
+            plot.addItem(
+                pg.BarGraphItem(
+                    x=x + offset, height=np.nan_to_num(values), width=0.38, brush=colour, name=name
+                )
+            )
+        plot.getAxis("bottom").setTicks([list(enumerate(classes))])
+        self.localisation_caption.setText(
+            "Per ground-truth class, over images with boxes and a recorded prediction."
+            if classes
+            else "No image with ground-truth boxes has been explained yet."
+        )
 
     def show_counts(self, counts: Sequence[ClassCounts], labels: Sequence[str] | None) -> None:
         """Redraw from the session's per-class counts; None labels means no session."""

@@ -46,3 +46,23 @@ def test_clicking_a_class_asks_to_explain_it(qtbot) -> None:
     with qtbot.waitSignal(panel.sig_target_chosen) as blocker:
         qtbot.mouseClick(panel.back, Qt.MouseButton.LeftButton)
     assert blocker.args == ["pred"]
+
+
+def test_corrected_class_combo_emits_and_shows(qtbot) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_verdict_labels(("a", "b", "c", "d"))
+    panel.set_classes(("crazing", "patches"))
+    combo = panel.corrected
+    assert [combo.itemText(i) for i in range(combo.count())] == ["", "crazing", "patches"]
+    with qtbot.waitSignal(panel.sig_corrected_chosen) as blocker:
+        combo.setCurrentIndex(2)
+    assert blocker.args == ["patches"]
+    with qtbot.assertNotEmitted(panel.sig_corrected_chosen):
+        panel.show_verdict(3, None, "scratches")  # stored under a class the model lacks
+    assert combo.currentText() == "scratches" and combo.currentData() == "scratches"
+    with qtbot.assertNotEmitted(panel.sig_corrected_chosen):
+        panel.show_verdict(None, None)
+    assert combo.currentIndex() == 0
+    panel.set_verdict_labels(None)
+    assert not combo.isEnabled()

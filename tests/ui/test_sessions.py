@@ -1,15 +1,17 @@
-"""Tests for the window's inspection sessions: verdict keys, undo, resume, lock, filter, report."""
+"""Tests for the window's inspection sessions: verdicts, corrections, undo, resume, lock, file."""
 
 from __future__ import annotations
 
 import csv
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from engine.session import Session, default_session_path
+from engine.session import APPLICATION_ID, SCHEMA_VERSION, Session, default_session_path
 from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window
 from ui.images_dock import VERDICT_COLUMN
 from ui.main_window import MainWindow
@@ -190,3 +192,155 @@ def test_summary_counts_verdicts_per_predicted_class(qtbot, window: MainWindow) 
     assert summary.heights[row, 3] == 1
     assert summary.heights[:, :3].sum() == 0
     assert "Reviewed 1 of" in summary.caption.text()
+
+
+def _stored_rows(path: Path) -> dict[str, tuple[int | None, str | None, str | None]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT rel_path, code, corrected, note FROM verdicts").fetchall()
+        return {rel: (code, corrected, note) for rel, code, corrected, note in rows}
+    finally:
+        conn.close()
+
+
+def test_corrected_class_is_stored_with_the_verdict(qtbot, window: MainWindow) -> None:
+    window.auto_advance.setChecked(False)
+    rel = window.images.current_record().rel_path.as_posix()
+    combo = window.prediction.corrected
+    assert combo.itemData(0) is None
+    assert [combo.itemText(i) for i in range(1, combo.count())] == list(window.classes)
+    combo.setCurrentIndex(1)  # no verdict yet: refused, nothing stored
+    assert _stored_rows(window.session.path) == {}
+    assert combo.currentIndex() == 0
+    _press(qtbot, window, Qt.Key.Key_3)
+    window.set_note("rolled-in scale, not a scratch")
+    chosen = window.classes[-1]
+    combo.setCurrentIndex(combo.findData(chosen))
+    assert _stored_rows(window.session.path) == {rel: (3, chosen, "rolled-in scale, not a scratch")}
+    assert window.session.history(rel)[-1].new == (3, chosen, "rolled-in scale, not a scratch")
+    _press(qtbot, window, Qt.Key.Key_4)  # unsure: the correction stays
+    assert _stored_rows(window.session.path)[rel][:2] == (4, chosen)
+    _press(qtbot, window, Qt.Key.Key_1)  # right class: no correction
+    assert _stored_rows(window.session.path)[rel][:2] == (1, None)
+    assert combo.currentIndex() == 0
+    combo.setCurrentIndex(combo.findData(chosen))
+    assert _stored_rows(window.session.path)[rel][:2] == (1, chosen)
+    combo.setCurrentIndex(0)
+    assert _stored_rows(window.session.path)[rel][:2] == (1, None)
+    combo.setCurrentIndex(combo.findData(chosen))
+    window.images.step(1)
+    assert combo.currentIndex() == 0  # the next image has no correction
+    window.images.step(-1)
+    assert combo.currentData() == chosen
+
+
+def test_summary_shows_confusion_and_localisation_of_the_session(qtbot, window: MainWindow) -> None:
+    for _ in range(3):
+        with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
+            window.images.step(1)
+    records = [r for r in window.session.records() if r.predicted is not None]
+    assert len(records) == 4
+    summary = window.summary
+    pairs = Counter((r.ground_truth, r.predicted) for r in records)
+    classes = sorted({name for pair in pairs for name in pair})
+    assert summary.confusion_classes == classes
+    assert summary.confusion.sum() == 4
+    table = summary.confusion_table
+    for row, truth in enumerate(classes):
+        assert table.verticalHeaderItem(row).text() == truth
+        for column, predicted in enumerate(classes):
+            assert table.horizontalHeaderItem(column).text() == predicted
+            assert summary.confusion[row, column] == pairs[(truth, predicted)]
+            assert table.item(row, column).text() == str(pairs[(truth, predicted)])
+    by_class: dict[str, list] = {}
+    for r in records:
+        assert r.pointing_hit is not None and r.energy_in_box is not None  # NEU has boxes
+        by_class.setdefault(r.ground_truth, []).append(r)
+    assert summary.localisation_classes == sorted(by_class)
+    for i, cls in enumerate(summary.localisation_classes):
+        hits = [r.pointing_hit for r in by_class[cls]]
+        energies = [r.energy_in_box for r in by_class[cls]]
+        assert summary.pointing_rate[i] == pytest.approx(sum(hits) / len(hits))
+        assert summary.mean_energy[i] == pytest.approx(sum(energies) / len(energies))
+
+
+def test_session_file_can_be_chosen_and_resumed(
+    qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window.auto_advance.setChecked(False)
+    default = window.session.path
+    chosen = tmp_path / "elsewhere" / "x.sqlite"
+    asked = []
+
+    def save_dialog(parent, title, start, *args, **kwargs):
+        asked.append((title, start))
+        return str(chosen), ""
+
+    monkeypatch.setattr("ui.main_window.QFileDialog.getSaveFileName", save_dialog)
+    window.choose_session_file()
+    assert asked == [(f"Session file (now {default})", str(default))]  # shows where it lives
+    assert window.session.path == chosen
+    assert window.session_path() == chosen
+    assert str(chosen) in window.session_label.toolTip()
+    rel = window.images.current_record().rel_path.as_posix()
+    _press(qtbot, window, Qt.Key.Key_1)
+    assert _stored_verdicts(chosen) == {rel: 1}
+    assert _stored_verdicts(default) == {}
+    Session.open_existing(default).close()  # the old session's lock was released
+    assert window.use_session_file(default)  # back to the default: no verdicts there
+    assert [b.isChecked() for b in window.prediction.verdict_buttons] == [0, 0, 0, 0]
+    assert window.use_session_file(chosen)  # resumed, with its verdict shown
+    assert [b.isChecked() for b in window.prediction.verdict_buttons] == [1, 0, 0, 0]
+    assert window.session_label.text().startswith("reviewed 1 /")
+
+
+def _not_a_session(path: Path) -> None:
+    path.write_bytes(b"defect list, not a database\n" * 20)
+
+
+def _newer_schema(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.execute("CREATE TABLE future (x)")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("not a session", "not an SQLite file"), ("newer", "newer"), ("locked", "another window")],
+)
+def test_bad_session_file_is_refused_and_left_untouched(
+    qtbot, window: MainWindow, neu_folder: Path, tmp_path: Path, kind: str, expected: str
+) -> None:
+    window.auto_advance.setChecked(False)
+    current = window.session.path
+    bad = tmp_path / "bad.sqlite"
+    holder = None
+    if kind == "not a session":
+        _not_a_session(bad)
+    elif kind == "newer":
+        _newer_schema(bad)
+    else:  # open elsewhere: this session holds the file's lock
+        holder = Session.open(bad, neu_folder, None, "0" * 64, "layer4", "gradcam")
+    before = bad.read_bytes()
+    try:
+        assert not window.use_session_file(bad)
+        assert bad.read_bytes() == before
+    finally:
+        if holder is not None:
+            holder.close()
+    notices = [m for m in window.findChildren(QMessageBox) if m.isVisible()]
+    assert len(notices) == 1
+    text = notices[0].text()
+    assert str(bad) in text and expected in text and f"{current} stays open" in text
+    assert window.session.path == current
+    notices[0].button(QMessageBox.StandardButton.Ok).click()  # the user reads and dismisses it
+    # Still usable: D explains the next image and verdicts go to the current session.
+    with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
+        _press(qtbot, window, Qt.Key.Key_D)
+    assert window.images.current_row() == 1
+    rel = window.images.current_record().rel_path.as_posix()
+    _press(qtbot, window, Qt.Key.Key_2)
+    assert _stored_verdicts(current) == {rel: 2}
