@@ -21,11 +21,12 @@ EVIL_NOTE = '<script>alert("x")</script> & <b>bold</b>'
 
 
 def _overlay(rel_path: str) -> np.ndarray | None:
-    """A solid red 600x400 overlay for b.png, none for the rest."""
+    """A solid magenta 600x400 overlay for b.png (a colour no figure uses), none for the rest."""
     if rel_path != "b.png":
         return None
     image = np.zeros((400, 600, 3), dtype=np.uint8)
     image[..., 0] = 255
+    image[..., 2] = 255
     return image
 
 
@@ -80,7 +81,7 @@ def test_html_is_one_file_with_decodable_figures_and_overlays(
     figures, overlay = images[:3], images[3]
     assert all(image.std() > 0 for image in figures), "a figure is blank"
     assert overlay.shape == (256, 384, 3)  # 600x400 scaled to fit 384 pixels
-    assert np.all(overlay[..., 2] == 255) and np.all(overlay[..., :2] == 0)  # red, in BGR
+    assert np.all(overlay[..., [0, 2]] == 255) and np.all(overlay[..., 1] == 0)  # magenta
 
 
 def test_gallery_shows_marked_images_with_escaped_notes(session: Session, tmp_path: Path) -> None:
@@ -132,7 +133,7 @@ def test_report_renders_in_headless_chromium(session: Session, tmp_path: Path) -
         "--no-first-run",
         f"--user-data-dir={tmp_path / 'profile'}",
         f"--screenshot={shot}",
-        "--window-size=1200,2000",
+        "--window-size=1200,6000",
         files.html.as_uri(),
     ]
     subprocess.run(command, capture_output=True, timeout=120, check=False)
@@ -142,3 +143,6 @@ def test_report_renders_in_headless_chromium(session: Session, tmp_path: Path) -
     # The embedded figures show: their coloured bars are the only saturated pixels on the page.
     saturation = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)[..., 1]
     assert (saturation > 100).sum() > 5_000, "no embedded image was drawn"
+    # The gallery shows b.png's overlay: a large block of its magenta (BGR 255, 0, 255).
+    magenta = (image[..., 0] > 230) & (image[..., 1] < 30) & (image[..., 2] > 230)
+    assert magenta.sum() > 20_000, "the gallery overlay is not on the rendered page"
