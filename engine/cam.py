@@ -192,6 +192,7 @@ class CamEngine:
     ) -> None:
         self.device = resolve_device(device)
         self.preferred_layer = layer
+        self.weights_sha256: str | None = None  # set by from_profile: what the session records
         # oneDNN's CPU convolutions run faster on channels-last tensors (~25% for a ResNet50);
         # the layout changes how weights are stored, not their values.
         self._memory_format = (
@@ -215,9 +216,11 @@ class CamEngine:
 
         loaded = load_model(profile, trust_pickle=trust_pickle)
         pre = profile.preprocess
-        return cls(
+        engine = cls(
             loaded.model, loaded.classes, pre.size, pre.mean, pre.std, device, profile.cam.layer
         )
+        engine.weights_sha256 = loaded.weights_sha256
+        return engine
 
     # -- layers ---------------------------------------------------------------------------------
     @property

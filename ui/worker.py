@@ -151,12 +151,11 @@ class CamWorker(QObject):
             import torch  # first import happens here, off the GUI thread
 
             from engine.cam import CamEngine
-            from engine.checkpoint import sha256_of
 
             profile = _read_profile(job)
             engine = CamEngine.from_profile(profile, job.device, profile.trust_pickle)
             inventory = engine.inventory
-            weights_sha256 = sha256_of(profile.weights) if profile.weights else ""
+            weights_sha256 = engine.weights_sha256 or ""
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(0, "model", str(exc)))
             return

@@ -10,6 +10,7 @@ import pytest
 
 import main
 from engine.cam import CamEngine
+from engine.checkpoint import sha256_of
 from engine.demo_data import NEU_CLASSES, generate_samples
 from engine.localization import pointing_hit
 from engine.profile import demo_profile_path, load_profile
@@ -28,6 +29,7 @@ def test_demo_profile_matches_training_recipe(demo_engine: CamEngine) -> None:
     profile = load_profile(demo_profile_path())
     assert profile.preprocess.size == DEMO_SIZE
     assert demo_engine.default_layer == profile.cam.layer == DEMO_LAYER
+    assert demo_engine.weights_sha256 == sha256_of(profile.weights)
     assert demo_engine.classes == NEU_CLASSES
     assert FRESH_SEED not in (TRAIN_SEED, HELD_OUT_SEED)
 
