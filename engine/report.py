@@ -63,6 +63,11 @@ def write_report(
 # --- CSV ------------------------------------------------------------------------------------
 
 
+# A text cell starting with one of these is run as a formula by spreadsheet programs (OWASP
+# "CSV injection"): a note like "=HYPERLINK(...)" must stay text when the report is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -70,7 +75,10 @@ def _cell(value: object) -> str:
         return "1" if value else "0"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    text = str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
 
 
 def _csv_row(record: ImageRecord) -> list[str]:

@@ -146,3 +146,15 @@ def test_report_renders_in_headless_chromium(session: Session, tmp_path: Path) -
     # The gallery shows b.png's overlay: a large block of its magenta (BGR 255, 0, 255).
     magenta = (image[..., 0] > 230) & (image[..., 1] < 30) & (image[..., 2] > 230)
     assert magenta.sum() > 20_000, "the gallery overlay is not on the rendered page"
+
+
+def test_csv_keeps_formula_like_notes_as_text(session: Session, tmp_path: Path) -> None:
+    session.set_verdict("d.png", 4, note='=HYPERLINK("http://x","click")')
+    session.set_verdict("c.png", 2, note="-2 mm from the edge")
+    files = write_report(session, tmp_path / "out", _overlay)
+    with files.csv.open(newline="", encoding="utf-8") as handle:
+        rows = {r["path"]: r for r in csv.DictReader(handle)}
+    assert rows["d.png"]["note"] == "'=HYPERLINK(\"http://x\",\"click\")"
+    assert rows["c.png"]["note"] == "'-2 mm from the edge"
+    assert rows["b.png"]["note"] == EVIL_NOTE  # ordinary text is unchanged
+    assert rows["b.png"]["confidence"] == "0.5500"  # numbers are not text cells
