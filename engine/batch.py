@@ -18,7 +18,7 @@ from engine.errors import CamCancelled, InspectorError
 from engine.export import CsvAppender, write_npy, write_png
 from engine.images import load_image
 from engine.localization import Box, energy_in_box, pointing_hit
-from engine.render import render_heatmap, render_overlay, render_panels
+from engine.render import BLEND_MODES, render_heatmap, render_overlay, render_panels
 
 CSV_COLUMNS = (
     "path",
@@ -48,6 +48,7 @@ class BatchOptions:
     target: str = "pred"
     colormap: str = "jet"
     alpha: float = 0.5
+    blend: str = "weighted"  # or "additive": heatmap * alpha + image (the Keras example)
     threshold: float = 0.0
     blur_sigma: float = 0.0
     batch_size: int = 8
@@ -148,6 +149,8 @@ class BatchRunner:
         self.engine = engine
         self.options = options
         self.on_result = on_result  # called once the image's files are written
+        if options.blend not in BLEND_MODES:
+            raise InspectorError(f"unknown blend '{options.blend}': use {', '.join(BLEND_MODES)}")
         self._target = parse_target(options.target, engine.classes)
         self.layer = engine.resolve_layers(options.layer)[0]
 
@@ -163,7 +166,7 @@ class BatchRunner:
 
         write_png(out("_heatmap.png"), render_heatmap(result.cam, opts.colormap), durable=False)
         overlay = render_overlay(
-            image, result.cam, opts.colormap, opts.alpha, opts.threshold, boxes=boxes
+            image, result.cam, opts.colormap, opts.alpha, opts.threshold, boxes, opts.blend
         )
         write_png(out("_overlay.png"), overlay, durable=False)
         if opts.save_raw:
@@ -174,7 +177,9 @@ class BatchRunner:
                 f"pred: {pred.name} {pred.probability:.2f} | target: {result.target_name} | "
                 f"{result.method} @ {result.layer}"
             )
-            figure = render_panels(image, result.cam, opts.colormap, opts.alpha, title, boxes)
+            figure = render_panels(
+                image, result.cam, opts.colormap, opts.alpha, title, boxes, opts.blend
+            )
             write_png(out("_panels.png"), figure, durable=False)
 
     def _row(self, loaded: _Loaded, result: CamResult | None, error: str) -> dict[str, str]:

@@ -13,9 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import CamCancelled, InspectorError
+from engine.heads import Head, head_classes, make_head, select_logits
 from engine.layers import LayerInventory, get_module, layer_inventory
 from engine.methods import ACTIVATION_METHODS, ALL_METHODS, GRADIENT_METHODS
+from engine.profile import OutputSpec
 from engine.state import frozen_model
+from engine.tokens import GridLayout, check_reshape_mode, find_grid, prefix_tokens
 
 if TYPE_CHECKING:
     from engine.profile import ModelProfile
@@ -104,6 +107,9 @@ class CamResult:
     raw: np.ndarray  # (h, w) float32 at layer resolution, after the ReLU, not normalised
     cam: np.ndarray  # (H, W) float32 at the original image size, normalised to [0, 1]
     note: str = ""
+    # How top_k's probabilities were made: "softmax" (they sum to 1), "binary" (sigmoid of one
+    # output, [1 - p, p]) or "multilabel" (one sigmoid per label; they need not sum to 1).
+    head: str = "softmax"
 
     @property
     def predicted(self) -> Prediction:
@@ -122,8 +128,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(name)
 
 
-def normalize_maps(raw: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max to [0, 1] with an epsilon, so a flat map stays flat (zeros), never NaN."""
+def normalize_maps(raw: torch.Tensor, mode: str = "minmax") -> torch.Tensor:
+    """Per-map min-max to [0, 1] with an epsilon, so a flat map stays flat (zeros), never NaN.
+
+    mode "max" divides the (ReLU'd) map by its maximum only, as the Keras Grad-CAM example does;
+    an all-zero map stays zeros.
+    """
+    if mode == "max":
+        return _divide_by_max(raw)
     flat = raw.flatten(1)
     low = flat.min(dim=1).values[:, None, None]
     shifted = raw - low
@@ -131,32 +143,30 @@ def normalize_maps(raw: torch.Tensor) -> torch.Tensor:
     return shifted / (high + 1e-7)
 
 
-def upsample_map(map01: np.ndarray, size: tuple[int, int], blur_sigma: float = 0.0) -> np.ndarray:
-    """Bilinear upsampling of a normalised map to (H, W), optional Gaussian blur, min-max again."""
+def _divide_by_max(raw: torch.Tensor) -> torch.Tensor:
+    high = raw.flatten(1).max(dim=1).values[:, None, None]
+    # Keras divides by the maximum with no epsilon; a map with no positive value stays zeros.
+    return torch.where(high > 0, raw / torch.where(high > 0, high, 1.0), 0.0)
+
+
+def upsample_map(
+    map01: np.ndarray, size: tuple[int, int], blur_sigma: float = 0.0, mode: str = "minmax"
+) -> np.ndarray:
+    """Bilinear upsampling of a normalised map to (H, W), optional Gaussian blur, min-max again
+    (mode "max": divided by its maximum again, never shifted)."""
     height, width = size
     out = cv2.resize(map01.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
     if blur_sigma > 0:
         out = cv2.GaussianBlur(out, (0, 0), blur_sigma)
     # Interpolation rarely lands on the layer-resolution peak: normalise again at full size.
+    if mode == "max":
+        high = float(out.max())
+        if high > 0:
+            out /= high
+        return out
     out -= out.min()
     out /= out.max() + 1e-7
     return out
-
-
-def _as_logits(output: object) -> torch.Tensor:
-    """The logits tensor of a model output (plain tensor, tuple, dict or object with .logits)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping):
-        for key in ("logits", "out", "output"):
-            if isinstance(output.get(key), torch.Tensor):
-                return output[key]
-    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    raise InspectorError(f"the model returned a {type(output).__name__}, not a logits tensor")
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -164,6 +174,11 @@ def _input_channels(model: nn.Module) -> int:
         if isinstance(module, nn.Conv2d):
             return module.in_channels
     return 3
+
+
+def _chunk_progress(progress: ProgressCallback, number: int, chunks: int) -> ProgressCallback:
+    """Progress of chunk ``number`` of ``chunks`` as a share of the whole run."""
+    return lambda done, steps: progress(number * steps + done, chunks * steps)
 
 
 @dataclass
@@ -175,6 +190,8 @@ class _Pass:
     activations: dict[str, torch.Tensor]
     gradients: dict[str, torch.Tensor | None]
     notes: list[str] = field(default_factory=list)
+    # Set when the logits are gone (a stored capture): top-k reads these instead.
+    probabilities: torch.Tensor | None = None
 
 
 class CamEngine:
@@ -189,9 +206,20 @@ class CamEngine:
         std: Sequence[float],
         device: str | torch.device = "auto",
         layer: str | None = None,
+        output: OutputSpec | None = None,
+        normalize: str = "minmax",
+        layout: str = "nchw",
+        reshape: str = "auto",
+        max_batch: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.preferred_layer = layer
+        self.output = output if output is not None else OutputSpec()
+        self.normalize = normalize  # "minmax" or "max" (the Keras example's ReLU / max)
+        self.output_note = ""  # how the logits were picked out of the output, once guessed
+        self.load_notes: tuple[str, ...] = ()  # what loading the checkpoint had to do
+        self._output_note_shown = False
+        self.head_kind = "softmax"  # the kind of the last pass's head (see engine.heads)
         self.weights_sha256: str | None = None  # set by from_profile: what the session records
         # oneDNN's CPU convolutions run faster on channels-last tensors (~25% for a ResNet50);
         # the layout changes how weights are stored, not their values.
@@ -199,13 +227,19 @@ class CamEngine:
             torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         )
         self.model = model.to(self.device, memory_format=self._memory_format)
-        self.classes = tuple(classes)
+        self.classes = head_classes(classes, self.output.activation)
         self.size = (int(size[0]), int(size[1]))
         self.in_channels = _input_channels(model)
         stats = self.in_channels if self.in_channels in (1, 3) else len(mean)
         self._mean = torch.tensor(list(mean)[:stats], device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(list(std)[:stats], device=self.device).view(1, -1, 1, 1)
         self._inventory: LayerInventory | None = None
+        if layout not in ("nchw", "nhwc"):
+            raise InspectorError(f"unknown input layout '{layout}': use nchw or nhwc")
+        self.layout = layout  # "nhwc": the model takes channels-last input (Keras exports)
+        self.reshape = check_reshape_mode(reshape)  # how layer outputs become (C, h, w) maps
+        self.max_batch = max_batch  # images per model pass the model accepts; None: any
+        self._prefix_hint = prefix_tokens(model)
 
     @classmethod
     def from_profile(
@@ -217,16 +251,30 @@ class CamEngine:
         loaded = load_model(profile, trust_pickle=trust_pickle)
         pre = profile.preprocess
         engine = cls(
-            loaded.model, loaded.classes, pre.size, pre.mean, pre.std, device, profile.cam.layer
+            loaded.model,
+            loaded.classes,
+            pre.size,
+            pre.mean,
+            pre.std,
+            device,
+            profile.cam.layer,
+            output=profile.output,
+            normalize=profile.cam.normalize,
+            layout=pre.layout,
+            reshape=profile.cam.reshape,
+            max_batch=loaded.max_batch,
         )
         engine.weights_sha256 = loaded.weights_sha256
+        engine.load_notes = tuple(loaded.notes)
         return engine
 
     # -- layers ---------------------------------------------------------------------------------
     @property
     def inventory(self) -> LayerInventory:
         if self._inventory is None:
-            self._inventory = layer_inventory(self.model, self.size, self.in_channels)
+            self._inventory = layer_inventory(
+                self.model, self.size, self.in_channels, self.reshape, self.layout
+            )
         return self._inventory
 
     @property
@@ -250,7 +298,8 @@ class CamEngine:
 
     # -- input ----------------------------------------------------------------------------------
     def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Resize, scale and normalise images (HxW gray or HxWx3 RGB uint8) into a batch."""
+        """Resize, scale and normalise images (HxW gray or HxWx3 RGB uint8) into a batch:
+        (B, C, H, W), or (B, H, W, C) for a model whose input layout is "nhwc"."""
         height, width = self.size
         arrays = []
         for image in images:
@@ -263,24 +312,47 @@ class CamEngine:
             arrays.append(pixels.reshape(height, width, -1))
         batch = torch.from_numpy(np.stack(arrays)).to(self.device, non_blocking=True)
         batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        return ((batch - self._mean) / self._std).contiguous(memory_format=self._memory_format)
+        batch = (batch - self._mean) / self._std
+        if self.layout == "nhwc":
+            return batch.permute(0, 2, 3, 1).contiguous()
+        return batch.contiguous(memory_format=self._memory_format)
 
     # -- the pass -------------------------------------------------------------------------------
+    def head(self, logits: torch.Tensor) -> Head:
+        """The profile's head for logits of this width (softmax, binary or multi-label)."""
+        return make_head(self.output.activation, logits.shape[1])
+
+    def _logits(self, output: object) -> torch.Tensor:
+        """The logits in a model output; the first guess's note is kept for the user."""
+        logits, note = select_logits(output, self.output.logits)
+        if note and not self.output_note:
+            self.output_note = note
+        self.head_kind = self.head(logits).kind  # a stored capture has no logits to tell it
+        return logits
+
+    def take_output_note(self) -> str:
+        """The output note once: '' on later calls, so a caller shows it one time per engine."""
+        if self._output_note_shown or not self.output_note:
+            return ""
+        self._output_note_shown = True
+        return self.output_note
+
     def _resolve_targets(
         self,
         logits: torch.Tensor,
         target: TargetSpec,
         ground_truth: Sequence[int | None] | None,
     ) -> tuple[torch.Tensor, list[str]]:
-        predicted = logits.argmax(dim=1)
+        head = self.head(logits)
+        predicted = head.predicted(logits)
         notes = [""] * logits.shape[0]
         if target.kind == "pred":
             return predicted, notes
         if target.kind == "index":
-            if target.index >= logits.shape[1]:
+            if target.index >= head.class_count(logits):
                 raise InspectorError(
                     f"target class {target.index} is out of range: the model has "
-                    f"{logits.shape[1]} outputs"
+                    f"{head.class_count(logits)} classes"
                 )
             return torch.full_like(predicted, target.index), notes
         chosen = predicted.clone()
@@ -306,18 +378,17 @@ class CamEngine:
         Gradients are taken with ``torch.autograd.grad`` with respect to the hooked activations
         only. The hook hands a clone downstream, so a later in-place op (DenseNet's ReLU after
         ``features``) changes the clone and the captured activation stays what the layer output.
+        Token (ViT) and channels-last (Swin) outputs are captured as they are and both the
+        activation and its gradient are laid out as (B, C, h, w) after the pass.
         """
         captured: dict[str, torch.Tensor] = {}
+        grids: dict[str, GridLayout] = {}
 
         def make_hook(name: str):
             def hook(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor | None:
                 if cancel is not None and cancel():
                     raise CamCancelled()
-                if not isinstance(output, torch.Tensor) or output.dim() != 4:
-                    raise InspectorError(
-                        f"layer '{name}' has no (channels, height, width) output; "
-                        "choose a convolutional layer"
-                    )
+                grids[name] = self._grid(name, output, batch.shape[0])
                 if not need_gradients:
                     captured[name] = output.detach().clone()
                     return None
@@ -333,14 +404,14 @@ class CamEngine:
             with frozen_model(self.model), torch.set_grad_enabled(need_gradients):
                 for name, module in zip(layers, modules, strict=True):
                     handles.append(module.register_forward_hook(make_hook(name)))
-                logits = _as_logits(self.model(batch))
+                logits = self._logits(self.model(batch))
                 missing = [name for name in layers if name not in captured]
                 if missing:
                     raise InspectorError(f"layer '{missing[0]}' is not used by the forward pass")
                 target_index, notes = self._resolve_targets(logits.detach(), target, ground_truth)
                 gradients: dict[str, torch.Tensor | None] = dict.fromkeys(layers)
                 if need_gradients:
-                    score = logits.gather(1, target_index[:, None]).sum()
+                    score = self.head(logits).scores(logits, target_index).sum()
                     grads = torch.autograd.grad(
                         score, [captured[name] for name in layers], allow_unused=True
                     )
@@ -351,8 +422,39 @@ class CamEngine:
         finally:
             for handle in handles:
                 handle.remove()
-        activations = {name: captured[name].detach() for name in layers}
+        activations = {name: grids[name].to_nchw(captured[name].detach()) for name in layers}
+        gradients = {
+            name: None if grad is None else grids[name].to_nchw(grad)
+            for name, grad in gradients.items()
+        }
         return _Pass(logits.detach(), target_index, activations, gradients, notes)
+
+    def _grid(self, name: str, output: object, batch_size: int) -> GridLayout:
+        """How a hooked layer's output lies on the image, or an error saying why it does not."""
+        if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4):
+            raise InspectorError(
+                f"layer '{name}' has no (channels, height, width) output; "
+                "choose a convolutional layer or a transformer block's norm"
+            )
+        if output.shape[0] != batch_size:
+            raise InspectorError(
+                f"layer '{name}' folds windows or heads into the batch "
+                f"({output.shape[0]} rows for {batch_size} images); choose a block's norm layer"
+            )
+        grid = find_grid(output.shape[1:], self.size, self.reshape, self._prefix_hint)
+        if grid is None and self.reshape == "none":
+            raise InspectorError(
+                f"layer '{name}' gives tokens, and the profile's [cam] reshape = \"none\" takes "
+                'only (channels, height, width) outputs; set reshape = "auto"'
+            )
+        if grid is None:
+            height, width = self.size
+            raise InspectorError(
+                f"layer '{name}' gives {output.shape[1]} tokens that form no patch grid for the "
+                f'{height}x{width} input; choose another layer or set reshape = "tokens" '
+                "in the profile's [cam] table"
+            )
+        return grid
 
     # -- maps -----------------------------------------------------------------------------------
     def _raw_maps(
@@ -387,8 +489,10 @@ class CamEngine:
         """Score-CAM (Wang et al. 2020): each channel, upsampled and normalised, masks the input;
         the softmax over channels of the masked inputs' target logits weights the channels.
 
-        Masks are made and run ``mask_batch`` channels at a time so memory stays bounded.
+        Masks are made and run ``mask_batch`` channels at a time so memory stays bounded
+        (fewer when the model takes fewer images per pass).
         """
+        mask_batch = min(mask_batch, self.max_batch or mask_batch)
         images, channels = activation.shape[:2]
         steps = images * ((channels + mask_batch - 1) // mask_batch)
         done = 0
@@ -401,13 +505,16 @@ class CamEngine:
                         raise CamCancelled()
                     chunk = activation[b : b + 1, start : start + mask_batch]
                     masks = F.interpolate(
-                        chunk, size=batch.shape[-2:], mode="bilinear", align_corners=True
+                        chunk, size=self.size, mode="bilinear", align_corners=True
                     )[0]
                     low = masks.flatten(1).min(dim=1).values[:, None, None]
                     high = masks.flatten(1).max(dim=1).values[:, None, None]
                     masks = (masks - low) / (high - low + 1e-8)
-                    logits = _as_logits(self.model(batch[b : b + 1] * masks[:, None]))
-                    scores.append(logits[:, target_index[b]])
+                    # Masks broadcast over the channel axis, wherever the layout puts it.
+                    masks = masks[:, :, :, None] if self.layout == "nhwc" else masks[:, None]
+                    logits = self._logits(self.model(batch[b : b + 1] * masks))
+                    targets = target_index[b].expand(logits.shape[0])
+                    scores.append(self.head(logits).scores(logits, targets))
                     done += 1
                     if progress is not None:
                         progress(done, steps)
@@ -425,8 +532,10 @@ class CamEngine:
     ) -> list[CamResult]:
         """Normalise on the device, copy to the CPU once, upsample each map to its image."""
         raw_np = raw.float().cpu().numpy()
-        norm_np = normalize_maps(raw.float()).cpu().numpy()
-        probs = torch.softmax(result.logits.float(), dim=1)
+        norm_np = normalize_maps(raw.float(), self.normalize).cpu().numpy()
+        probs = result.probabilities
+        if probs is None:
+            probs = self.head(result.logits).probabilities(result.logits)
         k = min(TOP_K, probs.shape[1])
         top_p, top_i = (t.cpu().numpy() for t in probs.topk(k, dim=1))
         targets = result.target_index.cpu().numpy()
@@ -444,10 +553,34 @@ class CamEngine:
                     target_name=self.class_name(int(targets[i])),
                     top_k=top,
                     raw=raw_np[i],
-                    cam=upsample_map(norm_np[i], size, blur_sigma),
+                    cam=upsample_map(norm_np[i], size, blur_sigma, self.normalize),
                     note=result.notes[i],
+                    head=self.head_kind,
                 )
             )
+        return out
+
+    def _in_chunks(
+        self,
+        run: Callable[..., list],
+        images: Sequence[np.ndarray],
+        ground_truth: Sequence[int | None] | None,
+        progress: ProgressCallback | None,
+        **kwargs: object,
+    ) -> list:
+        """``run`` on slices of at most ``max_batch`` images (ONNX exports with a fixed batch).
+
+        Eval-mode images do not affect each other, so the results equal one big batch's.
+        """
+        step = self.max_batch
+        starts = range(0, len(images), step)
+        out: list = []
+        for number, start in enumerate(starts):
+            part = slice(start, start + step)
+            truth = None if ground_truth is None else list(ground_truth)[part]
+            if progress is not None:
+                kwargs["progress"] = _chunk_progress(progress, number, len(starts))
+            out += run(list(images)[part], ground_truth=truth, **kwargs)
         return out
 
     def class_name(self, index: int) -> str:
@@ -468,6 +601,18 @@ class CamEngine:
         """CAMs of a batch of images for several layers, all from one model pass."""
         if method not in ALL_METHODS:
             raise InspectorError(f"unknown method '{method}': use one of {', '.join(ALL_METHODS)}")
+        if self.max_batch is not None and len(images) > self.max_batch:
+            return self._in_chunks(
+                self.explain_layers,
+                images,
+                ground_truth,
+                progress,
+                method=method,
+                layers=layers,
+                target=target,
+                blur_sigma=blur_sigma,
+                cancel=cancel,
+            )
         spec = target if isinstance(target, TargetSpec) else parse_target(target, self.classes)
         names = self.resolve_layers(layers)
         batch = self.prepare(images)
@@ -506,11 +651,21 @@ class CamEngine:
         cancel: CancelCheck | None = None,
     ) -> list[Capture]:
         """One pass kept on the CPU, so any method can be drawn later without the model."""
+        if self.max_batch is not None and len(images) > self.max_batch:
+            return self._in_chunks(
+                self.capture,
+                images,
+                ground_truth,
+                None,
+                layers=layers,
+                target=target,
+                cancel=cancel,
+            )
         spec = target if isinstance(target, TargetSpec) else parse_target(target, self.classes)
         names = self.resolve_layers(layers)
         batch = self.prepare(images)
         result = self.run_pass(batch, names, spec, ground_truth, True, cancel)
-        probs = torch.softmax(result.logits.float(), dim=1).cpu().numpy()
+        probs = self.head(result.logits).probabilities(result.logits).cpu().numpy()
         acts = {n: result.activations[n].float().cpu().numpy() for n in names}
         grads = {n: result.gradients[n].float().cpu().numpy() for n in names}
         inputs = batch.cpu().numpy()
@@ -542,9 +697,12 @@ class CamEngine:
         stored = capture.layers[name]
         activation = torch.from_numpy(stored.activation[None]).to(self.device)
         gradient = torch.from_numpy(stored.gradient[None]).to(self.device)
-        logits = torch.from_numpy(np.log(capture.probabilities[None] + 1e-30)).to(self.device)
+        # The stored probabilities are what the head gave; the logits are not needed again.
+        probs = torch.from_numpy(capture.probabilities[None]).to(self.device)
         target_index = torch.tensor([capture.target_index], device=self.device)
-        result = _Pass(logits, target_index, {name: activation}, {name: gradient}, [capture.note])
+        result = _Pass(
+            probs, target_index, {name: activation}, {name: gradient}, [capture.note], probs
+        )
         batch = torch.from_numpy(capture.model_input[None]).to(self.device)
         raw = self._raw_maps(method, result, name, batch, cancel, progress)
         return self._finish(raw, result, [capture.image_size], method, name, blur_sigma)[0]

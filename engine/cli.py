@@ -12,7 +12,13 @@ from typing import TextIO
 from engine import __version__
 from engine.errors import InspectorError
 from engine.methods import ALL_METHODS
-from engine.profile import KNOWN_COLORMAPS, ModelProfile, demo_profile_path, load_profile
+from engine.profile import (
+    BLEND_MODES,
+    KNOWN_COLORMAPS,
+    ModelProfile,
+    demo_profile_path,
+    load_profile,
+)
 from engine.resources import demo_images_dir, resource_path
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -68,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
     batch.add_argument("--colormap", choices=KNOWN_COLORMAPS, help="default: the profile's")
     batch.add_argument("--alpha", type=float, help="heatmap opacity 0..1; default: the profile's")
+    batch.add_argument(
+        "--blend",
+        choices=BLEND_MODES,
+        help="overlay: weighted (1-a)*image + a*heat, or additive heat*a + image (Keras); "
+        "default: the profile's",
+    )
     batch.add_argument("--threshold", type=float, default=0.0, help="hide heat below 0..1")
     batch.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in pixels")
     batch.add_argument("--batch-size", type=int, default=8)
@@ -106,7 +118,17 @@ def _profile(args: argparse.Namespace) -> ModelProfile:
 def _engine(args: argparse.Namespace, profile: ModelProfile):
     from engine.cam import CamEngine
 
-    return CamEngine.from_profile(profile, args.device, trust_pickle=args.trust_pickle)
+    engine = CamEngine.from_profile(profile, args.device, trust_pickle=args.trust_pickle)
+    for note in engine.load_notes:
+        print(f"note: {note}", file=sys.stderr)
+    return engine
+
+
+def _print_output_note(engine) -> None:
+    """How the logits were picked out of a tuple/dict output: said once, on stderr."""
+    note = engine.take_output_note()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -129,6 +151,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         target=args.target,
         colormap=args.colormap or profile.cam.colormap,
         alpha=profile.cam.alpha if args.alpha is None else args.alpha,
+        blend=args.blend or profile.cam.blend,
         threshold=args.threshold,
         blur_sigma=args.blur,
         batch_size=args.batch_size,
@@ -144,7 +167,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         f"{options.method} @ {runner.layer}, output {output}",
         file=sys.stderr,
     )
-    summary = runner.run(records, progress=ProgressBar())
+    try:
+        summary = runner.run(records, progress=ProgressBar())
+    finally:
+        _print_output_note(engine)
     print(
         f"{summary.succeeded} ok, {summary.failed} failed in {summary.seconds:.1f} s; "
         f"results in {summary.csv_path}",

@@ -11,6 +11,7 @@ from torch import nn
 
 from engine.errors import InspectorError
 from engine.state import frozen_model
+from engine.tokens import GridLayout, find_grid, prefix_tokens
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,12 @@ class LayerInfo:
     output_shape: tuple[int, ...] | None  # without the batch dimension; None if not a tensor
     parameters: int
     depth: int
+    grid: GridLayout | None = None  # how the output lies on the image; None: it does not
 
     @property
     def spatial(self) -> bool:
-        """Whether the output is a (C, H, W) map that a CAM can be computed on."""
-        shape = self.output_shape
-        return shape is not None and len(shape) == 3 and shape[1] * shape[2] > 1
+        """Whether the output is a map (NCHW, NHWC or patch tokens) a CAM can be computed on."""
+        return self.grid is not None and self.grid.cells > 1
 
 
 @dataclass(frozen=True)
@@ -62,27 +63,47 @@ def get_module(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
-def _output_shape(output: object) -> tuple[int, ...] | None:
-    if isinstance(output, torch.Tensor):
-        return tuple(output.shape[1:])
+def _output_shape(output: object, batch: int) -> tuple[int, ...] | None:
+    if isinstance(output, torch.Tensor) and output.dim() > 0:
+        # A different leading size means windows folded into the batch (Swin's window
+        # attention): the rest is not one image's map, so it is left without a grid.
+        return tuple(output.shape[1:]) if output.shape[0] == batch else None
     return None
 
 
+def dummy_input(
+    batch: int, in_channels: int, input_size: tuple[int, int], layout: str, device: torch.device
+) -> torch.Tensor:
+    """Zeros shaped like the model's input: (B, C, H, W), or (B, H, W, C) for "nhwc" models."""
+    if layout == "nhwc":
+        return torch.zeros(batch, *input_size, in_channels, device=device)
+    return torch.zeros(batch, in_channels, *input_size, device=device)
+
+
 def layer_inventory(
-    model: nn.Module, input_size: tuple[int, int], in_channels: int = 3
+    model: nn.Module,
+    input_size: tuple[int, int],
+    in_channels: int = 3,
+    reshape: str = "auto",
+    layout: str = "nchw",
 ) -> LayerInventory:
     """Run one dummy forward pass with a hook on every module to record output shapes.
 
-    The default target is the module that finished last with a spatial output: for a CNN
-    that is the outermost block before global pooling (``layer4`` in a ResNet).
+    The default target is the first norm of the last transformer block when the model has
+    token or channels-last blocks (what pytorch-grad-cam recommends for ViT and Swin: the last
+    block's output reaches the head through the class token only), else the module that
+    finished last with a spatial output: for a CNN the outermost block before global pooling
+    (``layer4`` in a ResNet). An output whose leading size is not the dummy batch's one
+    image folds windows into the batch (Swin's window attention) and is no map.
     """
+    batch = 1
     shapes: dict[str, tuple[int, ...] | None] = {}
     finish_order: list[str] = []
     handles = []
 
     def make_hook(name: str):
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            shapes[name] = _output_shape(output)
+            shapes[name] = _output_shape(output, batch)
             finish_order.append(name)
 
         return hook
@@ -93,12 +114,17 @@ def layer_inventory(
         for name, module in named:
             if name:
                 handles.append(module.register_forward_hook(make_hook(name)))
-        dummy = torch.zeros(1, in_channels, *input_size, device=device)
+        dummy = dummy_input(batch, in_channels, input_size, layout, device)
         with frozen_model(model), torch.no_grad():
             model(dummy)
     finally:
         for handle in handles:
             handle.remove()
+
+    hint = prefix_tokens(model)
+
+    def grid_of(shape: tuple[int, ...] | None) -> GridLayout | None:
+        return None if shape is None else find_grid(shape, input_size, reshape, hint)
 
     layers = tuple(
         LayerInfo(
@@ -107,9 +133,15 @@ def layer_inventory(
             output_shape=shapes.get(name),
             parameters=sum(p.numel() for p in module.parameters()),
             depth=name.count(".") + 1 if name else 0,
+            grid=grid_of(shapes.get(name)),
         )
         for name, module in named
     )
+    default = _last_block_norm(layers, finish_order) or _last_spatial(layers, finish_order)
+    return LayerInventory(layers=layers, default_layer=default)
+
+
+def _last_spatial(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> str | None:
     by_name = {info.name: info for info in layers}
     # Adaptive pooling (VGG's avgpool to 7x7) resamples the last block rather than adding one.
     spatial_finishers = [
@@ -117,8 +149,27 @@ def layer_inventory(
         for n in finish_order
         if by_name[n].spatial and not by_name[n].type_name.startswith("Adaptive")
     ]
-    default = spatial_finishers[-1] if spatial_finishers else None
-    return LayerInventory(layers=layers, default_layer=default)
+    return spatial_finishers[-1] if spatial_finishers else None
+
+
+def _last_block_norm(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> str | None:
+    """The first norm of the last block holding two norms on tokens or channels-last maps.
+
+    ViT's ``ln_1``/``norm1`` and Swin's ``norm1`` are that; CNN blocks hold BatchNorms on NCHW
+    maps, and ConvNeXt one LayerNorm per block, so they have none and keep their default.
+    """
+    norms: dict[str, list[LayerInfo]] = {}
+    for info in layers:
+        parent = info.name.rpartition(".")[0]
+        if parent and "Norm" in info.type_name:
+            norms.setdefault(parent, []).append(info)
+    firsts = {
+        group[0].name
+        for group in norms.values()
+        if len(group) >= 2 and group[0].spatial and group[0].grid.kind != "nchw"
+    }
+    finished = [n for n in finish_order if n in firsts]
+    return finished[-1] if finished else None
 
 
 def format_inventory(inventory: LayerInventory) -> str:
@@ -129,6 +180,10 @@ def format_inventory(inventory: LayerInventory) -> str:
             continue
         indent = "  " * (info.depth - 1)
         shape = "x".join(str(d) for d in info.output_shape) if info.output_shape else "-"
+        if info.spatial and info.grid.kind == "nhwc":
+            shape += " (NHWC)"
+        elif info.spatial and info.grid.kind == "tokens":
+            shape += f" ({info.grid.prefix}+{info.grid.height}x{info.grid.width} tokens)"
         mark = "  <- default" if info.name == inventory.default_layer else ""
         rows.append((indent + info.name, info.type_name, shape, f"{info.parameters:,}{mark}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]

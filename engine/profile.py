@@ -38,6 +38,11 @@ KNOWN_COLORMAPS: tuple[str, ...] = (
     "bone",
 )
 GRAYSCALE_MODES: tuple[str, ...] = ("replicate",)
+LAYOUTS: tuple[str, ...] = ("nchw", "nhwc")
+NORMALIZE_MODES: tuple[str, ...] = ("minmax", "max")
+BLEND_MODES: tuple[str, ...] = ("weighted", "additive")
+RESHAPE_MODES: tuple[str, ...] = ("auto", "none", "tokens", "nhwc")
+ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
 
 IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
@@ -48,9 +53,19 @@ DEFAULT_ALPHA = 0.5
 # Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
 MAX_SIDE = 8192
 
-_TOP_KEYS = ("name", "architecture", "weights", "classes", "trust_pickle", "preprocess", "cam")
-_PREPROCESS_KEYS = ("size", "mean", "std", "grayscale")
-_CAM_KEYS = ("layer", "method", "colormap", "alpha")
+_TOP_KEYS = (
+    "name",
+    "architecture",
+    "weights",
+    "classes",
+    "trust_pickle",
+    "preprocess",
+    "cam",
+    "output",
+)
+_PREPROCESS_KEYS = ("size", "mean", "std", "grayscale", "layout")
+_CAM_KEYS = ("layer", "method", "colormap", "alpha", "normalize", "blend", "reshape")
+_OUTPUT_KEYS = ("logits", "activation")
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,7 @@ class PreprocessSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     grayscale: str
+    layout: str = "nchw"  # "nhwc": the model takes channels-last tensors (e.g. a Keras export)
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,17 @@ class CamDefaults:
     method: str
     colormap: str
     alpha: float
+    normalize: str = "minmax"  # "max": ReLU then divide by the maximum, as the Keras example does
+    blend: str = "weighted"  # "additive": heatmap * alpha + image, as the Keras example does
+    reshape: str = "auto"  # how a transformer layer's tokens become a grid (see engine/cam.py)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Which part of the model's output holds the logits, and how they become probabilities."""
+
+    logits: int | str = "auto"  # "auto", an index into a tuple/list, or a key / attribute name
+    activation: str = "softmax"  # "sigmoid": one output = binary, several = multi-label
 
 
 @dataclass(frozen=True)
@@ -85,6 +112,7 @@ class ModelProfile:
     cam: CamDefaults
     trust_pickle: bool
     source: Path | None  # the TOML file it came from, if any
+    output: OutputSpec = OutputSpec()
 
 
 def demo_profile_path() -> Path:
@@ -127,6 +155,7 @@ def parse_profile(data: Mapping[str, Any], base_dir: Path, source: Path | None) 
         cam=_cam(_table(data, "cam", where), where),
         trust_pickle=_bool(data.get("trust_pickle", False), "trust_pickle", where),
         source=source,
+        output=_output(_table(data, "output", where), where),
     )
 
 
@@ -185,6 +214,7 @@ def profile_to_toml(profile: ModelProfile, base_dir: Path) -> str:
         f"mean = {_toml_list([_toml_float(v) for v in pre.mean])}",
         f"std = {_toml_list([_toml_float(v) for v in pre.std])}",
         f"grayscale = {_toml_str(pre.grayscale)}",
+        f"layout = {_toml_str(pre.layout)}",
         "",
         "[cam]",
     ]
@@ -195,6 +225,13 @@ def profile_to_toml(profile: ModelProfile, base_dir: Path) -> str:
         f"method = {_toml_str(cam.method)}",
         f"colormap = {_toml_str(cam.colormap)}",
         f"alpha = {_toml_float(cam.alpha)}",
+        f"normalize = {_toml_str(cam.normalize)}",
+        f"blend = {_toml_str(cam.blend)}",
+        f"reshape = {_toml_str(cam.reshape)}",
+        "",
+        "[output]",
+        f"logits = {_toml_logits(profile.output.logits)}",
+        f"activation = {_toml_str(profile.output.activation)}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -310,7 +347,9 @@ def _preprocess(table: Mapping[str, Any], where: str) -> PreprocessSpec:
     grayscale = table.get("grayscale", GRAYSCALE_MODES[0])
     if grayscale not in GRAYSCALE_MODES:
         raise _fail(where, "preprocess.grayscale", f"must be one of {', '.join(GRAYSCALE_MODES)}")
-    return PreprocessSpec(_size(table.get("size", list(DEFAULT_SIZE)), where), mean, std, grayscale)
+    layout = _choice(table.get("layout", LAYOUTS[0]), LAYOUTS, "preprocess.layout", where)
+    size = _size(table.get("size", list(DEFAULT_SIZE)), where)
+    return PreprocessSpec(size, mean, std, grayscale, layout)
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:
@@ -346,7 +385,40 @@ def _cam(table: Mapping[str, Any], where: str) -> CamDefaults:
     alpha = _number(table.get("alpha", DEFAULT_ALPHA), "cam.alpha", where)
     if not 0.0 <= alpha <= 1.0:
         raise _fail(where, "cam.alpha", f"must be between 0 and 1, not {alpha:g}")
-    return CamDefaults(layer, method, colormap, alpha)
+    normalize = _choice(table.get("normalize", "minmax"), NORMALIZE_MODES, "cam.normalize", where)
+    blend = _choice(table.get("blend", "weighted"), BLEND_MODES, "cam.blend", where)
+    reshape = _choice(table.get("reshape", "auto"), RESHAPE_MODES, "cam.reshape", where)
+    return CamDefaults(layer, method, colormap, alpha, normalize, blend, reshape)
+
+
+def _choice(value: Any, choices: Sequence[str], field: str, where: str) -> str:
+    if value not in choices:
+        raise _fail(where, field, f"{value!r} is unknown; use {', '.join(choices)}")
+    return value
+
+
+def _output(table: Mapping[str, Any], where: str) -> OutputSpec:
+    _reject_unknown(table, _OUTPUT_KEYS, "output.", where)
+    activation = _choice(
+        table.get("activation", ACTIVATIONS[0]), ACTIVATIONS, "output.activation", where
+    )
+    return OutputSpec(_logits_choice(table.get("logits", "auto"), where), activation)
+
+
+def _logits_choice(value: Any, where: str) -> int | str:
+    # An index may be written as a number or as text ("0"); both mean the same element.
+    field = "output.logits"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _fail(where, field, f'must be "auto", an index or a key name, not {value!r}')
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise _fail(where, field, 'must be "auto", an index or a key name, not ""')
+        if value.lstrip("-").isdigit():
+            value = int(value)
+    if isinstance(value, int) and value < 0:
+        raise _fail(where, field, f"index must be 0 or more, not {value}")
+    return value
 
 
 # --- TOML writing ----------------------------------------------------------------------------
@@ -378,6 +450,10 @@ def _toml_str(text: str) -> str:
 def _toml_float(value: float) -> str:
     # repr() is the shortest text that reads back to the same float, and it is valid TOML.
     return repr(float(value))
+
+
+def _toml_logits(value: int | str) -> str:
+    return str(value) if isinstance(value, int) else _toml_str(value)
 
 
 def _toml_list(items: Sequence[str]) -> str:

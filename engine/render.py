@@ -360,10 +360,12 @@ def render_panels(
     alpha: float = 0.5,
     title: str = "",
     boxes: Sequence[Box] = (),
+    blend: str = "weighted",
 ) -> np.ndarray:
     """Figure 'original | heatmap | overlay' with a caption strip, RGB uint8 on white.
 
-    Panels smaller than 224 px high are upscaled first; boxes are drawn on the overlay panel.
+    Panels smaller than 224 px high are upscaled first; boxes are drawn on the overlay panel,
+    which is blended as render_overlay's ``blend`` says.
     """
     rgb, cam = _check_pair(image, cam)
     _check_unit("opacity (alpha)", alpha)
@@ -372,7 +374,7 @@ def render_panels(
     panels = (
         rgb,
         render_heatmap(cam, colormap),
-        render_overlay(rgb, cam, colormap, alpha, boxes=boxes),
+        render_overlay(rgb, cam, colormap, alpha, boxes=boxes, blend=blend),
     )
     return _compose(panels, title)
 

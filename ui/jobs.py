@@ -73,6 +73,7 @@ class ExportFolder:
     blur: bool = False
     draw_boxes: bool = False
     batch_size: int = 4
+    blend: str = "weighted"  # render_overlay's blend: weighted or additive (the Keras example)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,10 @@ class ModelDock(QDockWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setMinimumSectionSize(40)
         self.tree.clicked.connect(self._clicked)
-        hint = QLabel("Click a layer with a spatial output (not greyed) to explain it.")
+        hint = QLabel(
+            "Click a layer with a spatial output (a map or transformer tokens, not greyed) "
+            "to explain it."
+        )
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #5f6368;")
         buttons = QHBoxLayout()
@@ -114,7 +117,10 @@ class ModelDock(QDockWidget):
             ]
             row[0].setData(info.name, NAME_ROLE)
             row[0].setData(info.spatial, SPATIAL_ROLE)
-            row[0].setToolTip(info.name)
+            # Token (ViT) and channels-last (Swin) outputs are explainable too: say how they
+            # are laid on the image.
+            reading = "" if info.grid is None else info.grid.describe()
+            row[0].setToolTip(f"{info.name}: {reading}" if info.spatial else info.name)
             if not info.spatial:
                 for item in row:
                     item.setForeground(GREY)

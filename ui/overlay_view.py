@@ -42,9 +42,15 @@ def compose(
         return draw_boxes(heat, shown) if shown else heat
     if options.mode == "overlay":
         return render_overlay(
-            image, cam_levels, options.colormap, options.alpha, options.threshold, shown
+            image,
+            cam_levels,
+            options.colormap,
+            options.alpha,
+            options.threshold,
+            shown,
+            options.blend,
         )
-    return render_panels(image, cam, options.colormap, options.alpha, title, shown)
+    return render_panels(image, cam, options.colormap, options.alpha, title, shown, options.blend)
 
 
 class ColorbarLegend(QWidget):

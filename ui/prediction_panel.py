@@ -35,6 +35,15 @@ METHOD_LABELS = {
     "scorecam": "Score-CAM (runs the model per channel)",
 }
 ROWS = 5
+# What the bars mean for each kind of head (CamResult.head).
+HEAD_HEADERS = {
+    "softmax": "Top classes, softmax probability (click one to explain it):",
+    "binary": "Classes, sigmoid probability: positive p, negative 1 - p (click one to explain it):",
+    "multilabel": (
+        "Top labels, sigmoid probability each: they need not add up to 100% "
+        "(click one to explain it):"
+    ),
+}
 
 
 class PredictionPanel(QDockWidget):
@@ -111,7 +120,9 @@ class PredictionPanel(QDockWidget):
         layout = QVBoxLayout(body)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(form)
-        layout.addWidget(QLabel("Top classes (click one to explain it):"))
+        self.header = QLabel(HEAD_HEADERS["softmax"])
+        self.header.setWordWrap(True)
+        layout.addWidget(self.header)
         layout.addLayout(grid)
         layout.addWidget(self.explained)
         layout.addWidget(self.truth)
@@ -142,6 +153,7 @@ class PredictionPanel(QDockWidget):
         self, result: CamResult, ground_truth: str | None, boxes: Sequence[Box]
     ) -> None:
         self._indices = [p.index for p in result.top_k]
+        self.header.setText(HEAD_HEADERS.get(result.head, HEAD_HEADERS["softmax"]))
         for row, (button, bar) in enumerate(zip(self.buttons, self.bars, strict=True)):
             if row < len(result.top_k):
                 prediction = result.top_k[row]

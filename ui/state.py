@@ -1,4 +1,4 @@
-"""The view's options (mode, colormap, opacity, method, layer, class): validated, observed.
+"""The view's options (mode, colormap, opacity, blend, method, layer, class): validated, observed.
 
 Qt-free on purpose: a script or a test can drive it without widgets.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from engine.errors import InspectorError
 from engine.profile import METHOD_NAMES
-from engine.render import COLORMAP_NAMES
+from engine.render import BLEND_MODES, COLORMAP_NAMES
 from ui.jobs import Target
 
 MODES: tuple[str, ...] = ("original", "heatmap", "overlay", "panels")
@@ -30,6 +30,7 @@ class ViewOptions:
     mode: str = "overlay"
     colormap: str = "jet"
     alpha: float = 0.5
+    blend: str = "weighted"  # "additive": heatmap * alpha + image; the profile's to start with
     threshold: float = 0.0
     blur: bool = False
     show_boxes: bool = True
@@ -46,6 +47,10 @@ def _validate(options: ViewOptions) -> None:
         raise InspectorError(f"unknown view mode '{options.mode}': use one of {', '.join(MODES)}")
     if options.colormap not in COLORMAP_NAMES:
         raise InspectorError(f"unknown colormap '{options.colormap}'")
+    if options.blend not in BLEND_MODES:
+        raise InspectorError(
+            f"unknown blend '{options.blend}': use one of {', '.join(BLEND_MODES)}"
+        )
     if options.method not in METHOD_NAMES:
         raise InspectorError(f"unknown CAM method '{options.method}'")
     for name in ("alpha", "threshold"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import threading
@@ -76,6 +77,7 @@ class CamWorker(QObject):
     sig_export_finished = Signal(object)  # ExportFinished
     sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
+    sig_notice = Signal(str)  # a remark on the model, once: how loading or its output was read
     sig_idle = Signal()
     _wake = Signal()
 
@@ -176,6 +178,8 @@ class CamWorker(QObject):
             weights_sha256,
         )
         self.sig_model_loaded.emit(loaded)
+        if engine.load_notes:
+            self.sig_notice.emit("; ".join(engine.load_notes))
 
     def _image(self, record: ImageRecord) -> tuple[np.ndarray, tuple[Box, ...]]:
         key = str(record.path)
@@ -207,6 +211,11 @@ class CamWorker(QObject):
         image, _ = self._image(record)
         capture = self._engine.capture([image], layer, target, [truth], cancel)[0]
         self.model_passes += 1
+        note = self._engine.take_output_note()
+        if note:  # the first pass found logits inside a tuple/dict output: say which, once
+            self.sig_notice.emit(note)
+            joined = f"{capture.note}; {note}" if capture.note else note
+            capture = dataclasses.replace(capture, note=joined)
         self._captures.put(key, capture)
         return capture, True
 
@@ -280,6 +289,7 @@ class CamWorker(QObject):
             target=str(job.target),
             colormap=job.colormap,
             alpha=job.alpha,
+            blend=job.blend,
             threshold=job.threshold,
             blur_sigma=BLUR_SIGMA if job.blur else 0.0,
             batch_size=job.batch_size,

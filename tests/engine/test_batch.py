@@ -82,3 +82,43 @@ def test_threaded_and_inline_pipelines_write_the_same(tmp_path: Path, monkeypatc
         assert runner.run(records).succeeded == 10
         outputs[name] = _rows(tmp_path / name / "results.csv")
     assert outputs["inline"] == outputs["threaded"]
+
+
+def test_blend_option_reaches_overlays_and_panels(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+    import pytest
+
+    from engine.errors import InspectorError
+    from engine.images import load_image
+    from engine.render import render_overlay, render_panels
+
+    write_neu_det(tmp_path / "in", 2, seed=4)
+    records = scan_images(tmp_path / "in", NEU)
+    options = BatchOptions(
+        output=tmp_path / "out", alpha=0.6, blend="additive", save_raw=True, panels=True
+    )
+    results = {}
+    BatchRunner(_engine(), options, lambda r, result: results.update({r.path: result})).run(records)
+    for record in records:
+        stem = tmp_path / "out" / record.rel_path.with_suffix("")
+        image = load_image(record.path)
+        cam = np.load(stem.with_name(stem.name + "_cam.npy"))
+
+        def written(suffix: str, stem: Path = stem) -> np.ndarray:
+            data = cv2.imread(str(stem.with_name(stem.name + suffix)), cv2.IMREAD_COLOR)
+            return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+
+        expected = render_overlay(image, cam, "jet", 0.6, blend="additive")
+        np.testing.assert_array_equal(written("_overlay.png"), expected)
+        assert not np.array_equal(expected, render_overlay(image, cam, "jet", 0.6))
+        result = results[record.path]
+        pred = result.predicted
+        title = (
+            f"pred: {pred.name} {pred.probability:.2f} | target: {result.target_name} | "
+            f"{result.method} @ {result.layer}"
+        )
+        panels = render_panels(image, cam, "jet", 0.6, title, (), "additive")
+        np.testing.assert_array_equal(written("_panels.png"), panels)
+    with pytest.raises(InspectorError, match="unknown blend 'screen': use weighted, additive"):
+        BatchRunner(_engine(), BatchOptions(output=tmp_path / "o2", blend="screen"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+import timm
 import torch
 from captum.attr import LayerGradCam
 from pytorch_grad_cam import (
@@ -272,3 +274,216 @@ def test_cuda_equals_cpu() -> None:
     gpu = gpu_engine.explain(images, "gradcam++")
     for a, b in zip(cpu, gpu, strict=True):
         np.testing.assert_allclose(a.cam, b.cam, atol=1e-3)
+
+
+def test_max_normalisation_reproduces_the_keras_example() -> None:
+    import cv2
+
+    torch.manual_seed(0)
+    model = TinyNet(classes=4).eval()
+    classes = ["a", "b", "c", "d"]
+    keras = CamEngine(model, classes, (64, 64), MEAN, STD, "cpu", "features", normalize="max")
+    images = _images(2, size=96, seed=7)
+    results = keras.explain(images, "gradcam")
+    for capture, result in zip(keras.capture(images), results, strict=True):
+        # The Keras Grad-CAM example, written out: pooled gradients, weighted channels,
+        # heatmap = maximum(heatmap, 0) / max(heatmap), no minimum subtracted.
+        a = capture.layers["features"].activation.astype(np.float64)
+        g = capture.layers["features"].gradient.astype(np.float64)
+        heatmap = np.einsum("c,chw->hw", g.mean(axis=(1, 2)), a)
+        heatmap = np.maximum(heatmap, 0) / heatmap.max()
+        np.testing.assert_allclose(result.raw / result.raw.max(), heatmap, atol=1e-6)
+        full = cv2.resize(np.float32(heatmap), (96, 96), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(result.cam, full / full.max(), atol=1e-5)
+        assert keras.cam_from_capture(capture, "gradcam").cam == pytest.approx(result.cam)
+
+
+def test_max_and_minmax_normalisation_differ_only_by_the_shift() -> None:
+    from engine.cam import normalize_maps, upsample_map
+
+    raw = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    np.testing.assert_allclose(normalize_maps(raw, "max")[0], [[0.25, 0.5], [0.75, 1.0]])
+    np.testing.assert_allclose(normalize_maps(raw)[0], [[0.0, 1 / 3], [2 / 3, 1.0]], atol=1e-6)
+    assert normalize_maps(raw, "max")[1].abs().max() == 0  # a flat zero map stays zeros
+    up_max = upsample_map(np.float32([[0.5, 1.0]]), (4, 8), mode="max")
+    up_minmax = upsample_map(np.float32([[0.5, 1.0]]), (4, 8))
+    assert up_max.max() == pytest.approx(1.0) and up_max.min() == pytest.approx(0.5)
+    assert up_minmax.min() == 0.0 and up_minmax.max() == pytest.approx(1.0, abs=1e-6)
+    zeros = upsample_map(np.zeros((2, 2), np.float32), (4, 4), mode="max")
+    assert not np.isnan(zeros).any() and zeros.max() == 0
+
+
+def test_profile_output_and_normalize_reach_the_engine(tmp_path) -> None:
+    from engine.profile import OutputSpec, load_profile
+
+    torch.save(make_torchvision("resnet18", classes=1).state_dict(), tmp_path / "w.pth")
+    (tmp_path / "p.toml").write_text(
+        'architecture = "resnet18"\nweights = "w.pth"\nclasses = ["class_0"]\n'
+        '[preprocess]\nsize = [64, 64]\n[cam]\nnormalize = "max"\n'
+        '[output]\nactivation = "sigmoid"\nlogits = 0\n',
+        encoding="utf-8",
+    )
+    engine = CamEngine.from_profile(load_profile(tmp_path / "p.toml"), "cpu")
+    assert engine.output == OutputSpec(0, "sigmoid") and engine.normalize == "max"
+    assert engine.classes == ("negative", "positive")
+    result = engine.explain(_images(1, size=64), "gradcam")[0]
+    assert result.head == "binary" and len(result.top_k) == 2
+
+
+# -- odd inputs: gray models, sizes that are not square or not multiples of 32 ----------------
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224"])
+def test_grayscale_models_take_one_channel(name: str) -> None:
+    torch.manual_seed(0)
+    extra = {"img_size": 64, "depth": 2} if name.startswith("vit") else {}
+    model = timm.create_model(name, pretrained=False, num_classes=3, in_chans=1, **extra).eval()
+    engine = CamEngine(model, ["a", "b", "c"], (64, 64), (0.5,), (0.25,), "cpu")
+    assert engine.in_channels == 1
+    rgb = _images(1, size=64)[0]
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    batch = engine.prepare([rgb, gray])
+    assert batch.shape == (2, 1, 64, 64)
+    torch.testing.assert_close(batch[0], batch[1])
+    torch.testing.assert_close(batch[1, 0], torch.from_numpy(gray / 255.0 - 0.5).float() / 0.25)
+    ours = engine.explain([gray], "gradcam")[0]
+    layer = dict(model.named_modules())[engine.default_layer]
+    reshape = None
+    if name.startswith("vit"):
+        assert engine.default_layer == "blocks.1.norm1"
+
+        def reshape(t: torch.Tensor) -> torch.Tensor:
+            return t[:, 1:, :].reshape(t.size(0), 4, 4, t.size(2)).transpose(2, 3).transpose(1, 2)
+
+    with GradCAM(model, [layer], reshape_transform=reshape) as reference:
+        expected = reference(input_tensor=engine.prepare([gray]), targets=None)
+    assert ours.raw.std() > 0
+    np.testing.assert_allclose(ours.cam, expected[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(160, 320), (150, 210)])
+def test_resnet_at_odd_sizes_equals_pytorch_grad_cam(size: tuple[int, int]) -> None:
+    engine = CamEngine(
+        make_torchvision("resnet18"), [f"c{i}" for i in range(6)], size, MEAN, STD, "cpu"
+    )
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(2)]
+    ours = engine.explain(images, "gradcam")
+    assert engine.default_layer == "layer4"
+    assert ours[0].raw.shape == (-(-size[0] // 32), -(-size[1] // 32))  # padded convs round up
+    with GradCAM(engine.model, [engine.model.layer4]) as reference:
+        expected = reference(input_tensor=engine.prepare(images), targets=None)
+    for result, ref in zip(ours, expected, strict=True):
+        assert result.cam.shape == size
+        np.testing.assert_allclose(result.cam, ref, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(160, 320), (150, 210)])
+def test_cam_peaks_where_the_signal_is_at_odd_model_sizes(size: tuple[int, int]) -> None:
+    engine = CamEngine(_peak_model(), ["bright", "dark"], size, (0, 0, 0), (1, 1, 1), "cpu")
+    image = np.zeros((300, 420), dtype=np.uint8)
+    image[200:260, 40:100] = 255
+    result = engine.explain([image], "gradcam", target="bright")[0]
+    assert result.raw.shape == (-(-size[0] // 2), -(-size[1] // 2))
+    assert result.cam.shape == (300, 420)
+    y, x = np.unravel_index(np.argmax(result.cam), result.cam.shape)
+    assert 200 <= y < 260 and 40 <= x < 100
+    assert result.cam[:120, 200:].max() < 0.05
+
+
+# -- input layout and batch limit -------------------------------------------------------------
+class ChannelsLastInput(nn.Module):
+    """A TinyNet that takes (B, H, W, C) input, as a Keras model exported to ONNX does."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-1] == 3, "expects channels last"
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "hirescam", "eigencam", "scorecam"])
+def test_nhwc_input_layout_equals_the_nchw_model(tiny_net: TinyNet, method: str) -> None:
+    classes = ["a", "b", "c"]
+    nchw = CamEngine(tiny_net, classes, (48, 40), MEAN, STD, "cpu")
+    nhwc = CamEngine(
+        ChannelsLastInput(tiny_net), classes, (48, 40), MEAN, STD, "cpu", layout="nhwc"
+    )
+    images = _images(2, size=64, seed=4)
+    assert nhwc.prepare(images).shape == (2, 48, 40, 3)
+    torch.testing.assert_close(nhwc.prepare(images), nchw.prepare(images).permute(0, 2, 3, 1))
+    assert nhwc.default_layer == "net.features"  # the inventory's dummy input is NHWC too
+    ours = nhwc.explain(images, method)
+    expected = nchw.explain(images, method)
+    for a, b in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(a.cam, b.cam, atol=1e-6)
+    capture = nhwc.capture(images[:1])[0]
+    redrawn = nhwc.cam_from_capture(capture, method)
+    np.testing.assert_allclose(redrawn.cam, ours[0].cam, atol=1e-6)
+    with pytest.raises(InspectorError, match="unknown input layout"):
+        CamEngine(tiny_net, classes, (48, 40), MEAN, STD, "cpu", layout="chw")
+
+
+class FixedBatch(nn.Module):
+    """A TinyNet that refuses batches above one image, like an ONNX export with batch 1."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 1:
+            raise RuntimeError(f"Got invalid dimensions for input: {x.shape[0]} > 1")
+        self.batches.append(x.shape[0])
+        return self.net(x)
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "scorecam"])
+def test_max_batch_splits_and_equals_one_big_batch(tiny_net: TinyNet, method: str) -> None:
+    classes = ["a", "b", "c"]
+    whole = CamEngine(tiny_net, classes, (32, 32), MEAN, STD, "cpu")
+    fixed = FixedBatch(tiny_net)
+    limited = CamEngine(fixed, classes, (32, 32), MEAN, STD, "cpu", max_batch=1)
+    images = _images(3, size=32, seed=6)
+    truth = [2, None, 0]
+    with pytest.raises(RuntimeError, match="invalid dimensions"):
+        fixed(whole.prepare(images))
+    ours = limited.explain_layers(
+        images, method, ["net.features", "net.features.1"], target="gt", ground_truth=truth
+    )
+    expected = whole.explain_layers(
+        images, method, ["features", "features.1"], target="gt", ground_truth=truth
+    )
+    assert set(fixed.batches) == {1} and limited.inventory.default_layer == "net.features"
+    for a, b in zip(ours, expected, strict=True):
+        for name in ("features", "features.1"):
+            np.testing.assert_allclose(a[f"net.{name}"].cam, b[name].cam, atol=1e-6)
+            assert a[f"net.{name}"].target_index == b[name].target_index
+            assert a[f"net.{name}"].note == b[name].note
+    if method == "scorecam":
+        # One masked image per pass: 16 channels x 3 images; progress runs once from 0 to 1.
+        steps: list[tuple[int, int]] = []
+        limited.explain(images, method, progress=lambda done, total: steps.append((done, total)))
+        fractions = [done / total for done, total in steps]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(steps) == 48
+    captured = limited.capture(images, "net.features")
+    for a, b in zip(captured, whole.capture(images, "features"), strict=True):
+        np.testing.assert_allclose(
+            a.layers["net.features"].gradient, b.layers["features"].gradient, atol=1e-6
+        )
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
+
+
+def test_profile_layout_reshape_and_batch_limit_reach_the_engine(tmp_path) -> None:
+    from engine.profile import load_profile
+
+    torch.save(make_torchvision("resnet18").state_dict(), tmp_path / "w.pth")
+    (tmp_path / "p.toml").write_text(
+        'architecture = "resnet18"\nweights = "w.pth"\n'
+        '[preprocess]\nsize = [64, 96]\nlayout = "nhwc"\n[cam]\nreshape = "tokens"\n',
+        encoding="utf-8",
+    )
+    engine = CamEngine.from_profile(load_profile(tmp_path / "p.toml"), "cpu")
+    assert (engine.layout, engine.reshape, engine.max_batch) == ("nhwc", "tokens", None)
+    assert engine.prepare(_images(1, size=64)).shape == (1, 64, 96, 3)

@@ -198,3 +198,86 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert run(["report", str(tmp_path / "junk.sqlite"), "--output", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err
     assert "junk.sqlite" in err and "Traceback" not in err
+
+
+def _sigmoid_profile(tmp_path: Path) -> Path:
+    """A one-output resnet18 (a binary defect detector) with Keras-style map and overlay."""
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=1).state_dict(), tmp_path / "bin.pth")
+    profile = tmp_path / "binary.toml"
+    profile.write_text(
+        'architecture = "resnet18"\nweights = "bin.pth"\n[preprocess]\nsize = [64, 64]\n'
+        '[cam]\nlayer = "layer3"\nnormalize = "max"\nblend = "additive"\nalpha = 0.4\n'
+        '[output]\nactivation = "sigmoid"\n',
+        encoding="utf-8",
+    )
+    return profile
+
+
+def test_sigmoid_profile_batch(neu_folder: Path, tmp_path: Path, capsys) -> None:
+    from engine.cam import CamEngine
+    from engine.images import load_image
+    from engine.profile import load_profile
+    from engine.render import render_heatmap
+
+    profile = _sigmoid_profile(tmp_path)
+    out = tmp_path / "o"
+    args = ["batch", "--profile", str(profile), "--input", str(neu_folder / "IMAGES")]
+    assert run([*args, "--output", str(out), "--save-raw", "--device", "cpu"]) == 0
+    assert "note: inferred 1 classes from checkpoint head fc.weight" in capsys.readouterr().err
+    rows = _read_csv(out / "results.csv")
+    engine = CamEngine.from_profile(load_profile(profile), "cpu")
+    for row in rows[:3]:
+        image = load_image(neu_folder / "IMAGES" / row["path"])
+        with torch.no_grad():
+            p = float(torch.sigmoid(engine.model(engine.prepare([image]))[0, 0]))
+        predicted = "positive" if p > 0.5 else "negative"
+        assert row["predicted"] == predicted and row["target"] == predicted
+        assert float(row["confidence"]) == pytest.approx(max(p, 1 - p), abs=1e-4)
+        top = dict(item.split(":") for item in row["top5"].split(";"))
+        assert set(top) == {"negative", "positive"}
+        assert float(top["positive"]) == pytest.approx(p, abs=1e-4)
+        # normalize = "max": divided by the maximum, never shifted; blend = "additive".
+        stem = out / Path(row["path"]).with_suffix("")
+        cam = np.load(stem.with_name(stem.name + "_cam.npy"))
+        assert cam.max() == pytest.approx(1.0) and cam.min() >= 0.0
+        overlay = _decode(stem.with_name(stem.name + "_overlay.png"))[:, :, ::-1]
+        rgb = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+        expected = np.clip(
+            np.rint(render_heatmap(cam, "jet").astype(np.float64) * 0.4 + rgb), 0, 255
+        )
+        np.testing.assert_allclose(overlay, expected, atol=1)
+
+
+class TupleNet(torch.nn.Module):
+    """A model returning (logits, aux logits), pickled whole (trust_pickle)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 6)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.fc(self.features(x).mean(dim=(2, 3)))
+        return logits, logits[:, :2]
+
+
+def test_tuple_output_note_is_printed_once(neu_folder: Path, tmp_path: Path, capsys) -> None:
+    torch.save(TupleNet(), tmp_path / "tuple.pt")
+    profile = tmp_path / "tuple.toml"
+    classes = ", ".join(f'"{c}"' for c in NEU)
+    profile.write_text(
+        f'architecture = "resnet18"\nweights = "tuple.pt"\ntrust_pickle = true\n'
+        f'classes = [{classes}]\n[preprocess]\nsize = [32, 32]\n[cam]\nlayer = "features"\n',
+        encoding="utf-8",
+    )
+    args = ["batch", "--profile", str(profile), "--input", str(neu_folder / "IMAGES")]
+    assert run([*args, "--output", str(tmp_path / "o"), "--batch-size", "4"]) == 0
+    err = capsys.readouterr().err
+    expected = (
+        "note: the model returns a tuple of 2 (tensor (4, 6), tensor (4, 2)); explained "
+        "element 0; set [output] logits in the profile to choose"
+    )
+    assert err.count(expected) == 1
+    assert "used the pickled TupleNet as is" in err
+    assert {r["status"] for r in _read_csv(tmp_path / "o" / "results.csv")} == {"ok"}

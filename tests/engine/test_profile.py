@@ -17,6 +17,7 @@ from engine.profile import (
     METHOD_NAMES,
     CamDefaults,
     ModelProfile,
+    OutputSpec,
     PreprocessSpec,
     demo_profile_path,
     load_profile,
@@ -329,3 +330,75 @@ def test_example_profiles(
     assert profile.preprocess.mean == mean
     assert profile.preprocess.size == (224, 224)
     assert profile.weights == (tmp_path / file.replace(".toml", ".pth")).resolve()
+
+
+def test_new_fields_default_so_old_profiles_load_unchanged(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, DEMO_TOML))
+    assert profile.preprocess.layout == "nchw"
+    assert (profile.cam.normalize, profile.cam.blend, profile.cam.reshape) == (
+        "minmax",
+        "weighted",
+        "auto",
+    )
+    assert profile.output == OutputSpec("auto", "softmax")
+
+
+def test_new_fields_parse(tmp_path: Path) -> None:
+    text = (
+        'architecture = "resnet18"\n[preprocess]\nlayout = "nhwc"\n'
+        '[cam]\nnormalize = "max"\nblend = "additive"\nreshape = "tokens"\n'
+        '[output]\nlogits = "logits"\nactivation = "sigmoid"\n'
+    )
+    profile = load_profile(write(tmp_path, text))
+    assert profile.preprocess.layout == "nhwc"
+    assert profile.cam == CamDefaults(None, "gradcam", "jet", 0.5, "max", "additive", "tokens")
+    assert profile.output == OutputSpec("logits", "sigmoid")
+
+
+@pytest.mark.parametrize(
+    ("logits", "expected"),
+    [("1", 1), ('"1"', 1), ('" 2 "', 2), ('"auto"', "auto"), ('"out"', "out"), ("0", 0)],
+)
+def test_output_logits_index_or_key(tmp_path: Path, logits: str, expected: object) -> None:
+    text = f'architecture = "resnet18"\n[output]\nlogits = {logits}\n'
+    assert load_profile(write(tmp_path, text)).output.logits == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('[preprocess]\nlayout = "chw"', "preprocess.layout 'chw' is unknown; use nchw, nhwc"),
+        ('[cam]\nnormalize = "l2"', "cam.normalize 'l2' is unknown; use minmax, max"),
+        ('[cam]\nblend = "screen"', "cam.blend 'screen' is unknown; use weighted, additive"),
+        ('[cam]\nreshape = "grid"', "cam.reshape 'grid' is unknown; use auto, none, tokens, nhwc"),
+        ('[output]\nactivation = "relu"', "output.activation 'relu' is unknown; use softmax"),
+        ("[output]\nlogits = -1", "output.logits index must be 0 or more, not -1"),
+        ("[output]\nlogits = true", 'output.logits must be "auto", an index or a key name'),
+        ("[output]\nlogits = 1.5", "output.logits must be"),
+        ('[output]\nlogits = ""', "output.logits must be"),
+        ('[output]\nlogit = "auto"', "'output.logit' is not a profile field (did you mean"),
+        ("output = 3", "output must be a [output] table"),
+    ],
+)
+def test_new_field_errors(tmp_path: Path, body: str, expected: str) -> None:
+    message = error_of(tmp_path, f'architecture = "resnet18"\n{body}\n')
+    assert message.startswith("profile 'p.toml': ")
+    assert expected in message
+
+
+@pytest.mark.parametrize("logits", [0, 3, "auto", "logits", "out put"])
+def test_save_profile_round_trips_new_fields(tmp_path: Path, logits: int | str) -> None:
+    profile = ModelProfile(
+        name="keras",
+        architecture="resnet18",
+        weights=None,
+        classes=("ok", "defect"),
+        preprocess=PreprocessSpec((64, 96), IMAGENET_MEAN, IMAGENET_STD, "replicate", "nhwc"),
+        cam=CamDefaults(None, "gradcam", "jet", 0.4, "max", "additive", "nhwc"),
+        trust_pickle=False,
+        source=None,
+        output=OutputSpec(logits, "sigmoid"),
+    )
+    target = tmp_path / "saved.toml"
+    save_profile(profile, target)
+    assert load_profile(target) == dataclasses.replace(profile, source=target.resolve())

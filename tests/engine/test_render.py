@@ -360,3 +360,26 @@ def test_threads_render_independently(rng: np.random.Generator) -> None:
             parallel = list(pool.map(lambda cam: render_overlay(image, cam, alpha=0.6), cams))
             for got, want in zip(parallel, serial, strict=True):
                 np.testing.assert_array_equal(got, want)
+
+
+def _panel_overlay(figure: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The third (overlay) panel of a figure whose panels are the image's own size."""
+    height, width = image.shape[:2]
+    margin = max(8, round(height * 0.03))
+    left = margin + 2 * (width + margin)
+    return figure[-margin - height : -margin, left : left + width]
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.9])
+def test_panels_blend_their_overlay_as_asked(rng: np.random.Generator, alpha: float) -> None:
+    image = rng.integers(0, 256, (240, 240, 3), dtype=np.uint8)
+    cam = rng.random((240, 240), dtype=np.float32)
+    heat = colormap_lut("jet")[_levels(cam)].astype(np.float64)
+    additive = np.clip(np.round(heat * alpha + image), 0, 255)
+    weighted = np.round((1 - alpha) * image + alpha * heat)
+    for blend, expected in (("additive", additive), ("weighted", weighted)):
+        figure = render_panels(image, cam, "jet", alpha, blend=blend)
+        assert _max_diff(_panel_overlay(figure, image), expected.astype(np.uint8)) <= 1
+    assert _max_diff(_panel_overlay(render_panels(image, cam, "jet", alpha), image), weighted) <= 1
+    with pytest.raises(InspectorError, match="unknown blend 'screen'"):
+        render_panels(image, cam, "jet", alpha, blend="screen")

@@ -66,3 +66,27 @@ def test_corrected_class_combo_emits_and_shows(qtbot) -> None:
     assert combo.currentIndex() == 0
     panel.set_verdict_labels(None)
     assert not combo.isEnabled()
+
+
+def test_sigmoid_probabilities_are_labelled_and_shown_as_they_are(qtbot) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    assert "softmax" in panel.header.text()
+    cam = np.zeros((40, 40), np.float32)
+    binary = (Prediction(1, "defect", 0.8), Prediction(0, "ok", 0.2))
+    result = CamResult("gradcam", "layer3", 1, "defect", binary, cam[::8, ::8], cam, head="binary")
+    panel.show_result(result, None, ())
+    assert "sigmoid probability" in panel.header.text() and "softmax" not in panel.header.text()
+    assert [b.text() for b in panel.buttons[:2]] == ["defect", "ok"]
+    assert [b.value() for b in panel.bars[:2]] == [800, 200]
+    assert not panel.buttons[2].isEnabled()
+    labels = (Prediction(2, "rust", 0.9), Prediction(0, "dent", 0.85), Prediction(1, "stain", 0.6))
+    small = cam[::8, ::8]
+    result = CamResult("gradcam", "layer3", 0, "dent", labels, small, cam, head="multilabel")
+    panel.show_result(result, None, ())
+    assert "need not add up to 100%" in panel.header.text()
+    # Independent labels: the bars add up to 235%, each shown as the model gave it.
+    assert [b.format() for b in panel.bars[:3]] == ["90.0%", "85.0%", "60.0%"]
+    assert panel.buttons[1].isChecked() and "dent" in panel.explained.text()
+    panel.show_result(_result(), None, ())
+    assert "softmax" in panel.header.text()

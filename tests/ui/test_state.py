@@ -28,3 +28,28 @@ def test_bad_values_are_refused_whole(change: dict) -> None:
     with pytest.raises(InspectorError):
         state.update(threshold=0.2, **change)
     assert state.options == before
+
+
+def test_blend_is_an_observed_view_option() -> None:
+    import numpy as np
+
+    from engine.render import render_overlay, render_panels
+    from ui.overlay_view import compose
+
+    state = ViewState()
+    assert state.options.blend == "weighted"
+    assert state.update(blend="additive") == {"blend"}
+    with pytest.raises(InspectorError, match="unknown blend 'screen'"):
+        state.update(blend="screen")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    cam = rng.random((30, 40), dtype=np.float32)
+    levels = np.uint8(255 * cam)
+    for blend in ("additive", "weighted"):
+        state.update(blend=blend, alpha=0.7)
+        shown = compose(image, cam, levels, (), state.options)
+        np.testing.assert_array_equal(shown, render_overlay(image, levels, "jet", 0.7, blend=blend))
+        state.update(mode="panels")
+        shown = compose(image, cam, levels, (), state.options, "t")
+        np.testing.assert_array_equal(shown, render_panels(image, cam, "jet", 0.7, "t", (), blend))
+        state.update(mode="overlay")

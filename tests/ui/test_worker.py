@@ -164,3 +164,41 @@ def test_checkpoint_load_can_save_a_profile(qtbot, tiny_profile: Path, tmp_path:
         assert target.is_file() and loaded.inventory.default_layer is not None
     finally:
         assert threads.shutdown()
+
+
+def test_tuple_output_note_is_sent_once(qtbot, tmp_path: Path, neu_folder: Path) -> None:
+    import torch
+
+    from tests.engine.test_cli import TupleNet
+
+    torch.save(TupleNet(), tmp_path / "tuple.pt")
+    classes = ", ".join(f'"{c}"' for c in NEU)
+    (tmp_path / "tuple.toml").write_text(
+        f'architecture = "resnet18"\nweights = "tuple.pt"\ntrust_pickle = true\n'
+        f"classes = [{classes}]\n[preprocess]\nsize = [32, 32]\n"
+        '[cam]\nlayer = "features"\nblend = "additive"\n',
+        encoding="utf-8",
+    )
+    threads = WorkerThread(prefetch=False)
+    collector = Collector()
+    notices: list[str] = []
+    worker = threads.worker
+    worker.sig_explained.connect(collector.on_result)
+    worker.sig_notice.connect(notices.append)
+    worker.submit(LoadModel(profile_path=tmp_path / "tuple.toml", device="cpu"))
+    records = scan_images(neu_folder, NEU)
+    try:
+        for job_id, record in enumerate(records[:2], start=1):
+            worker.submit(Explain(job_id, record, "features", "pred", "gradcam"))
+            qtbot.waitUntil(lambda n=job_id: len(collector.results) == n, timeout=TIMEOUT_MS)
+    finally:
+        assert threads.shutdown()
+    note = (
+        "the model returns a tuple of 2 (tensor (1, 6), tensor (1, 2)); explained element 0; "
+        "set [output] logits in the profile to choose"
+    )
+    assert len(notices) == 2 and notices[1] == note
+    assert notices[0].endswith("(trusted); used the pickled TupleNet as is; architecture ignored")
+    # The first explained image carries it to the prediction panel; the next does not.
+    assert collector.results[0].result.note == note
+    assert collector.results[1].result.note == ""
