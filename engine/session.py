@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import hashlib
 import json
@@ -11,7 +10,8 @@ import os
 import re
 import sqlite3
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -190,8 +190,34 @@ def _is_fresh(path: Path) -> bool:
     return path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
 
 
+def _flock(handle: IO[bytes]) -> None:
+    """POSIX: an exclusive advisory lock on the whole file, refused at once if held elsewhere."""
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _msvcrt_lock(handle: IO[bytes]) -> None:
+    """Windows (no flock): a mandatory lock on byte 0, which may lie past the end of the file.
+
+    msvcrt.locking locks from the descriptor's position, so it is moved to 0 first; the lock
+    goes when the handle is closed or the process ends, like flock.
+    """
+    import msvcrt
+
+    os.lseek(handle.fileno(), 0, os.SEEK_SET)
+    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+
+
+def _lock_function(platform: str) -> Callable[[IO[bytes]], None]:
+    return _msvcrt_lock if platform == "win32" else _flock
+
+
+_try_lock = _lock_function(sys.platform)
+
+
 def _lock(path: Path) -> IO[bytes]:
-    """Hold an exclusive flock on '<file>.lock'; the kernel drops it if the process dies."""
+    """Hold an exclusive lock on '<file>.lock'; the OS drops it if the process dies."""
     lock_path = path.with_name(path.name + ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +228,7 @@ def _lock(path: Path) -> IO[bytes]:
             "choose a session location you can write to"
         ) from exc
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _try_lock(handle)
     except OSError as exc:
         handle.close()
         raise InspectorError(

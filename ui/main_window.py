@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import sys
 import tomllib
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from engine import __version__
 from engine.dataset import ImageRecord, scan_images
 from engine.errors import InspectorError
 from engine.export import ensure_output_dir, write_npy, write_png
@@ -35,6 +37,7 @@ from engine.render import COLORMAP_NAMES, render_heatmap, render_overlay, render
 from engine.report import ReportFiles, write_report
 from engine.resources import demo_images_dir
 from engine.session import Session, default_session_path
+from ui.about import APP_NAME, AboutInfo, gather, show_about
 from ui.checkpoint_dialog import CheckpointDialog
 from ui.images_dock import ImagesDock, RowResult
 from ui.jobs import (
@@ -50,6 +53,7 @@ from ui.jobs import (
 from ui.model_dock import ModelDock
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
+from ui.preload import preload_torch_libraries
 from ui.state import CAM_FIELDS, MODE_LABELS, MODES, ViewOptions, ViewState
 from ui.summary_dock import SummaryDock
 from ui.worker import WorkerThread
@@ -98,9 +102,12 @@ class MainWindow(QMainWindow):
         profile: Path | None = None,
         device: str | None = None,
         prefetch: bool = True,
+        log_path: Path | None = None,
     ) -> None:
         super().__init__()
-        self.setWindowTitle("Grad-CAM Inspector")
+        self.setWindowTitle(f"{APP_NAME} {__version__}")
+        self.log_path = log_path  # for the About box; None: not logging to a file
+        self.cuda_available: bool | None = None  # None until the worker has imported torch
         self.settings = settings if settings is not None else QSettings()
         self._cli_folder, self._cli_profile, self._cli_device = folder, profile, device
         self.state = ViewState()
@@ -156,6 +163,13 @@ class MainWindow(QMainWindow):
             self.mode.addItem(MODE_LABELS[mode], mode)
         self.colormap = QComboBox()
         self.colormap.addItems(list(COLORMAP_NAMES))
+        self.blend = QComboBox()
+        self.blend.addItem("Weighted", "weighted")
+        self.blend.addItem("Additive (Keras)", "additive")
+        self.blend.setToolTip(
+            "Weighted: (1 - opacity) * image + opacity * heatmap.\n"
+            "Additive: image + opacity * heatmap, clipped (the Keras Grad-CAM example)."
+        )
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setFixedWidth(110)
@@ -179,6 +193,7 @@ class MainWindow(QMainWindow):
         for label, widget in (
             ("View ", self.mode),
             (" Colormap ", self.colormap),
+            (" Blend ", self.blend),
             (" Opacity ", self.opacity),
             (None, self.opacity_label),
             (" Threshold ", self.threshold),
@@ -262,6 +277,8 @@ class MainWindow(QMainWindow):
             )
         review.addAction(self._action("Note…", self.edit_note, "N"))
         review.addAction(self._action("Undo verdict or note", self.undo, "Ctrl+Z"))
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self._action(f"About {APP_NAME}", self.show_about))
         self._refresh_recent_menu()
 
     def _connect(self) -> None:
@@ -270,6 +287,9 @@ class MainWindow(QMainWindow):
             lambda i: self.state.update(mode=self.mode.itemData(i))
         )
         self.colormap.currentTextChanged.connect(lambda t: self.state.update(colormap=t))
+        self.blend.currentIndexChanged.connect(
+            lambda i: self.state.update(blend=self.blend.itemData(i))
+        )
         self.opacity.valueChanged.connect(lambda v: self.state.update(alpha=v / 100))
         self.threshold.valueChanged.connect(lambda v: self.state.update(threshold=v / 100))
         self.blur.toggled.connect(lambda on: self.state.update(blur=on))
@@ -292,6 +312,7 @@ class MainWindow(QMainWindow):
         self.worker.sig_cam_progress.connect(self._cam_progress)
         self.worker.sig_predicted.connect(self._predicted)
         self.worker.sig_idle.connect(self.sig_worker_idle)
+        self.worker.sig_notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
 
     # -- start and settings ---------------------------------------------------------------------
     def start(self) -> None:
@@ -317,6 +338,9 @@ class MainWindow(QMainWindow):
         self._use_profile_defaults = not saved
         self.profile_path = Path(profile)
         self.open_folder(Path(folder), _peek_classes(self.profile_path))
+        # Queued to the worker's thread ahead of the load: torch's shared libraries load there
+        # with the GIL released, so the import that follows no longer freezes this window.
+        QTimer.singleShot(0, self.worker, preload_torch_libraries)
         self.load_model(LoadModel(profile_path=self.profile_path, device=device))
 
     def _restore_settings(self) -> dict[str, str]:
@@ -411,6 +435,15 @@ class MainWindow(QMainWindow):
             if loaded.profile.source != demo_profile_path():
                 self._remember_profile(loaded.profile.source)
         self._set_cuda_available(loaded.cuda_available)
+        self.cuda_available = loaded.cuda_available
+        log.info(
+            "model '%s' loaded on %s in %.1f s (torch %s, CUDA %s)",
+            loaded.profile.name,
+            loaded.device,
+            loaded.seconds,
+            getattr(sys.modules.get("torch"), "__version__", "?"),
+            "available" if loaded.cuda_available else "not available",
+        )
         self.device = "cuda" if loaded.device.startswith("cuda") else "cpu"
         self._select_device(loaded.device)
         self.device_label.setText(f"device: {loaded.device}")
@@ -430,6 +463,8 @@ class MainWindow(QMainWindow):
             cam = loaded.profile.cam
             changes |= {"method": cam.method, "colormap": cam.colormap, "alpha": cam.alpha}
             self._use_profile_defaults = False
+        # The blend belongs to the model (a Keras-style profile asks for additive): always its own.
+        changes["blend"] = loaded.profile.cam.blend
         if loaded.classes != self.classes and self.folder is not None:
             self.classes = loaded.classes
             self.open_folder(self.folder, loaded.classes)
@@ -447,6 +482,7 @@ class MainWindow(QMainWindow):
         elif not changed & CAM_FIELDS:
             self.request_explain()  # same options, new model: the old map is stale
         self._open_session()
+        self._update_title()
         self.sig_model_ready.emit(loaded)
 
     def _set_cuda_available(self, available: bool | None) -> None:
@@ -479,6 +515,7 @@ class MainWindow(QMainWindow):
             self._tell("Cannot open folder", str(exc))
             return
         self.folder = folder
+        self._update_title()
         self.images.set_records(records, str(folder))
         if not records:
             self.view.show_error(f"No images found in {folder}")
@@ -853,7 +890,7 @@ class MainWindow(QMainWindow):
             if done is not None and done.record.rel_path.as_posix() == rel_path:
                 boxes = done.boxes if o.show_boxes else ()
                 return render_overlay(
-                    done.image, done.result.cam, o.colormap, o.alpha, o.threshold, boxes
+                    done.image, done.result.cam, o.colormap, o.alpha, o.threshold, boxes, o.blend
                 )
         return None
 
@@ -871,6 +908,7 @@ class MainWindow(QMainWindow):
         widgets = {
             "mode": (self.mode, lambda: self.mode.setCurrentIndex(self.mode.findData(o.mode))),
             "colormap": (self.colormap, lambda: self.colormap.setCurrentText(o.colormap)),
+            "blend": (self.blend, lambda: self.blend.setCurrentIndex(self.blend.findData(o.blend))),
             "alpha": (self.opacity, lambda: self.opacity.setValue(round(100 * o.alpha))),
             "threshold": (
                 self.threshold,
@@ -929,10 +967,10 @@ class MainWindow(QMainWindow):
         outputs = {
             "_heatmap.png": render_heatmap(result.cam, o.colormap),
             "_overlay.png": render_overlay(
-                done.image, result.cam, o.colormap, o.alpha, o.threshold, boxes
+                done.image, result.cam, o.colormap, o.alpha, o.threshold, boxes, o.blend
             ),
             "_panels.png": render_panels(
-                done.image, result.cam, o.colormap, o.alpha, self.view.title, boxes
+                done.image, result.cam, o.colormap, o.alpha, self.view.title, boxes, o.blend
             ),
         }
         written = []
@@ -983,6 +1021,7 @@ class MainWindow(QMainWindow):
                 o.blur,
                 o.show_boxes,
                 batch_size,
+                o.blend,
             )
         )
         self.export_bar.setRange(0, len(records))
@@ -1029,6 +1068,36 @@ class MainWindow(QMainWindow):
         self.export_bar.hide()
         self.export_cancel.hide()
 
+    # -- title and about ------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        """'<folder> — <profile> — Grad-CAM Inspector <version>'.
+
+        The name comes last because Qt appends the application display name to a title that
+        does not end with it.
+        """
+        parts = []
+        if self.folder is not None:
+            parts.append(self.folder.name or str(self.folder))
+        if self.profile is not None:
+            parts.append(self.profile.name)
+        elif self.profile_path is not None:
+            parts.append(self.profile_path.stem)
+        parts.append(f"{APP_NAME} {__version__}")
+        self.setWindowTitle(" — ".join(parts))
+
+    def about_info(self) -> AboutInfo:
+        """What Help > About shows now (versions from loaded modules only: no torch import)."""
+        return gather(
+            self.profile.name if self.profile is not None else None,
+            self.profile_path,
+            self.cuda_available,
+            self.device,
+            self.log_path,
+        )
+
+    def show_about(self) -> QMessageBox:
+        return show_about(self, self.about_info())
+
     # -- closing --------------------------------------------------------------------------------
     def shutdown(self) -> bool:
         """Cancel what runs, stop the worker thread and wait for it; True when it ended."""
@@ -1037,8 +1106,14 @@ class MainWindow(QMainWindow):
         return self.threads.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.save_settings()
-        self.hide()  # a model load cannot be interrupted: do not show a frozen window meanwhile
-        self.shutdown()
-        self._close_session()
-        event.accept()
+        try:
+            self.save_settings()
+        finally:
+            # Whatever failed above (it reaches the crash log), the worker stops and the
+            # session is checkpointed and unlocked: closing never loses or locks out work.
+            self.hide()  # a model load cannot be interrupted: do not show a frozen window
+            try:
+                self.shutdown()
+            finally:
+                self._close_session()
+                event.accept()

@@ -331,3 +331,61 @@ def test_every_verdict_reported_as_recorded_survives_sigkill(
         verdict = verdicts[f"img{i:05d}.png"]
         assert (verdict.code, verdict.note, verdict.reviewer) == (i % 4 + 1, f"note {i}", "bot")
     assert len(verdicts) >= len(reported)
+
+
+# --- the lock on each platform ------------------------------------------------------------
+
+
+def test_lock_function_follows_the_platform() -> None:
+    from engine import session as module
+
+    assert module._lock_function("win32") is module._msvcrt_lock
+    assert module._lock_function("linux") is module._flock
+    assert module._lock_function("darwin") is module._flock
+    assert module._try_lock is module._lock_function(sys.platform)
+
+
+class _FakeMsvcrt:
+    """Stands in for Windows' msvcrt: one process-wide table of locked (file, byte) ranges."""
+
+    LK_NBLCK = 2
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[int, int], int] = {}  # (inode, first byte) -> fd holding it
+        self.calls: list[tuple[int, int, int]] = []
+
+    def locking(self, fd: int, mode: int, nbytes: int) -> None:
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+        self.calls.append((position, mode, nbytes))
+        key = (os.fstat(fd).st_ino, position)
+        holder = self.held.get(key)
+        if holder is not None and holder != fd:
+            raise PermissionError(13, "Permission denied")
+        self.held[key] = fd
+
+
+def test_windows_lock_refuses_a_second_open_and_keeps_the_first(
+    session_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The msvcrt path as far as Linux can run it: byte 0, non-blocking, refusal message."""
+    from engine import session as module
+
+    fake = _FakeMsvcrt()
+    monkeypatch.setitem(sys.modules, "msvcrt", fake)
+    monkeypatch.setattr(module, "_try_lock", module._lock_function("win32"))
+    session_path.parent.mkdir(parents=True)
+    session_path.with_name(session_path.name + ".lock").write_bytes(b"earlier bytes")
+    with _open(session_path) as session:
+        session.set_verdict("a.png", 2)
+        with pytest.raises(InspectorError, match="open in another window or process"):
+            _open(session_path)
+        assert session.verdict("a.png").code == 2  # type: ignore[union-attr]
+    # Locked from byte 0 even though append mode left the position at the end of the file.
+    assert fake.calls == [(0, fake.LK_NBLCK, 1), (0, fake.LK_NBLCK, 1)]
+
+
+def test_session_module_imports_without_fcntl() -> None:
+    """Windows has no fcntl: importing the module (and so the app) must not need it."""
+    code = "import sys; sys.modules['fcntl'] = None; import engine.session; print('ok')"
+    child = subprocess.run(_python(code), env=_child_env(), capture_output=True, text=True)
+    assert child.returncode == 0 and child.stdout.strip() == "ok", child.stderr

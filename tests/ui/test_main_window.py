@@ -352,3 +352,25 @@ def test_a_loaded_profile_joins_the_recent_menu(window: MainWindow, tiny_profile
         [str(tiny_profile.resolve())],
         str(tiny_profile.resolve()),
     )
+
+
+def test_additive_blend_shows_and_exports_the_keras_formula(
+    window: MainWindow, tmp_path: Path
+) -> None:
+    assert window.blend.currentData() == "weighted"  # the tiny profile's default
+    window.boxes.setChecked(False)
+    window.threshold.setValue(0)
+    window.blend.setCurrentIndex(window.blend.findData("additive"))
+    assert window.state.options.blend == "additive"
+    done = window.last_explained
+    o = window.state.options
+    from engine.render import colormap_lut
+
+    levels = np.uint8(255 * done.result.cam)
+    heat = colormap_lut(o.colormap)[levels]  # RGB, like the image
+    rgb = done.image if done.image.ndim == 3 else np.dstack([done.image] * 3)
+    expected = np.clip(np.round(o.alpha * heat.astype(np.float64) + rgb), 0, 255)
+    np.testing.assert_allclose(window.view.rendered, expected, atol=1)
+    written = window.export_current(tmp_path)
+    overlay = next(p for p in written if p.name.endswith("_overlay.png"))
+    np.testing.assert_array_equal(_decode(overlay)[..., ::-1], window.view.rendered)
