@@ -89,7 +89,7 @@ class CamDefaults:
     alpha: float
     normalize: str = "minmax"  # "max": ReLU then divide by the maximum, as the Keras example does
     blend: str = "weighted"  # "additive": heatmap * alpha + image, as the Keras example does
-    reshape: str = "auto"  # how a transformer layer's tokens become a grid (see engine/cam.py)
+    reshape: str = "auto"  # how a transformer layer's tokens become a grid (see engine/tokens.py)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from engine.errors import InspectorError
+from engine.profile import RESHAPE_MODES
 
-RESHAPE_MODES = ("auto", "none", "tokens", "nhwc")
 # Class + distillation + up to a handful of register tokens (timm's *_reg4 models have 5).
 MAX_PREFIX_TOKENS = 8
 
