@@ -17,6 +17,15 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
+from engine.backends import (
+    ONNX_ARCHITECTURE,
+    build_timm,
+    check_not_torchscript,
+    first_conv_key,
+    first_line,
+    load_onnx,
+    timm_name,
+)
 from engine.errors import InspectorError
 from engine.profile import ModelProfile
 
@@ -40,14 +49,19 @@ class LoadedModel:
     classes: tuple[str, ...]
     weights_sha256: str | None  # None when the model was randomly initialised
     notes: tuple[str, ...]  # human-readable remarks on what loading had to do
+    # Largest batch the model accepts (ONNX exports often fix the batch to 1); None: any.
+    max_batch: int | None = None
 
 
 def load_model(profile: ModelProfile, trust_pickle: bool = False) -> LoadedModel:
     """Build profile.architecture and load profile.weights into it; InspectorError if unfit.
 
-    Pickled Python objects are refused unless trust_pickle (here or in the profile) is set.
+    Architectures are torchvision names, "timm:<name>" (weights: a state_dict as for
+    torchvision) or "onnx" (weights: the .onnx file, converted to a torch module). Pickled
+    Python objects are refused unless trust_pickle (here or in the profile) is set.
     """
-    _check_backend(profile.architecture)
+    if profile.architecture == ONNX_ARCHITECTURE:
+        return _onnx_model(profile)
     if profile.weights is None:
         return _random_model(profile)
     path = profile.weights
@@ -73,13 +87,22 @@ def sha256_of(path: str | Path) -> str:
 
 
 def build_model(
-    architecture: str, num_classes: int, *, meta: bool = False, init: bool = True
+    architecture: str,
+    num_classes: int,
+    *,
+    meta: bool = False,
+    init: bool = True,
+    in_chans: int = 3,
 ) -> nn.Module:
-    """A torchvision classifier with random weights (never downloaded); meta=True allocates none.
+    """A torchvision or timm classifier with random weights (never downloaded).
 
-    init=False skips the custom initialisation of nets that offer it, for weights about to be
-    overwritten anyway.
+    meta=True allocates no memory. init=False skips the custom initialisation of torchvision
+    nets that offer it, for weights about to be overwritten anyway. in_chans is for timm models
+    (torchvision builders take 3-channel input only).
     """
+    name = timm_name(architecture)
+    if name is not None:
+        return build_timm(name, num_classes, in_chans, meta=meta)
     # Inception-style nets are built without their auxiliary head: Grad-CAM needs one output.
     # Builders that do not take one of these kwargs get it removed and are called again.
     extra: dict[str, Any] = {"aux_logits": False, "init_weights": init and not meta}
@@ -123,17 +146,33 @@ def _random_model(profile: ModelProfile) -> LoadedModel:
     return LoadedModel(model, profile.classes, None, ("no weights: random initialisation",))
 
 
+def _onnx_model(profile: ModelProfile) -> LoadedModel:
+    if profile.weights is None:
+        raise InspectorError('architecture "onnx" needs weights = "<your model>.onnx"')
+    _check_file(profile.weights)
+    pre = profile.preprocess
+    converted = load_onnx(profile.weights, pre.size, pre.layout, profile.output.activation)
+    classes, notes = _resolve_classes(
+        profile, converted.outputs, "the ONNX output", "the ONNX model's output"
+    )
+    return LoadedModel(
+        converted.model,
+        classes,
+        sha256_of(profile.weights),
+        (*converted.notes, *notes),
+        converted.max_batch,
+    )
+
+
 # --- reading files ---------------------------------------------------------------------------
-
-
-def _check_backend(architecture: str) -> None:
-    if architecture.startswith("timm:") or architecture == "onnx":
-        raise InspectorError(f"architecture '{architecture}' is not supported yet; use torchvision")
 
 
 def _read_checkpoint(path: Path, trust: bool) -> tuple[Any, tuple[str, ...]]:
     """The unpickled/decoded content of a weights file and notes on how it was read."""
     _check_file(path)
+    if path.suffix.lower() == ".onnx":
+        raise InspectorError(f"'{path.name}' is an ONNX model: set architecture = \"onnx\"")
+    check_not_torchscript(path)
     if _is_safetensors(path):
         try:
             return load_safetensors(str(path), device="cpu"), ()
@@ -158,7 +197,7 @@ def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # e.g. the pickled model's class cannot be imported here
-        raise InspectorError(f"cannot unpickle '{path.name}': {_first_line(exc)}") from exc
+        raise InspectorError(f"cannot unpickle '{path.name}': {first_line(exc)}") from exc
     return content, (f"loaded pickled objects from '{path.name}' (trusted)",)
 
 
@@ -186,7 +225,7 @@ def _is_safetensors(path: Path) -> bool:
 def _corrupt(path: Path, exc: BaseException) -> InspectorError:
     return InspectorError(
         f"'{path.name}' is not a readable checkpoint (truncated, corrupt or not a model file: "
-        f"{_first_line(exc)})"
+        f"{first_line(exc)})"
     )
 
 
@@ -196,13 +235,6 @@ def _pickle_refused(path: Path, needed: str) -> InspectorError:
         "which can run code when loaded; load it only if you trust its source: "
         "set trust_pickle = true in the profile or pass --trust-pickle"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    line = line or type(exc).__name__
-    return line if len(line) <= 160 else line[:157] + "..."
 
 
 # --- pickled modules -------------------------------------------------------------------------
@@ -215,7 +247,7 @@ def _from_module(
         module = module.module  # the wrapper only matters for multi-GPU training
     key = head_key(module.state_dict())
     count = module.state_dict()[key].shape[0] if key is not None else None
-    classes, notes = _resolve_classes(profile, count, key)
+    classes, notes = _resolve_classes(profile, count, f"checkpoint head {key}")
     note = f"used the pickled {type(module).__name__} as is; architecture ignored"
     return module, classes, (note, *notes)
 
@@ -238,9 +270,10 @@ def _from_state_dict(
     state = _with_prefix_removed(found, prefix)
     key = head_key(model.state_dict())
     count = state[key].shape[0] if key in state and state[key].ndim >= 2 else None
-    classes, class_notes = _resolve_classes(profile, count, key)
-    if classes and len(classes) != guess:
-        model = _blank_model(arch, len(classes))
+    classes, class_notes = _resolve_classes(profile, count, f"checkpoint head {key}")
+    in_chans, chans_notes = _input_channels(arch, state, model.state_dict())
+    if (classes and len(classes) != guess) or in_chans != 3:
+        model = _blank_model(arch, len(classes) or guess, in_chans)
     model_state = model.state_dict()
     state, aux_notes = _drop_aux(state, model_state.keys())
     state = _fill_counters(state, model_state)
@@ -249,10 +282,8 @@ def _from_state_dict(
     try:
         model.load_state_dict(_with_versions(state, found, prefix, model_state), strict=True)
     except RuntimeError as exc:  # the checks above should have caught it; stay user-readable
-        raise InspectorError(
-            f"weights '{path.name}' do not fit {arch}: {_first_line(exc)}"
-        ) from exc
-    return model, classes, (*notes, *aux_notes, *dtype_notes, *class_notes)
+        raise InspectorError(f"weights '{path.name}' do not fit {arch}: {first_line(exc)}") from exc
+    return model, classes, (*notes, *aux_notes, *dtype_notes, *class_notes, *chans_notes)
 
 
 def _find_state_dict(content: Any, depth: int) -> Mapping[str, torch.Tensor] | nn.Module | None:
@@ -284,18 +315,29 @@ def _no_state_dict_message(path: Path, content: Any) -> str:
     )
 
 
-def _blank_model(architecture: str, num_classes: int) -> nn.Module:
+def _blank_model(architecture: str, num_classes: int, in_chans: int = 3) -> nn.Module:
     """A model for a checkpoint to overwrite completely, left uninitialised when that is safe."""
     # Skipping random init matters: it takes seconds for e.g. convnext_base or vgg16.
     try:
-        model = build_model(architecture, num_classes, meta=True)
+        model = build_model(architecture, num_classes, meta=True, in_chans=in_chans)
     except InspectorError:
         raise
     except Exception:  # some builders copy data at init, which meta tensors cannot do
-        return build_model(architecture, num_classes, init=False)
+        return build_model(architecture, num_classes, init=False, in_chans=in_chans)
     if not state_covers_all_tensors(model):
-        return build_model(architecture, num_classes, init=False)
+        return build_model(architecture, num_classes, init=False, in_chans=in_chans)
     return model.to_empty(device="cpu")
+
+
+def _input_channels(
+    architecture: str, state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]
+) -> tuple[int, tuple[str, ...]]:
+    """timm models take in_chans: read it from the checkpoint's first conv (1 for grayscale)."""
+    key = first_conv_key(dict(model_state)) if timm_name(architecture) is not None else None
+    if key is None or key not in state or state[key].ndim != 4 or state[key].shape[1] == 3:
+        return 3, ()
+    count = int(state[key].shape[1])
+    return count, (f"built with {count} input channel(s), as checkpoint {key} expects",)
 
 
 def state_covers_all_tensors(model: nn.Module) -> bool:
@@ -362,20 +404,20 @@ def _overlap(state: Mapping[str, torch.Tensor], expected: set[str]) -> int:
 
 
 def _resolve_classes(
-    profile: ModelProfile, count: int | None, key: str | None
+    profile: ModelProfile, count: int | None, source: str, owner: str = "checkpoint head"
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The profile's classes, checked against count outputs; class_0.. when it lists none."""
     if profile.classes:
         if count is not None and count != len(profile.classes):
             where = profile.source.name if profile.source is not None else profile.name
             raise InspectorError(
-                f"checkpoint head has {count} classes, profile '{where}' lists "
-                f"{len(profile.classes)}"
+                f"{owner} has {count} classes, profile '{where}' lists {len(profile.classes)}"
             )
         return profile.classes, ()
     if count is None:
         return (), ()  # the fit check then reports the missing head
     names = tuple(f"class_{i}" for i in range(count))
-    return names, (f"inferred {count} classes from checkpoint head {key}",)
+    return names, (f"inferred {count} classes from {source}",)
 
 
 def _drop_aux(state: StateDict, expected: Iterable[str]) -> tuple[StateDict, tuple[str, ...]]:

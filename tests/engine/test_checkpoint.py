@@ -426,9 +426,93 @@ def test_not_a_state_dict(tmp_path: Path) -> None:
         load_model(neu_profile(path))
 
 
-def test_other_backends_not_supported_yet(tmp_path: Path) -> None:
-    with pytest.raises(InspectorError, match="'onnx' is not supported yet"):
-        load_model(neu_profile(None, "onnx"))
+# --- timm models through the same state_dict machinery ---------------------------------------
+
+
+def timm_state(name: str = "resnet10t", num_classes: int = 6, in_chans: int = 3) -> StateDict:
+    """A timm model's state_dict with non-default BatchNorm statistics, made here."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(1)
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("form", ["bare", "state_dict", "dataparallel", "safetensors"])
+def test_timm_checkpoint_forms_load_exactly(tmp_path: Path, form: str) -> None:
+    state = timm_state()
+    if form == "safetensors":
+        path = tmp_path / "w.safetensors"
+        save_file(state, str(path))
+    else:
+        path = save(tmp_path / "w.pth", FORMS[form](state))
+    loaded = load_model(neu_profile(path, "timm:resnet10t"))
+    assert type(loaded.model).__module__.startswith("timm.")
+    assert_loaded_exactly(loaded, state)
+    assert loaded.classes == NEU
+    assert loaded.weights_sha256 == sha256_of(path)
+
+
+def test_timm_classes_inferred_from_head(tmp_path: Path) -> None:
+    state = timm_state(num_classes=4)
+    path = save(tmp_path / "w.pth", state)
+    loaded = load_model(dataclasses.replace(neu_profile(path, "timm:resnet10t"), classes=()))
+    assert loaded.classes == ("class_0", "class_1", "class_2", "class_3")
+    assert loaded.notes == ("inferred 4 classes from checkpoint head fc.weight",)
+    assert_loaded_exactly(loaded, state)
+
+
+def test_timm_grayscale_checkpoint_gets_one_input_channel(tmp_path: Path) -> None:
+    state = timm_state(in_chans=1)
+    path = save(tmp_path / "gray.pth", {f"module.{k}": v for k, v in state.items()})
+    loaded = load_model(neu_profile(path, "timm:resnet10t"))
+    assert_loaded_exactly(loaded, state)
+    assert loaded.model.conv1[0].in_channels == 1
+    assert "built with 1 input channel(s), as checkpoint conv1.0.weight expects" in loaded.notes
+    assert loaded.model(torch.zeros(2, 1, 32, 32)).shape == (2, 6)
+
+
+def test_timm_class_count_mismatch(tmp_path: Path) -> None:
+    path = save(tmp_path / "w.pth", timm_state(num_classes=10))
+    with pytest.raises(InspectorError, match=r"checkpoint head has 10 classes, profile .* lists 6"):
+        load_model(neu_profile(path, "timm:resnet10t"))
+
+
+def test_timm_wrong_architecture_names_missing_keys(tmp_path: Path) -> None:
+    path = save(tmp_path / "w.pth", timm_state())
+    with pytest.raises(InspectorError, match=r"do not fit timm:resnet18: missing .*\(\+\d+ more\)"):
+        load_model(neu_profile(path, "timm:resnet18"))
+
+
+def test_timm_pickled_model_needs_opt_in(tmp_path: Path) -> None:
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=6)
+    path = save(tmp_path / "full.pth", model)
+    with pytest.raises(InspectorError, match=r"full pickled model .* trust_pickle"):
+        load_model(neu_profile(path, "timm:resnet10t"))
+
+
+def test_timm_random_model_when_no_weights() -> None:
+    pytest.importorskip("timm")
+    loaded = load_model(neu_profile(None, "timm:resnet10t"))
+    assert loaded.weights_sha256 is None and loaded.classes == NEU
+    assert loaded.notes == ("no weights: random initialisation",)
+    assert loaded.model(torch.zeros(1, 3, 32, 32)).shape == (1, 6)
+    assert not loaded.model.training
+
+
+def test_build_model_timm_matches_timm(tmp_path: Path) -> None:
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(2)
+    ours = build_model("timm:mobilenetv3_small_050", 5)
+    torch.manual_seed(2)
+    theirs = timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=5)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    assert all(torch.equal(v, theirs.state_dict()[k]) for k, v in ours.state_dict().items())
 
 
 def test_sha256_of_streams_large_files(tmp_path: Path) -> None:
