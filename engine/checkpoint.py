@@ -27,6 +27,7 @@ from engine.backends import (
     timm_name,
 )
 from engine.errors import InspectorError
+from engine.heads import head_fits, head_outputs
 from engine.profile import ModelProfile
 
 # Where training scripts commonly tuck the state_dict inside a checkpoint dict.
@@ -141,7 +142,8 @@ def _random_model(profile: ModelProfile) -> LoadedModel:
     if not profile.classes:
         where = profile.source.name if profile.source is not None else profile.name
         raise InspectorError(f"profile '{where}' has neither weights nor classes; add one of them")
-    model = build_model(profile.architecture, len(profile.classes))
+    outputs = head_outputs(len(profile.classes), profile.output.activation)
+    model = build_model(profile.architecture, outputs)
     model = model.to("cpu", torch.float32).eval()
     return LoadedModel(model, profile.classes, None, ("no weights: random initialisation",))
 
@@ -264,7 +266,8 @@ def _from_state_dict(
     if found is None:
         raise InspectorError(_no_state_dict_message(path, content))
     arch = profile.architecture
-    guess = len(profile.classes) or 1000
+    # A two-class sigmoid profile is a one-output binary model (engine/heads.py).
+    guess = head_outputs(len(profile.classes), profile.output.activation) or 1000
     model = _blank_model(arch, guess)
     prefix, notes = _prefix_to_strip(found, model.state_dict().keys())
     state = _with_prefix_removed(found, prefix)
@@ -272,8 +275,9 @@ def _from_state_dict(
     count = state[key].shape[0] if key in state and state[key].ndim >= 2 else None
     classes, class_notes = _resolve_classes(profile, count, f"checkpoint head {key}")
     in_chans, chans_notes = _input_channels(arch, state, model.state_dict())
-    if (classes and len(classes) != guess) or in_chans != 3:
-        model = _blank_model(arch, len(classes) or guess, in_chans)
+    outputs = count if count is not None else guess
+    if outputs != guess or in_chans != 3:
+        model = _blank_model(arch, outputs, in_chans)
     model_state = model.state_dict()
     state, aux_notes = _drop_aux(state, model_state.keys())
     state = _fill_counters(state, model_state)
@@ -408,7 +412,9 @@ def _resolve_classes(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The profile's classes, checked against count outputs; class_0.. when it lists none."""
     if profile.classes:
-        if count is not None and count != len(profile.classes):
+        if count is not None and not head_fits(
+            count, len(profile.classes), profile.output.activation
+        ):
             where = profile.source.name if profile.source is not None else profile.name
             raise InspectorError(
                 f"{owner} has {count} classes, profile '{where}' lists {len(profile.classes)}"

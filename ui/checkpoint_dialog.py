@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 
 from ui.jobs import CheckpointSpec
 
-# The common ones; any torchvision classifier name can be typed (the worker checks it).
+# The common ones; any torchvision classifier name or "timm:<name>" can be typed (the worker
+# checks it). "onnx" is chosen by itself when an .onnx file is picked.
 ARCHITECTURES = (
     "resnet18",
     "resnet34",
@@ -30,6 +31,12 @@ ARCHITECTURES = (
     "mobilenet_v3_large",
     "convnext_tiny",
     "vgg16",
+    "vit_b_16",
+    "swin_t",
+    "timm:resnet50",
+    "timm:legacy_xception",
+    "timm:vit_small_patch16_224",
+    "onnx",
 )
 
 
@@ -71,10 +78,15 @@ class CheckpointDialog(QDialog):
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Weights file", "", "Weights (*.pth *.pt *.safetensors *.ckpt);;All files (*)"
+            self,
+            "Weights file",
+            "",
+            "Weights (*.pth *.pt *.bin *.safetensors *.ckpt *.onnx);;All files (*)",
         )
         if path:
             self.weights.setText(path)
+            if path.lower().endswith(".onnx"):
+                self.architecture.setCurrentText("onnx")
 
     def spec(self) -> CheckpointSpec:
         weights = Path(self.weights.text().strip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import re
 import sys
 import tomllib
 from collections import OrderedDict
@@ -963,7 +964,9 @@ class MainWindow(QMainWindow):
         o = self.state.options
         result = done.result
         boxes = done.boxes if o.show_boxes else ()
-        stem = folder / f"{done.record.path.stem}_{result.method}_{result.layer}"
+        # ONNX layer names are graph paths ("layer4/layer4/1/relu_1/Relu"): not file names.
+        layer = re.sub(r"[^\w.-]+", "_", result.layer)
+        stem = folder / f"{done.record.path.stem}_{result.method}_{layer}"
         outputs = {
             "_heatmap.png": render_heatmap(result.cam, o.colormap),
             "_overlay.png": render_overlay(

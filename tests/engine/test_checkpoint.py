@@ -545,3 +545,45 @@ def test_example_profiles_load(
     assert len(loaded.classes) == num_classes
     logits = loaded.model(torch.zeros(1, 3, *profile.preprocess.size))
     assert logits.shape == (1, num_classes)
+
+
+def _sigmoid_profile(weights: Path | None, classes: list[str]) -> ModelProfile:
+    from engine.profile import parse_profile
+
+    data: dict[str, object] = {
+        "name": "binary",
+        "architecture": "resnet18",
+        "classes": classes,
+        "preprocess": {"size": [64, 64]},
+        "output": {"activation": "sigmoid"},
+    }
+    if weights is not None:
+        data["weights"] = str(weights)
+    return parse_profile(data, weights.parent if weights else Path("."), None)
+
+
+def test_two_class_sigmoid_profile_loads_a_one_output_checkpoint(tmp_path: Path) -> None:
+    state = torchvision.models.resnet18(num_classes=1).state_dict()
+    path = save(tmp_path / "binary.pth", state)
+    loaded = load_model(_sigmoid_profile(path, ["ok", "defect"]))
+    assert loaded.classes == ("ok", "defect")
+    assert loaded.model.fc.out_features == 1
+    assert torch.equal(loaded.model.fc.weight, state["fc.weight"])
+
+
+def test_two_label_sigmoid_checkpoint_stays_multi_label(tmp_path: Path) -> None:
+    state = torchvision.models.resnet18(num_classes=2).state_dict()
+    path = save(tmp_path / "labels.pth", state)
+    loaded = load_model(_sigmoid_profile(path, ["rust", "scale"]))
+    assert loaded.model.fc.out_features == 2
+
+
+def test_two_class_sigmoid_profile_without_weights_builds_one_output() -> None:
+    loaded = load_model(_sigmoid_profile(None, ["ok", "defect"]))
+    assert loaded.model.fc.out_features == 1 and loaded.classes == ("ok", "defect")
+
+
+def test_three_class_sigmoid_profile_refuses_a_one_output_checkpoint(tmp_path: Path) -> None:
+    path = save(tmp_path / "binary.pth", torchvision.models.resnet18(num_classes=1).state_dict())
+    with pytest.raises(InspectorError, match="has 1 classes, profile 'binary' lists 3"):
+        load_model(_sigmoid_profile(path, ["a", "b", "c"]))

@@ -374,3 +374,16 @@ def test_additive_blend_shows_and_exports_the_keras_formula(
     written = window.export_current(tmp_path)
     overlay = next(p for p in written if p.name.endswith("_overlay.png"))
     np.testing.assert_array_equal(_decode(overlay)[..., ::-1], window.view.rendered)
+
+
+def test_export_names_are_safe_for_onnx_graph_layer_names(
+    window: MainWindow, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    done = window.last_explained
+    result = dataclasses.replace(done.result, layer="layer4/layer4/1/relu_1/Relu")
+    window.last_explained = dataclasses.replace(done, result=result)
+    written = window.export_current(tmp_path)
+    assert len(written) == 4 and all(p.parent == tmp_path and p.exists() for p in written)
+    assert all("_layer4_layer4_1_relu_1_Relu_" in p.name for p in written)
