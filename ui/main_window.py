@@ -313,7 +313,9 @@ class MainWindow(QMainWindow):
         self.worker.sig_cam_progress.connect(self._cam_progress)
         self.worker.sig_predicted.connect(self._predicted)
         self.worker.sig_idle.connect(self.sig_worker_idle)
-        self.worker.sig_notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        # A bound method, not a lambda: the worker emits from its thread and only a slot of this
+        # window is queued to the GUI thread (a lambda would run on the worker and crash Qt).
+        self.worker.sig_notice.connect(self._notice)
 
     # -- start and settings ---------------------------------------------------------------------
     def start(self) -> None:
@@ -882,6 +884,11 @@ class MainWindow(QMainWindow):
             return None
         self.statusBar().showMessage(f"Wrote {files.csv} and {files.html}", 15000)
         return files
+
+    def _notice(self, text: str) -> None:
+        """A remark on the model from the worker (how loading or its output was read)."""
+        log.info("model note: %s", text)
+        self.statusBar().showMessage(text, 15000)
 
     def _overlay_for(self, rel_path: str) -> np.ndarray | None:
         """The overlay of a cached map of this image, as shown now; None when none is cached."""

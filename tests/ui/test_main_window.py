@@ -387,3 +387,23 @@ def test_export_names_are_safe_for_onnx_graph_layer_names(
     written = window.export_current(tmp_path)
     assert len(written) == 4 and all(p.parent == tmp_path and p.exists() for p in written)
     assert all("_layer4_layer4_1_relu_1_Relu_" in p.name for p in written)
+
+
+def test_model_notes_from_the_worker_thread_reach_the_status_bar(
+    qtbot, window: MainWindow
+) -> None:
+    import threading
+
+    shown_on: list[threading.Thread] = []
+    original = window.statusBar().showMessage
+
+    def record(text: str, timeout: int = 0) -> None:
+        shown_on.append(threading.current_thread())
+        original(text, timeout)
+
+    window.statusBar().showMessage = record  # type: ignore[method-assign]
+    emitter = threading.Thread(target=window.worker.sig_notice.emit, args=("explained element 0",))
+    emitter.start()
+    emitter.join()
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "explained element 0")
+    assert shown_on == [threading.main_thread()]
