@@ -12,6 +12,11 @@ variable). It measures and prints, never asserts:
 
 Settings live in a temporary folder (HOME and XDG_CONFIG_HOME point there), never the user's.
 Options: --quick for a short run; see --help.
+
+`--frozen dist/gradcam-inspector/gradcam-inspector` also times the PyInstaller bundle's start
+against `python main.py` in the same run: both launched with GCI_EXIT_AFTER_SHOW=1 (main.py then
+prints `GCI_WINDOW_SHOWN epoch=...` at the window's first expose and exits), interleaved, timed
+from the launch to that epoch. `--startup-only` stops after the start-up measurements.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from PySide6.QtWidgets import QApplication
 class FirstExpose(QObject):
     def eventFilter(self, obj, event):
         if (event.type() == QEvent.Type.Expose and isinstance(obj, QWindow)
-                and obj.isExposed() and obj.title() == "Grad-CAM Inspector"):
+                and obj.isExposed() and "Grad-CAM Inspector" in obj.title()):
             sys.stdout.write(f"EXPOSED {time.time():.6f}\n")
             sys.stdout.flush()
             os._exit(0)
@@ -181,6 +186,69 @@ def bench_time_to_window(home: Path, runs: int) -> None:
             ratio < WINDOW_TARGET_RATIO,
         )
     )
+
+
+# -- 1b. time to window of the frozen bundle ----------------------------------------------------
+def time_shown_once(command: list[str], env: dict[str, str], timeout: float) -> float | None:
+    """Launch to the GCI_WINDOW_SHOWN line that main.py prints under GCI_EXIT_AFTER_SHOW=1."""
+    start = time.time()
+    try:
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={**env, "GCI_EXIT_AFTER_SHOW": "1"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        say(f"  {Path(command[-1]).name} timed out after {timeout:.0f} s")
+        return None
+    for line in done.stdout.splitlines():
+        if line.startswith("GCI_WINDOW_SHOWN "):
+            fields = dict(field.split("=", 1) for field in line.split()[1:])
+            return float(fields["epoch"]) - start
+    say(f"  no GCI_WINDOW_SHOWN line (rc {done.returncode}): {done.stderr.strip()[-400:]}")
+    return None
+
+
+def bench_frozen_window(home: Path, runs: int, frozen: Path) -> None:
+    say(f"[1b] time to window: {runs} interleaved runs of python main.py and of {frozen}")
+    env = isolated_env(home)
+    source_cmd = [sys.executable, str(ROOT / "main.py")]
+    frozen_cmd = [str(frozen)]
+    time_shown_once(source_cmd, env, 180)  # warm the file cache for both, unmeasured
+    time_shown_once(frozen_cmd, env, 180)
+    sources: list[float] = []
+    bundles: list[float] = []
+    for i in range(runs):
+        s = time_shown_once(source_cmd, env, 180)
+        b = time_shown_once(frozen_cmd, env, 180)
+        say(
+            f"  run {i + 1}: python main.py {s if s is None else f'{s:.3f}'} s, "
+            f"frozen {b if b is None else f'{b:.3f}'} s"
+        )
+        if s is not None:
+            sources.append(s)
+        if b is not None:
+            bundles.append(b)
+    if not sources or not bundles:
+        ROWS.append(Row("frozen / source time to window", "failed", "-", None))
+        return
+    s, b = statistics.median(sources), statistics.median(bundles)
+    say(f"  median: python main.py {s:.3f} s, frozen {b:.3f} s, ratio {b / s:.2f}")
+    ROWS.append(Row("window shown, python main.py (median, s)", f"{s:.3f}", "-", None))
+    ROWS.append(Row("window shown, frozen bundle (median, s)", f"{b:.3f}", "-", None))
+    ROWS.append(Row("frozen / source time to window", f"{b / s:.2f}x", "-", None))
+
+
+def print_rows() -> None:
+    say("")
+    name_w = max(len(r.name) for r in ROWS) if ROWS else 10
+    say(f"{'measure':<{name_w}}  {'value':>10}  {'target':>9}  verdict")
+    say("-" * (name_w + 34))
+    for r in ROWS:
+        say(f"{r.name:<{name_w}}  {r.value:>10}  {r.target:>9}  {r.verdict}")
 
 
 # -- in-process window --------------------------------------------------------------------------
@@ -592,6 +660,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="1 start-up run, 20 changes, 40 images, 4 returns"
     )
+    parser.add_argument(
+        "--frozen", type=Path, help="also time this bundle executable's start against main.py"
+    )
+    parser.add_argument(
+        "--startup-only", action="store_true", help="stop after the time-to-window parts"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.changes, args.images, args.returns = 1, 20, 40, 4
@@ -609,6 +683,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.skip_startup:
             bench_time_to_window(home, args.runs)
+            if args.frozen is not None:
+                bench_frozen_window(home, args.runs, args.frozen.resolve())
+        if args.startup_only:
+            print_rows()
+            return 0
 
         from PySide6.QtCore import QCoreApplication
         from PySide6.QtWidgets import QApplication
@@ -637,12 +716,7 @@ def main(argv: list[str] | None = None) -> int:
                 say("warning: the worker thread still runs after close()")
             app.processEvents()
 
-    say("")
-    name_w = max(len(r.name) for r in ROWS) if ROWS else 10
-    say(f"{'measure':<{name_w}}  {'value':>10}  {'target':>9}  verdict")
-    say("-" * (name_w + 34))
-    for r in ROWS:
-        say(f"{r.name:<{name_w}}  {r.value:>10}  {r.target:>9}  {r.verdict}")
+    print_rows()
     return 0
 
 
