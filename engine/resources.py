@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+APP_DIR_NAME = "gradcam-inspector"
 
 
 def resources_dir() -> Path:
@@ -22,3 +26,21 @@ def resource_path(*parts: str) -> Path:
 def demo_images_dir() -> Path:
     """The bundled sample images (NEU-DET layout with annotations)."""
     return resource_path("samples")
+
+
+def user_data_dir(
+    platform: str = sys.platform, env: Mapping[str, str] | None = None, home: Path | None = None
+) -> Path:
+    """The app's per-user data folder, where sessions and logs live."""
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else home
+    if platform == "win32":
+        local = env.get("LOCALAPPDATA", "")
+        base = Path(local) if local else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = env.get("XDG_DATA_HOME", "")
+        # The XDG spec says a relative value is invalid and must be ignored.
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
+    return base / APP_DIR_NAME

@@ -20,6 +20,7 @@ from typing import IO, Self
 
 import engine
 from engine.errors import InspectorError
+from engine.resources import user_data_dir
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x47434931  # "GCI1": marks the file as ours, so a foreign SQLite DB is refused
@@ -138,19 +139,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _data_home() -> Path:
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    return Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
-
-
 def default_session_path(folder: str | Path, profile_path: str | Path | None) -> Path:
     """One session file per (folder, profile) under the user's data dir, never the image folder."""
     folder_key = str(Path(folder).expanduser().resolve())
     profile_key = str(Path(profile_path).expanduser().resolve()) if profile_path else ""
     digest = hashlib.sha256(f"{folder_key}\0{profile_key}".encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder_key).name)[:40] or "root"
-    return _data_home() / "gradcam-inspector" / "sessions" / f"{slug}-{digest}.sqlite"
+    return user_data_dir() / "sessions" / f"{slug}-{digest}.sqlite"
 
 
 # --- checks before SQLite touches the file --------------------------------------------------

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -28,7 +28,8 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-APP_DIR_NAME = "gradcam-inspector"
+from engine.resources import APP_DIR_NAME, user_data_dir
+
 LOG_FILE_NAME = "gradcam-inspector.log"
 FAULT_FILE_NAME = "fatal-errors.log"
 LOG_MAX_BYTES = 1_000_000
@@ -41,24 +42,6 @@ log = logging.getLogger(__name__)
 SHOW_DIALOGS = True
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-
-
-def user_data_dir(
-    platform: str = sys.platform, env: Mapping[str, str] | None = None, home: Path | None = None
-) -> Path:
-    """The app's per-user data folder: where sessions (Linux) and logs live."""
-    env = os.environ if env is None else env
-    home = Path.home() if home is None else home
-    if platform == "win32":
-        local = env.get("LOCALAPPDATA", "")
-        base = Path(local) if local else home / "AppData" / "Local"
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        xdg = env.get("XDG_DATA_HOME", "")
-        # Same rule as engine.session: a relative XDG_DATA_HOME is invalid and ignored.
-        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
-    return base / APP_DIR_NAME
 
 
 def log_dir() -> Path:
