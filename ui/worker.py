@@ -168,6 +168,11 @@ class CamWorker(QObject):
         self._engine = engine
         self._captures.clear()
         self._prefetch.clear()
+        # Automatic GC is off (GcPolicy), so everything `import torch` and the model made sits in
+        # the youngest generation; the GUI timer's next collection would walk all of it (~0.35 s
+        # of frozen window). Freezing here, before the job lock is released, keeps those objects
+        # out of every later collection; freeze only moves lists, it traverses nothing.
+        gc.freeze()
         loaded = ModelLoaded(
             profile,
             str(engine.device),

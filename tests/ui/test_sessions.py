@@ -186,6 +186,7 @@ def test_summary_counts_verdicts_per_predicted_class(qtbot, window: MainWindow) 
     predicted = window.last_explained.result.predicted.name
     _verdict_key(qtbot, window, Qt.Key.Key_4)
     summary = window.summary
+    summary.raise_()  # a hidden Summary tab is brought up to date when it is shown
     assert summary.heights.sum() == window.images.model.rowCount()
     assert summary.heights[:, 3].sum() == 1  # one image marked 4
     row = summary.classes.index(predicted)
@@ -241,6 +242,7 @@ def test_summary_shows_confusion_and_localisation_of_the_session(qtbot, window: 
     records = [r for r in window.session.records() if r.predicted is not None]
     assert len(records) == 4
     summary = window.summary
+    summary.raise_()  # the Summary tab is brought up to date when it is shown
     pairs = Counter((r.ground_truth, r.predicted) for r in records)
     classes = sorted({name for pair in pairs for name in pair})
     assert summary.confusion_classes == classes
@@ -344,3 +346,22 @@ def test_bad_session_file_is_refused_and_left_untouched(
     rel = window.images.current_record().rel_path.as_posix()
     _press(qtbot, window, Qt.Key.Key_2)
     assert _stored_verdicts(current) == {rel: 2}
+
+
+def test_hidden_summary_is_not_rebuilt_for_each_result(
+    qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    original = window.summary.show_counts
+    monkeypatch.setattr(
+        window.summary, "show_counts", lambda *a: (calls.append(1), original(*a))[1]
+    )
+    window.model_dock.raise_()  # the Summary tab goes behind the Model tab
+    window.auto_advance.setChecked(False)
+    _press(qtbot, window, Qt.Key.Key_4)
+    assert calls == []  # hidden: nothing rebuilt
+    window.summary.raise_()
+    qtbot.waitUntil(lambda: calls == [1])
+    assert window.summary.heights[:, 3].sum() == 1
+    _press(qtbot, window, Qt.Key.Key_1)  # visible: rebuilt at once
+    assert len(calls) == 2 and window.summary.heights[:, 0].sum() == 1
