@@ -648,7 +648,16 @@ class MainWindow(QMainWindow):
             folder, profile, path = self._chosen_session
             if (folder, profile) == (self.folder, self.profile_path):
                 return path
-        return default_session_path(self.folder, self.profile_path).absolute()
+        default = default_session_path(self.folder, self.profile_path).absolute()
+        remembered = self.settings.value(self._session_setting(default))
+        if remembered and Path(str(remembered)).is_file():  # chosen earlier with Session file…
+            return Path(str(remembered))
+        return default
+
+    @staticmethod
+    def _session_setting(default: Path) -> str:
+        """The settings key remembering a chosen session file for one folder and profile."""
+        return f"session_files/{default.stem}"  # the stem already encodes folder and profile
 
     def _open_session(self) -> None:
         """Open or resume the session of this folder and profile (SQLite only, no torch)."""
@@ -719,6 +728,8 @@ class MainWindow(QMainWindow):
             self._tell("Cannot use this session file", f"{exc}\n\n{kept}")
             return False
         self._chosen_session = (self.folder, self.profile_path, path)
+        default = default_session_path(self.folder, self.profile_path).absolute()
+        self.settings.setValue(self._session_setting(default), str(path))
         self._close_session()
         self._adopt_session(session)
         self.statusBar().showMessage(f"Session file: {path}", 8000)

@@ -365,3 +365,30 @@ def test_hidden_summary_is_not_rebuilt_for_each_result(
     assert window.summary.heights[:, 3].sum() == 1
     _press(qtbot, window, Qt.Key.Key_1)  # visible: rebuilt at once
     assert len(calls) == 2 and window.summary.heights[:, 0].sum() == 1
+
+
+def test_chosen_session_file_is_remembered_for_the_next_start(
+    qtbot, settings: QSettings, neu_folder: Path, tiny_profile: Path, tmp_path: Path
+) -> None:
+    chosen = tmp_path / "line-3" / "shift.sqlite"
+    first = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
+    try:
+        first.auto_advance.setChecked(False)
+        assert first.use_session_file(chosen)
+        rel = first.images.current_record().rel_path.as_posix()
+        _press(qtbot, first, Qt.Key.Key_2)
+    finally:
+        first.close()
+    second = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
+    try:
+        assert second.session is not None and second.session.path == chosen
+        assert second.session.verdict(rel).code == 2
+    finally:
+        second.close()
+    chosen.unlink()  # a remembered file that has gone: back to the default place
+    chosen.with_name(chosen.name + ".lock").unlink(missing_ok=True)
+    third = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
+    try:
+        assert third.session.path == default_session_path(neu_folder, tiny_profile).absolute()
+    finally:
+        third.close()
