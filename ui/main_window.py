@@ -544,6 +544,7 @@ class MainWindow(QMainWindow):
         key: ShownKey = (str(record.path), o.layer, o.target, o.method, o.blur)
         cached = self._shown_cache.get(key)
         if cached is not None:
+            self.worker.supersede(self._job_id)  # a map still computing is not wanted now
             self._shown_cache.move_to_end(key)
             self._show(cached)
             self.sig_result.emit(cached)

@@ -92,6 +92,7 @@ class CamWorker(QObject):
         self._prefetch: deque[tuple[ImageRecord, str, Target]] = deque()
         self._stopping = threading.Event()
         self._cancel_export = threading.Event()
+        self._superseded = 0  # explain jobs below this number are cancelled (see supersede)
         self.job_lock = threading.Lock()  # held while a job may touch torch (see GcPolicy)
         self._engine: Any = None
         self._captures: _Lru = _Lru(CAPTURE_CACHE_SIZE)
@@ -109,6 +110,11 @@ class CamWorker(QObject):
 
     def cancel_export(self) -> None:
         self._cancel_export.set()
+
+    def supersede(self, job_id: int) -> None:
+        """Explain jobs numbered below job_id are no longer wanted (the window showed a cached
+        map instead): a running one stops at its next cancel check, e.g. a long Score-CAM."""
+        self._superseded = job_id  # one int store: atomic under the GIL
 
     def stop(self) -> None:
         """Ask every running job to end at its next cancel check; the thread can then quit."""
@@ -231,7 +237,7 @@ class CamWorker(QObject):
         start = time.perf_counter()
 
         def cancel() -> bool:
-            return self._stopping.is_set() or self._pending()
+            return self._stopping.is_set() or self._pending() or job.job_id < self._superseded
 
         try:
             image, boxes = self._image(job.record)

@@ -154,7 +154,7 @@ def test_csv_keeps_formula_like_notes_as_text(session: Session, tmp_path: Path) 
     files = write_report(session, tmp_path / "out", _overlay)
     with files.csv.open(newline="", encoding="utf-8") as handle:
         rows = {r["path"]: r for r in csv.DictReader(handle)}
-    assert rows["d.png"]["note"] == "'=HYPERLINK(\"http://x\",\"click\")"
+    assert rows["d.png"]["note"] == '\'=HYPERLINK("http://x","click")'
     assert rows["c.png"]["note"] == "'-2 mm from the edge"
     assert rows["b.png"]["note"] == EVIL_NOTE  # ordinary text is unchanged
     assert rows["b.png"]["confidence"] == "0.5500"  # numbers are not text cells

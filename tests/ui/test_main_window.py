@@ -389,9 +389,7 @@ def test_export_names_are_safe_for_onnx_graph_layer_names(
     assert all("_layer4_layer4_1_relu_1_Relu_" in p.name for p in written)
 
 
-def test_model_notes_from_the_worker_thread_reach_the_status_bar(
-    qtbot, window: MainWindow
-) -> None:
+def test_model_notes_from_the_worker_thread_reach_the_status_bar(qtbot, window: MainWindow) -> None:
     import threading
 
     shown_on: list[threading.Thread] = []
@@ -407,3 +405,17 @@ def test_model_notes_from_the_worker_thread_reach_the_status_bar(
     emitter.join()
     qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "explained element 0")
     assert shown_on == [threading.main_thread()]
+
+
+def test_going_back_to_a_cached_map_stops_a_running_score_cam(qtbot, window: MainWindow) -> None:
+    progress: list[tuple[int, int]] = []
+    window.worker.sig_cam_progress.connect(lambda d, t: progress.append((d, t)))
+    window.state.update(method="scorecam")  # no cached map: a long job starts
+    qtbot.waitUntil(lambda: bool(progress), timeout=RESULT_TIMEOUT_MS)
+    with qtbot.waitSignal(window.sig_worker_idle, timeout=RESULT_TIMEOUT_MS):
+        window.state.update(method="gradcam")  # cached: shown at once, Score-CAM dropped
+    assert window.last_explained.result.method == "gradcam"
+    qtbot.wait(100)  # nothing late may replace it
+    assert window.last_explained.result.method == "gradcam"
+    done, total = progress[-1]
+    assert done < total

@@ -202,3 +202,20 @@ def test_tuple_output_note_is_sent_once(qtbot, tmp_path: Path, neu_folder: Path)
     # The first explained image carries it to the prediction panel; the next does not.
     assert collector.results[0].result.note == note
     assert collector.results[1].result.note == ""
+
+
+def test_superseded_score_cam_stops_early(qtbot, worker_and_collector, neu_folder: Path) -> None:
+    threads, collector = worker_and_collector
+    record = scan_images(neu_folder, NEU)[0]
+    threads.worker.submit(Explain(1, record, "layer4", "pred", "gradcam"))
+    qtbot.waitUntil(lambda: len(collector.results) == 1, timeout=TIMEOUT_MS)
+    idle = collector.idle
+    threads.worker.submit(Explain(2, record, "layer4", "pred", "scorecam"))
+    qtbot.waitUntil(lambda: bool(collector.cam_progress), timeout=TIMEOUT_MS)
+    threads.worker.supersede(3)  # the window showed a cached map instead
+    qtbot.waitUntil(lambda: collector.idle > idle, timeout=TIMEOUT_MS)
+    assert [r.job_id for r in collector.results] == [1]  # no Score-CAM result arrived
+    done, total = collector.cam_progress[-1]
+    assert done < total  # it stopped part-way
+    threads.worker.submit(Explain(3, record, "layer4", "pred", "layercam"))  # later jobs run
+    qtbot.waitUntil(lambda: len(collector.results) == 2, timeout=TIMEOUT_MS)
