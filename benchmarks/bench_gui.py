@@ -149,25 +149,38 @@ def time_torch_once(env: dict[str, str], timeout: float) -> float | None:
     return time.time() - start
 
 
+Timer = Callable[[], float | None]
+
+
+def interleaved(
+    first: tuple[str, Timer], second: tuple[str, Timer], runs: int
+) -> tuple[list[float], list[float]]:
+    """Times two start-ups alternately, after one unmeasured run of each (a warm file cache for
+    both); returns the successful times of each, in run order."""
+    (first_name, time_first), (second_name, time_second) = first, second
+    time_first()
+    time_second()
+    firsts: list[float] = []
+    seconds: list[float] = []
+    for i in range(runs):
+        a, b = time_first(), time_second()
+        say(
+            f"  run {i + 1}: {first_name} {a if a is None else f'{a:.3f}'} s, "
+            f"{second_name} {b if b is None else f'{b:.3f}'} s"
+        )
+        firsts += [a] if a is not None else []
+        seconds += [b] if b is not None else []
+    return firsts, seconds
+
+
 def bench_time_to_window(home: Path, runs: int) -> None:
     say(f"[1] time to window: {runs} interleaved runs of the window and of the torch import")
     env = isolated_env(home)
-    # One unmeasured run of each first, so both start from a warm file cache.
-    time_window_once(env, 120)
-    time_torch_once(env, 120)
-    windows: list[float] = []
-    torches: list[float] = []
-    for i in range(runs):
-        w = time_window_once(env, 120)
-        t = time_torch_once(env, 120)
-        say(
-            f"  run {i + 1}: window {w if w is None else f'{w:.3f}'} s, "
-            f"import torch, torchvision {t if t is None else f'{t:.3f}'} s"
-        )
-        if w is not None:
-            windows.append(w)
-        if t is not None:
-            torches.append(t)
+    windows, torches = interleaved(
+        ("window", lambda: time_window_once(env, 120)),
+        ("import torch, torchvision", lambda: time_torch_once(env, 120)),
+        runs,
+    )
     if not windows or not torches:
         ROWS.append(
             Row("time to window / torch import", "failed", f"< {WINDOW_TARGET_RATIO}x", None)
@@ -217,21 +230,11 @@ def bench_frozen_window(home: Path, runs: int, frozen: Path) -> None:
     env = isolated_env(home)
     source_cmd = [sys.executable, str(ROOT / "main.py")]
     frozen_cmd = [str(frozen)]
-    time_shown_once(source_cmd, env, 180)  # warm the file cache for both, unmeasured
-    time_shown_once(frozen_cmd, env, 180)
-    sources: list[float] = []
-    bundles: list[float] = []
-    for i in range(runs):
-        s = time_shown_once(source_cmd, env, 180)
-        b = time_shown_once(frozen_cmd, env, 180)
-        say(
-            f"  run {i + 1}: python main.py {s if s is None else f'{s:.3f}'} s, "
-            f"frozen {b if b is None else f'{b:.3f}'} s"
-        )
-        if s is not None:
-            sources.append(s)
-        if b is not None:
-            bundles.append(b)
+    sources, bundles = interleaved(
+        ("python main.py", lambda: time_shown_once(source_cmd, env, 180)),
+        ("frozen", lambda: time_shown_once(frozen_cmd, env, 180)),
+        runs,
+    )
     if not sources or not bundles:
         ROWS.append(Row("frozen / source time to window", "failed", "-", None))
         return

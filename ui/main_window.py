@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import re
 import sys
@@ -434,8 +433,6 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, loaded: ModelLoaded) -> None:
         if self._closing:
             return  # queued before the worker stopped; the window is going away
-        # torch and the model stay for good: keep them out of every later full collection.
-        gc.freeze()
         self.profile = loaded.profile
         self._weights_sha256 = loaded.weights_sha256
         if loaded.profile.source is not None:

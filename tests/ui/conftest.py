@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,15 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def settings(tmp_path: Path) -> QSettings:
     """Settings in a file of this test's own, never the user's."""
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+def stored_verdicts(path: Path) -> dict[str, int | None]:
+    """What is on disk now, read by a connection of the test's own."""
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT rel_path, code FROM verdicts").fetchall())
+    finally:
+        conn.close()
 
 
 def open_window(qtbot, settings: QSettings, folder: Path, profile: Path, **kwargs) -> MainWindow:

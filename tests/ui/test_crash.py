@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from engine.session import Session, default_session_path
+from tests.ui.conftest import stored_verdicts
 from ui import crash
 from ui.main_window import MainWindow
 
@@ -43,14 +43,6 @@ def _log_text(handler: crash.CrashHandler) -> str:
     for h in logging.getLogger().handlers:
         h.flush()
     return handler.log_path.read_text(encoding="utf-8")
-
-
-def _stored_verdicts(path: Path) -> dict[str, int | None]:
-    conn = sqlite3.connect(path)
-    try:
-        return dict(conn.execute("SELECT rel_path, code FROM verdicts").fetchall())
-    finally:
-        conn.close()
 
 
 def raise_in_a_timer() -> None:
@@ -200,7 +192,7 @@ def test_a_crash_after_a_verdict_loses_nothing(
     assert blocker.args[0] == "KeyError: 'row vanished'"
     assert "in set_verdict" in _log_text(handler)
     # Both verdicts are on disk already, read by a connection of the test's own.
-    assert _stored_verdicts(session_path) == {first: 1, second: 3}
+    assert stored_verdicts(session_path) == {first: 1, second: 3}
     assert window.isVisible() and window.session is not None  # the app goes on
     monkeypatch.setattr(window.images.model, "set_verdict", original)
     window.close()

@@ -12,18 +12,9 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from engine.session import APPLICATION_ID, SCHEMA_VERSION, Session, default_session_path
-from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window
+from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window, stored_verdicts
 from ui.images_dock import VERDICT_COLUMN
 from ui.main_window import MainWindow
-
-
-def _stored_verdicts(path: Path) -> dict[str, int | None]:
-    """What is on disk now, read by a connection of the test's own."""
-    conn = sqlite3.connect(path)
-    try:
-        return dict(conn.execute("SELECT rel_path, code FROM verdicts").fetchall())
-    finally:
-        conn.close()
 
 
 def _press(qtbot, window: MainWindow, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier):
@@ -55,7 +46,7 @@ def test_session_opens_beside_the_user_data(
 def test_verdict_key_records_and_advances(qtbot, window: MainWindow) -> None:
     first = window.images.current_record().rel_path.as_posix()
     _verdict_key(qtbot, window, Qt.Key.Key_1)
-    assert _stored_verdicts(window.session.path) == {first: 1}
+    assert stored_verdicts(window.session.path) == {first: 1}
     assert window.images.current_row() == 1
     model = window.images.model
     assert model.index(0, VERDICT_COLUMN).data().startswith("1 ")
@@ -73,7 +64,7 @@ def test_button_records_and_shows_the_verdict(qtbot, window: MainWindow) -> None
     assert window.settings.value("autoAdvance") == "false"
     rel = window.images.current_record().rel_path.as_posix()
     window.prediction.verdict_buttons[2].click()
-    assert _stored_verdicts(window.session.path) == {rel: 3}
+    assert stored_verdicts(window.session.path) == {rel: 3}
     assert window.images.current_row() == 0
     assert [b.isChecked() for b in window.prediction.verdict_buttons] == [0, 0, 1, 0]
 
@@ -84,7 +75,7 @@ def test_undo_removes_the_verdict_and_goes_back(qtbot, window: MainWindow) -> No
     assert window.images.current_row() == 1
     with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
         _press(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert _stored_verdicts(window.session.path) == {}
+    assert stored_verdicts(window.session.path) == {}
     assert window.images.current_row() == 0
     assert window.images.current_record().rel_path.as_posix() == first
     assert window.images.model.index(0, VERDICT_COLUMN).data() == ""
@@ -133,7 +124,7 @@ def test_second_window_is_refused_and_keeps_working(
         assert window.session is not None
     finally:
         other.close()
-    assert _stored_verdicts(window.session.path) == {}
+    assert stored_verdicts(window.session.path) == {}
 
 
 def test_unreviewed_filter_hides_reviewed_rows(qtbot, window: MainWindow) -> None:
@@ -286,8 +277,8 @@ def test_session_file_can_be_chosen_and_resumed(
     assert str(chosen) in window.session_label.toolTip()
     rel = window.images.current_record().rel_path.as_posix()
     _press(qtbot, window, Qt.Key.Key_1)
-    assert _stored_verdicts(chosen) == {rel: 1}
-    assert _stored_verdicts(default) == {}
+    assert stored_verdicts(chosen) == {rel: 1}
+    assert stored_verdicts(default) == {}
     Session.open_existing(default).close()  # the old session's lock was released
     assert window.use_session_file(default)  # back to the default: no verdicts there
     assert [b.isChecked() for b in window.prediction.verdict_buttons] == [0, 0, 0, 0]
@@ -345,7 +336,7 @@ def test_bad_session_file_is_refused_and_left_untouched(
     assert window.images.current_row() == 1
     rel = window.images.current_record().rel_path.as_posix()
     _press(qtbot, window, Qt.Key.Key_2)
-    assert _stored_verdicts(current) == {rel: 2}
+    assert stored_verdicts(current) == {rel: 2}
 
 
 def test_hidden_summary_is_not_rebuilt_for_each_result(
