@@ -100,7 +100,8 @@ def throughput(engine: CamEngine, images: list[np.ndarray], batch: int, rounds: 
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    from engine.batch import BatchOptions, BatchRunner
+    from engine.batch import BatchRunner
+    from engine.batch_options import BatchOptions
     from engine.dataset import scan_images
 
     model = engine.model
@@ -183,7 +184,8 @@ def rss_mb() -> float:
 
 def memory_over_batch(count: int, device: str) -> None:
     """Run the real batch export over `count` generated images, sampling resident memory."""
-    from engine.batch import BatchOptions, BatchRunner
+    from engine.batch import BatchRunner
+    from engine.batch_options import BatchOptions
     from engine.dataset import scan_images
     from engine.demo_data import write_neu_det
     from engine.profile import demo_profile_path, load_profile

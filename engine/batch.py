@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.batch_options import BatchOptions, BatchSummary
 from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
 from engine.dataset import ImageRecord, load_boxes
 from engine.errors import CamCancelled, InspectorError
-from engine.export import CsvAppender, write_npy, write_png
+from engine.export import CsvAppender
 from engine.images import load_image
 from engine.localization import Box, energy_in_box, pointing_hit
-from engine.render import BLEND_MODES, render_heatmap, render_overlay, render_panels
+from engine.map_files import MapFiles, write_map_files
 
 CSV_COLUMNS = (
     "path",
@@ -36,37 +37,6 @@ CSV_COLUMNS = (
 )
 BatchProgress = Callable[[int, int, int], None]  # done, total, failed
 BatchResult = Callable[[ImageRecord, CamResult], None]  # one image's finished map
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """What a batch run computes and writes."""
-
-    output: Path
-    method: str = "gradcam"
-    layer: str | None = None
-    target: str = "pred"
-    colormap: str = "jet"
-    alpha: float = 0.5
-    blend: str = "weighted"  # or "additive": heatmap * alpha + image (the Keras example)
-    threshold: float = 0.0
-    blur_sigma: float = 0.0
-    batch_size: int = 8
-    save_raw: bool = False
-    panels: bool = False
-    draw_boxes: bool = False
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    """How a batch run ended."""
-
-    total: int
-    succeeded: int
-    failed: int
-    cancelled: bool
-    csv_path: Path
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -149,38 +119,15 @@ class BatchRunner:
         self.engine = engine
         self.options = options
         self.on_result = on_result  # called once the image's files are written
-        if options.blend not in BLEND_MODES:
-            raise InspectorError(f"unknown blend '{options.blend}': use {', '.join(BLEND_MODES)}")
         self._target = parse_target(options.target, engine.classes)
         self.layer = engine.resolve_layers(options.layer)[0]
 
     def _write_files(self, stem: Path, loaded: _Loaded, result: CamResult) -> None:
         """The image's PNGs (and .npy): atomic, not fsynced, as they can be made again."""
         opts = self.options
-        image = loaded.image
         boxes = loaded.boxes if opts.draw_boxes else ()
-        stem.parent.mkdir(parents=True, exist_ok=True)
-
-        def out(suffix: str) -> Path:
-            return stem.with_name(stem.name + suffix)
-
-        write_png(out("_heatmap.png"), render_heatmap(result.cam, opts.colormap), durable=False)
-        overlay = render_overlay(
-            image, result.cam, opts.colormap, opts.alpha, opts.threshold, boxes, opts.blend
-        )
-        write_png(out("_overlay.png"), overlay, durable=False)
-        if opts.save_raw:
-            write_npy(out("_cam.npy"), result.cam.astype(np.float32), durable=False)
-        if opts.panels:
-            pred = result.predicted
-            title = (
-                f"pred: {pred.name} {pred.probability:.2f} | target: {result.target_name} | "
-                f"{result.method} @ {result.layer}"
-            )
-            figure = render_panels(
-                image, result.cam, opts.colormap, opts.alpha, title, boxes, opts.blend
-            )
-            write_png(out("_panels.png"), figure, durable=False)
+        files = MapFiles(panels=opts.panels, raw=opts.save_raw, durable=False)
+        write_map_files(stem, loaded.image, result, opts.style, boxes, files)
 
     def _row(self, loaded: _Loaded, result: CamResult | None, error: str) -> dict[str, str]:
         row = {
@@ -210,7 +157,7 @@ class BatchRunner:
             self.layer,
             target=self._target,
             ground_truth=truth,
-            blur_sigma=self.options.blur_sigma,
+            blur_sigma=self.options.style.blur_sigma,
             cancel=cancel,
         )
 

@@ -10,15 +10,11 @@ from pathlib import Path
 from typing import TextIO
 
 from engine import __version__
+from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
 from engine.methods import ALL_METHODS
-from engine.profile import (
-    BLEND_MODES,
-    KNOWN_COLORMAPS,
-    ModelProfile,
-    demo_profile_path,
-    load_profile,
-)
+from engine.profile import ModelProfile, demo_profile_path, load_profile
+from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -72,11 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--method", choices=ALL_METHODS, help="default: the profile's")
     batch.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
     batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
-    batch.add_argument("--colormap", choices=KNOWN_COLORMAPS, help="default: the profile's")
+    batch.add_argument("--colormap", choices=list(Colormap), help="default: the profile's")
     batch.add_argument("--alpha", type=float, help="heatmap opacity 0..1; default: the profile's")
     batch.add_argument(
         "--blend",
-        choices=BLEND_MODES,
+        choices=list(Blend),
         help="overlay: weighted (1-a)*image + a*heat, or additive heat*a + image (Keras); "
         "default: the profile's",
     )
@@ -115,6 +111,20 @@ def _profile(args: argparse.Namespace) -> ModelProfile:
     return load_profile(args.profile if args.profile else demo_profile_path())
 
 
+def _style(args: argparse.Namespace, profile: ModelProfile) -> RenderStyle:
+    """The command line's drawing options, the profile's where none was given."""
+    alpha = profile.cam.alpha if args.alpha is None else args.alpha
+    if not 0.0 <= alpha <= 1.0:
+        raise InspectorError(f"--alpha must be between 0 and 1, got {alpha}")
+    return RenderStyle(
+        colormap=args.colormap or profile.cam.colormap,
+        alpha=alpha,
+        threshold=args.threshold,
+        blend=args.blend or profile.cam.blend,
+        blur_sigma=args.blur,
+    )
+
+
 def _engine(args: argparse.Namespace, profile: ModelProfile):
     from engine.cam import CamEngine
 
@@ -132,7 +142,8 @@ def _print_output_note(engine) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from engine.batch import BatchOptions, BatchRunner
+    from engine.batch import BatchRunner
+    from engine.batch_options import BatchOptions
     from engine.dataset import scan_images
     from engine.export import ensure_output_dir
 
@@ -149,18 +160,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         method=args.method or profile.cam.method,
         layer=args.layer,
         target=args.target,
-        colormap=args.colormap or profile.cam.colormap,
-        alpha=profile.cam.alpha if args.alpha is None else args.alpha,
-        blend=args.blend or profile.cam.blend,
-        threshold=args.threshold,
-        blur_sigma=args.blur,
+        style=_style(args, profile),
         batch_size=args.batch_size,
         save_raw=args.save_raw,
         panels=args.panels,
         draw_boxes=args.boxes,
     )
-    if not 0.0 <= options.alpha <= 1.0:
-        raise InspectorError(f"--alpha must be between 0 and 1, got {options.alpha}")
     runner = BatchRunner(engine, options)
     print(
         f"{len(records)} images, {profile.name} on {engine.device}, "

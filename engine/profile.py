@@ -10,8 +10,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from engine.choices import (
+    Activation,
+    Blend,
+    Choice,
+    Colormap,
+    Grayscale,
+    Layout,
+    Normalize,
+    Reshape,
+)
 from engine.errors import InspectorError
 from engine.resources import resource_path
 
@@ -24,31 +34,13 @@ METHOD_NAMES: tuple[str, ...] = (
     "eigencam",
     "scorecam",
 )
-KNOWN_COLORMAPS: tuple[str, ...] = (
-    "jet",
-    "viridis",
-    "turbo",
-    "inferno",
-    "magma",
-    "hot",
-    "gray",
-    "plasma",
-    "cividis",
-    "parula",
-    "bone",
-)
-GRAYSCALE_MODES: tuple[str, ...] = ("replicate",)
-LAYOUTS: tuple[str, ...] = ("nchw", "nhwc")
-NORMALIZE_MODES: tuple[str, ...] = ("minmax", "max")
-BLEND_MODES: tuple[str, ...] = ("weighted", "additive")
-RESHAPE_MODES: tuple[str, ...] = ("auto", "none", "tokens", "nhwc")
-ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
+
+C = TypeVar("C", bound=Choice)
 
 IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
 DEFAULT_SIZE: tuple[int, int] = (224, 224)
 DEFAULT_METHOD = "gradcam"
-DEFAULT_COLORMAP = "jet"
 DEFAULT_ALPHA = 0.5
 # Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
 MAX_SIDE = 8192
@@ -75,8 +67,8 @@ class PreprocessSpec:
     size: tuple[int, int]  # (height, width)
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    grayscale: str
-    layout: str = "nchw"  # "nhwc": the model takes channels-last tensors (e.g. a Keras export)
+    grayscale: Grayscale
+    layout: Layout = Layout.NCHW  # NHWC: the model takes channels-last tensors (a Keras export)
 
 
 @dataclass(frozen=True)
@@ -85,11 +77,11 @@ class CamDefaults:
 
     layer: str | None  # dotted named_modules() name; None = found automatically
     method: str
-    colormap: str
+    colormap: Colormap
     alpha: float
-    normalize: str = "minmax"  # "max": ReLU then divide by the maximum, as the Keras example does
-    blend: str = "weighted"  # "additive": heatmap * alpha + image, as the Keras example does
-    reshape: str = "auto"  # how a transformer layer's tokens become a grid (see engine/tokens.py)
+    normalize: Normalize = Normalize.MINMAX  # MAX: ReLU then divide by the maximum (Keras)
+    blend: Blend = Blend.WEIGHTED  # ADDITIVE: heatmap * alpha + image, as Keras does
+    reshape: Reshape = Reshape.AUTO  # how a transformer layer's tokens become a grid
 
 
 @dataclass(frozen=True)
@@ -97,7 +89,7 @@ class OutputSpec:
     """Which part of the model's output holds the logits, and how they become probabilities."""
 
     logits: int | str = "auto"  # "auto", an index into a tuple/list, or a key / attribute name
-    activation: str = "softmax"  # "sigmoid": one output = binary, several = multi-label
+    activation: Activation = Activation.SOFTMAX  # SIGMOID: one output binary, several multi-label
 
 
 @dataclass(frozen=True)
@@ -344,10 +336,8 @@ def _preprocess(table: Mapping[str, Any], where: str) -> PreprocessSpec:
     std = _channel_values(table.get("std", list(IMAGENET_STD)), "preprocess.std", where)
     if any(v <= 0 for v in std):
         raise _fail(where, "preprocess.std", "values must be greater than 0")
-    grayscale = table.get("grayscale", GRAYSCALE_MODES[0])
-    if grayscale not in GRAYSCALE_MODES:
-        raise _fail(where, "preprocess.grayscale", f"must be one of {', '.join(GRAYSCALE_MODES)}")
-    layout = _choice(table.get("layout", LAYOUTS[0]), LAYOUTS, "preprocess.layout", where)
+    grayscale = _choice(table, "grayscale", Grayscale.REPLICATE, "preprocess.", where)
+    layout = _choice(table, "layout", Layout.NCHW, "preprocess.", where)
     size = _size(table.get("size", list(DEFAULT_SIZE)), where)
     return PreprocessSpec(size, mean, std, grayscale, layout)
 
@@ -378,30 +368,23 @@ def _cam(table: Mapping[str, Any], where: str) -> CamDefaults:
     method = table.get("method", DEFAULT_METHOD)
     if method not in METHOD_NAMES:
         raise _fail(where, "cam.method", f"'{method}' is unknown; use {', '.join(METHOD_NAMES)}")
-    colormap = table.get("colormap", DEFAULT_COLORMAP)
-    if colormap not in KNOWN_COLORMAPS:
-        known = ", ".join(KNOWN_COLORMAPS)
-        raise _fail(where, "cam.colormap", f"'{colormap}' is unknown; use {known}")
+    colormap = _choice(table, "colormap", Colormap.JET, "cam.", where)
     alpha = _number(table.get("alpha", DEFAULT_ALPHA), "cam.alpha", where)
     if not 0.0 <= alpha <= 1.0:
         raise _fail(where, "cam.alpha", f"must be between 0 and 1, not {alpha:g}")
-    normalize = _choice(table.get("normalize", "minmax"), NORMALIZE_MODES, "cam.normalize", where)
-    blend = _choice(table.get("blend", "weighted"), BLEND_MODES, "cam.blend", where)
-    reshape = _choice(table.get("reshape", "auto"), RESHAPE_MODES, "cam.reshape", where)
+    normalize = _choice(table, "normalize", Normalize.MINMAX, "cam.", where)
+    blend = _choice(table, "blend", Blend.WEIGHTED, "cam.", where)
+    reshape = _choice(table, "reshape", Reshape.AUTO, "cam.", where)
     return CamDefaults(layer, method, colormap, alpha, normalize, blend, reshape)
 
 
-def _choice(value: Any, choices: Sequence[str], field: str, where: str) -> str:
-    if value not in choices:
-        raise _fail(where, field, f"{value!r} is unknown; use {', '.join(choices)}")
-    return value
+def _choice(table: Mapping[str, Any], key: str, default: C, prefix: str, where: str) -> C:
+    return type(default).parse(table.get(key, default), f"{where}: {prefix}{key}")
 
 
 def _output(table: Mapping[str, Any], where: str) -> OutputSpec:
     _reject_unknown(table, _OUTPUT_KEYS, "output.", where)
-    activation = _choice(
-        table.get("activation", ACTIVATIONS[0]), ACTIVATIONS, "output.activation", where
-    )
+    activation = _choice(table, "activation", Activation.SOFTMAX, "output.", where)
     return OutputSpec(_logits_choice(table.get("logits", "auto"), where), activation)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Sequence
@@ -10,31 +11,9 @@ from functools import cache
 import cv2
 import numpy as np
 
+from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
 from engine.localization import Box
-
-# Preferred order for menus; names whose cv2 constant is missing are dropped below.
-_CANDIDATE_COLORMAPS: tuple[str, ...] = (
-    "jet",
-    "viridis",
-    "turbo",
-    "inferno",
-    "magma",
-    "plasma",
-    "cividis",
-    "parula",
-    "hot",
-    "bone",
-    "gray",
-)
-
-COLORMAP_NAMES: tuple[str, ...] = tuple(
-    name
-    for name in _CANDIDATE_COLORMAPS
-    if name == "gray" or hasattr(cv2, f"COLORMAP_{name.upper()}")
-)
-
-BLEND_MODES: tuple[str, ...] = ("weighted", "additive")
 
 BOX_COLOR: tuple[int, int, int] = (0, 255, 0)  # RGB green for ordinary ground-truth boxes
 DIFFICULT_BOX_COLOR: tuple[int, int, int] = (255, 191, 0)  # RGB amber, drawn dashed
@@ -64,13 +43,8 @@ def _lut_column(name: str) -> np.ndarray:
     return lut
 
 
-def _check_colormap(name: str) -> str:
-    key = name.strip().lower() if isinstance(name, str) else ""
-    if key not in COLORMAP_NAMES:
-        raise InspectorError(
-            f"unknown colormap '{name}'; choose one of: {', '.join(COLORMAP_NAMES)}"
-        )
-    return key
+def _check_colormap(name: str) -> Colormap:
+    return Colormap.parse(name.strip().lower() if isinstance(name, str) else name)
 
 
 def colormap_lut(name: str) -> np.ndarray:
@@ -206,14 +180,40 @@ def _below_threshold(cam: np.ndarray, scaled: np.ndarray | None, threshold: floa
     return (scaled < 255.0 * threshold).view(np.uint8)
 
 
+@dataclasses.dataclass(frozen=True)
+class RenderStyle:
+    """How a map is drawn: colormap, opacity, threshold, blend, and the map's blur.
+
+    Validated once, here: the batch options, the window's view state and every renderer share
+    it. ``blur_sigma`` (pixels) smooths the map when it is computed, so it is part of the map
+    the style asks for, not of the drawing.
+    """
+
+    colormap: Colormap = Colormap.JET
+    alpha: float = 0.5
+    threshold: float = 0.0
+    blend: Blend = Blend.WEIGHTED
+    blur_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "colormap", _check_colormap(self.colormap))
+        object.__setattr__(self, "blend", Blend.parse(self.blend))
+        object.__setattr__(self, "alpha", _check_unit("opacity (alpha)", self.alpha))
+        object.__setattr__(self, "threshold", _check_unit("threshold", self.threshold))
+        sigma = self.blur_sigma
+        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma >= 0:
+            raise InspectorError(f"blur sigma must be 0 or more pixels, got {sigma}")
+        object.__setattr__(self, "blur_sigma", float(sigma))
+
+
+DEFAULT_STYLE = RenderStyle()
+
+
 def render_overlay(
     image: np.ndarray,
     cam: np.ndarray,
-    colormap: str = "jet",
-    alpha: float = 0.5,
-    threshold: float = 0.0,
+    style: RenderStyle = DEFAULT_STYLE,
     boxes: Sequence[Box] = (),
-    blend: str = "weighted",
 ) -> np.ndarray:
     """Heatmap blended over the image, HxWx3 RGB uint8.
 
@@ -222,11 +222,8 @@ def render_overlay(
     A uint8 cam is taken as pre-quantised levels (see cam_to_uint8), which skips a float pass.
     """
     rgb, cam = _check_pair(image, cam, scratch=True)  # rgb is only read, never returned
-    alpha = _check_unit("opacity (alpha)", alpha)
-    threshold = _check_unit("threshold", threshold)
-    if blend not in BLEND_MODES:
-        raise InspectorError(f"unknown blend '{blend}'; choose one of: {', '.join(BLEND_MODES)}")
-    lut = _lut_column(_check_colormap(colormap))
+    alpha, threshold, blend = style.alpha, style.threshold, style.blend
+    lut = _lut_column(style.colormap)
 
     scaled = None if cam.dtype == np.uint8 else _scaled_cam(cam)
     levels = cam
@@ -356,25 +353,21 @@ def _fit_text(text: str, scale: float, thickness: int, max_width: int) -> tuple[
 def render_panels(
     image: np.ndarray,
     cam: np.ndarray,
-    colormap: str = "jet",
-    alpha: float = 0.5,
+    style: RenderStyle = DEFAULT_STYLE,
     title: str = "",
     boxes: Sequence[Box] = (),
-    blend: str = "weighted",
 ) -> np.ndarray:
     """Figure 'original | heatmap | overlay' with a caption strip, RGB uint8 on white.
 
     Panels smaller than 224 px high are upscaled first; boxes are drawn on the overlay panel,
-    which is blended as render_overlay's ``blend`` says.
+    which is blended as the style says; the panels show the whole map (no threshold).
     """
     rgb, cam = _check_pair(image, cam)
-    _check_unit("opacity (alpha)", alpha)
-    _check_colormap(colormap)
     rgb, cam, boxes = _upscale_for_panels(rgb, cam, boxes)
     panels = (
         rgb,
-        render_heatmap(cam, colormap),
-        render_overlay(rgb, cam, colormap, alpha, boxes=boxes, blend=blend),
+        render_heatmap(cam, style.colormap),
+        render_overlay(rgb, cam, dataclasses.replace(style, threshold=0.0), boxes),
     )
     return _compose(panels, title)
 

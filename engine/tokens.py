@@ -17,8 +17,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from engine.errors import InspectorError
-from engine.profile import RESHAPE_MODES
+from engine.choices import Reshape
 
 # Class + distillation + up to a handful of register tokens (timm's *_reg4 models have 5).
 MAX_PREFIX_TOKENS = 8
@@ -53,10 +52,8 @@ class GridLayout:
         return grid.permute(0, 3, 1, 2).contiguous()
 
 
-def check_reshape_mode(mode: str) -> str:
-    if mode not in RESHAPE_MODES:
-        raise InspectorError(f"unknown reshape '{mode}': use one of {', '.join(RESHAPE_MODES)}")
-    return mode
+def check_reshape_mode(mode: str) -> Reshape:
+    return Reshape.parse(mode)
 
 
 def _fits(grid: tuple[int, int], input_size: tuple[int, int], stride: int) -> bool:

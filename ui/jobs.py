@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.batch_options import BatchOptions, BatchSummary
 from engine.dataset import ImageRecord
 from engine.localization import Box
 from engine.profile import ModelProfile
@@ -59,21 +60,11 @@ class Explain:
 
 @dataclass(frozen=True)
 class ExportFolder:
-    """The batch command line's export of these records (heatmap, overlay, panels, raw map)."""
+    """The batch command line's export of these records, with the command line's options."""
 
     job_id: int
     records: tuple[ImageRecord, ...]
-    output: Path
-    layer: str
-    target: Target
-    method: str
-    colormap: str
-    alpha: float
-    threshold: float = 0.0
-    blur: bool = False
-    draw_boxes: bool = False
-    batch_size: int = 4
-    blend: str = "weighted"  # render_overlay's blend: weighted or additive (the Keras example)
+    options: BatchOptions
 
 
 @dataclass(frozen=True)
@@ -122,9 +113,4 @@ class ExportProgress:
 @dataclass(frozen=True)
 class ExportFinished:
     job_id: int
-    total: int
-    succeeded: int
-    failed: int
-    cancelled: bool
-    csv_path: str
-    seconds: float
+    summary: BatchSummary

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import sys
 import tomllib
 from collections import OrderedDict
@@ -28,12 +27,15 @@ from PySide6.QtWidgets import (
 )
 
 from engine import __version__
+from engine.batch_options import BatchOptions
+from engine.choices import Colormap
 from engine.dataset import ImageRecord, scan_images
 from engine.errors import InspectorError
-from engine.export import ensure_output_dir, write_npy, write_png
+from engine.export import ensure_output_dir
 from engine.localization import energy_in_box, pointing_hit
+from engine.map_files import MapFiles, map_title, safe_layer_name, write_map_files
 from engine.profile import demo_profile_path
-from engine.render import COLORMAP_NAMES, render_heatmap, render_overlay, render_panels
+from engine.render import render_overlay
 from engine.report import ReportFiles, write_report
 from engine.resources import demo_images_dir
 from engine.session import Session, default_session_path
@@ -167,7 +169,7 @@ class MainWindow(QMainWindow):
         for mode in MODES:
             self.mode.addItem(MODE_LABELS[mode], mode)
         self.colormap = QComboBox()
-        self.colormap.addItems(list(COLORMAP_NAMES))
+        self.colormap.addItems(list(Colormap))
         self.blend = QComboBox()
         self.blend.addItem("Weighted", "weighted")
         self.blend.addItem("Additive (Keras)", "additive")
@@ -585,12 +587,9 @@ class MainWindow(QMainWindow):
     def _show(self, done: Explained) -> None:
         result = done.result
         self.last_explained = done
-        pred = result.predicted
-        title = (
-            f"pred: {pred.name} {pred.probability:.2f} | target: {result.target_name} | "
-            f"{result.method} @ {result.layer}"
+        self.view.set_content(
+            done.image, result.cam, done.boxes, self.state.options, map_title(result)
         )
-        self.view.set_content(done.image, result.cam, done.boxes, self.state.options, title)
         self.prediction.show_result(result, done.record.ground_truth, done.boxes)
         source = "cached pass" if not done.model_pass else "model pass"
         self.time_label.setText(f"CAM: {done.milliseconds:.0f} ms ({source})")
@@ -925,9 +924,7 @@ class MainWindow(QMainWindow):
         for done in candidates:
             if done is not None and done.record.rel_path.as_posix() == rel_path:
                 boxes = done.boxes if o.show_boxes else ()
-                return render_overlay(
-                    done.image, done.result.cam, o.colormap, o.alpha, o.threshold, boxes, o.blend
-                )
+                return render_overlay(done.image, done.result.cam, o.style, boxes)
         return None
 
     # -- options --------------------------------------------------------------------------------
@@ -999,30 +996,14 @@ class MainWindow(QMainWindow):
         o = self.state.options
         result = done.result
         boxes = done.boxes if o.show_boxes else ()
-        # ONNX layer names are graph paths ("layer4/layer4/1/relu_1/Relu"): not file names.
-        layer = re.sub(r"[^\w.-]+", "_", result.layer)
-        stem = folder / f"{done.record.path.stem}_{result.method}_{layer}"
-        outputs = {
-            "_heatmap.png": render_heatmap(result.cam, o.colormap),
-            "_overlay.png": render_overlay(
-                done.image, result.cam, o.colormap, o.alpha, o.threshold, boxes, o.blend
-            ),
-            "_panels.png": render_panels(
-                done.image, result.cam, o.colormap, o.alpha, self.view.title, boxes, o.blend
-            ),
-        }
-        written = []
+        stem = folder / f"{done.record.path.stem}_{result.method}_{safe_layer_name(result.layer)}"
         try:
-            for suffix, rgb in outputs.items():
-                path = stem.with_name(stem.name + suffix)
-                write_png(path, rgb)
-                written.append(path)
-            raw = stem.with_name(stem.name + "_cam.npy")
-            write_npy(raw, result.cam)
-            written.append(raw)
+            written = write_map_files(
+                stem, done.image, result, o.style, boxes, MapFiles(panels=True, raw=True)
+            )
         except InspectorError as exc:
             self._tell("Export failed", str(exc))
-            return written
+            return []
         self.statusBar().showMessage(f"Wrote {len(written)} files to {folder}", 8000)
         return written
 
@@ -1043,25 +1024,20 @@ class MainWindow(QMainWindow):
             return None
         records = tuple(self.images.visible_records())
         o = self.state.options
+        options = BatchOptions(
+            output=output,
+            method=o.method,
+            layer=o.layer,
+            target=str(o.target),
+            style=o.style,
+            batch_size=batch_size,
+            save_raw=True,
+            panels=True,
+            draw_boxes=o.show_boxes,
+        )
         self._job_id += 1
         self._export_id = self._job_id
-        self.worker.submit(
-            ExportFolder(
-                self._export_id,
-                records,
-                output,
-                o.layer,
-                o.target,
-                o.method,
-                o.colormap,
-                o.alpha,
-                o.threshold,
-                o.blur,
-                o.show_boxes,
-                batch_size,
-                o.blend,
-            )
-        )
+        self.worker.submit(ExportFolder(self._export_id, records, options))
         self.export_bar.setRange(0, len(records))
         self.export_bar.setValue(0)
         self.export_bar.show()
@@ -1093,10 +1069,11 @@ class MainWindow(QMainWindow):
         if self._closing:
             return  # queued before the worker stopped; the window is going away
         self._export_done_ui()
-        verb = "Export cancelled after" if finished.cancelled else "Exported"
+        s = finished.summary
+        verb = "Export cancelled after" if s.cancelled else "Exported"
         self.statusBar().showMessage(
-            f"{verb} {finished.succeeded + finished.failed}/{finished.total} images "
-            f"({finished.failed} failed) in {finished.seconds:.1f} s; see {finished.csv_path}",
+            f"{verb} {s.succeeded + s.failed}/{s.total} images "
+            f"({s.failed} failed) in {s.seconds:.1f} s; see {s.csv_path}",
             15000,
         )
         self.sig_export_finished.emit(finished)

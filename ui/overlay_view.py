@@ -41,16 +41,8 @@ def compose(
         heat = render_heatmap(cam_levels, options.colormap)
         return draw_boxes(heat, shown) if shown else heat
     if options.mode == "overlay":
-        return render_overlay(
-            image,
-            cam_levels,
-            options.colormap,
-            options.alpha,
-            options.threshold,
-            shown,
-            options.blend,
-        )
-    return render_panels(image, cam, options.colormap, options.alpha, title, shown, options.blend)
+        return render_overlay(image, cam_levels, options.style, shown)
+    return render_panels(image, cam, options.style, title, shown)
 
 
 class ColorbarLegend(QWidget):

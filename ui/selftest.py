@@ -129,7 +129,7 @@ def _render(state: dict[str, Any]) -> str:
 
     from engine.render import render_overlay
 
-    overlay = render_overlay(state["image"], state["cam"], "jet", 0.5)
+    overlay = render_overlay(state["image"], state["cam"])
     height, width = overlay.shape[:2]
     qimage = QImage(overlay.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
     _check(not qimage.isNull(), "QImage conversion gave a null image")

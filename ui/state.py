@@ -9,10 +9,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
 from engine.profile import METHOD_NAMES
-from engine.render import BLEND_MODES, COLORMAP_NAMES
-from ui.jobs import Target
+from engine.render import RenderStyle
+from ui.jobs import BLUR_SIGMA, Target
 
 MODES: tuple[str, ...] = ("original", "heatmap", "overlay", "panels")
 MODE_LABELS = {
@@ -28,15 +29,21 @@ class ViewOptions:
     """Everything that decides what the view shows; a change of the CAM part asks the worker."""
 
     mode: str = "overlay"
-    colormap: str = "jet"
+    colormap: Colormap = Colormap.JET
     alpha: float = 0.5
-    blend: str = "weighted"  # "additive": heatmap * alpha + image; the profile's to start with
+    blend: Blend = Blend.WEIGHTED  # ADDITIVE: heatmap * alpha + image; the profile's to start with
     threshold: float = 0.0
     blur: bool = False
     show_boxes: bool = True
     method: str = "gradcam"
     layer: str = ""
     target: Target = "pred"
+
+    @property
+    def style(self) -> RenderStyle:
+        """The drawing part, as every renderer and the folder export take it."""
+        sigma = BLUR_SIGMA if self.blur else 0.0
+        return RenderStyle(self.colormap, self.alpha, self.threshold, self.blend, sigma)
 
 
 CAM_FIELDS = frozenset({"method", "layer", "target", "blur"})
@@ -45,18 +52,9 @@ CAM_FIELDS = frozenset({"method", "layer", "target", "blur"})
 def _validate(options: ViewOptions) -> None:
     if options.mode not in MODES:
         raise InspectorError(f"unknown view mode '{options.mode}': use one of {', '.join(MODES)}")
-    if options.colormap not in COLORMAP_NAMES:
-        raise InspectorError(f"unknown colormap '{options.colormap}'")
-    if options.blend not in BLEND_MODES:
-        raise InspectorError(
-            f"unknown blend '{options.blend}': use one of {', '.join(BLEND_MODES)}"
-        )
     if options.method not in METHOD_NAMES:
         raise InspectorError(f"unknown CAM method '{options.method}'")
-    for name in ("alpha", "threshold"):
-        value = getattr(options, name)
-        if not 0.0 <= value <= 1.0:
-            raise InspectorError(f"{name} must be between 0 and 1, got {value}")
+    _ = options.style  # building the style validates colormap, blend, alpha and threshold
     if not (options.target == "pred" or isinstance(options.target, int)):
         raise InspectorError(f"target must be 'pred' or a class index, got {options.target!r}")
 

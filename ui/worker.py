@@ -286,28 +286,13 @@ class CamWorker(QObject):
         return True
 
     def _export(self, job: ExportFolder) -> None:
-        from engine.batch import BatchOptions, BatchRunner
+        from engine.batch import BatchRunner
 
         self._cancel_export.clear()
         start = time.perf_counter()
         if self._engine is None:
             self.sig_failed.emit(JobFailed(job.job_id, "export", "no model loaded"))
             return
-        options = BatchOptions(
-            output=job.output,
-            method=job.method,
-            layer=job.layer,
-            target=str(job.target),
-            colormap=job.colormap,
-            alpha=job.alpha,
-            blend=job.blend,
-            threshold=job.threshold,
-            blur_sigma=BLUR_SIGMA if job.blur else 0.0,
-            batch_size=job.batch_size,
-            save_raw=True,
-            panels=True,
-            draw_boxes=job.draw_boxes,
-        )
 
         def progress(done: int, total: int, failed: int) -> None:
             elapsed = time.perf_counter() - start
@@ -315,7 +300,7 @@ class CamWorker(QObject):
             self._serve_interactive()
 
         try:
-            runner = BatchRunner(self._engine, options, self._exported)
+            runner = BatchRunner(self._engine, job.options, self._exported)
             summary = runner.run(job.records, progress, self._cancel_export.is_set)
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(job.job_id, "export", str(exc)))
@@ -324,17 +309,7 @@ class CamWorker(QObject):
             log.exception("folder export failed")
             self.sig_failed.emit(JobFailed(job.job_id, "export", f"{type(exc).__name__}: {exc}"))
             return
-        self.sig_export_finished.emit(
-            ExportFinished(
-                job.job_id,
-                summary.total,
-                summary.succeeded,
-                summary.failed,
-                summary.cancelled,
-                str(summary.csv_path),
-                summary.seconds,
-            )
-        )
+        self.sig_export_finished.emit(ExportFinished(job.job_id, summary))
 
     def _exported(self, record: ImageRecord, result: object) -> None:
         """Fill the list's predicted column as the folder export goes (any thread may emit)."""

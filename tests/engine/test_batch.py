@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from engine.batch import BatchOptions, BatchRunner, output_stems
+from engine.batch import BatchRunner, output_stems
+from engine.batch_options import BatchOptions
 from engine.cam import CamEngine
 from engine.dataset import ImageRecord, scan_images
 from engine.demo_data import write_neu_det
@@ -91,13 +92,12 @@ def test_blend_option_reaches_overlays_and_panels(tmp_path: Path) -> None:
 
     from engine.errors import InspectorError
     from engine.images import load_image
-    from engine.render import render_overlay, render_panels
+    from engine.render import RenderStyle, render_overlay, render_panels
 
     write_neu_det(tmp_path / "in", 2, seed=4)
     records = scan_images(tmp_path / "in", NEU)
-    options = BatchOptions(
-        output=tmp_path / "out", alpha=0.6, blend="additive", save_raw=True, panels=True
-    )
+    style = RenderStyle(alpha=0.6, blend="additive")
+    options = BatchOptions(output=tmp_path / "out", style=style, save_raw=True, panels=True)
     results = {}
     BatchRunner(_engine(), options, lambda r, result: results.update({r.path: result})).run(records)
     for record in records:
@@ -109,16 +109,16 @@ def test_blend_option_reaches_overlays_and_panels(tmp_path: Path) -> None:
             data = cv2.imread(str(stem.with_name(stem.name + suffix)), cv2.IMREAD_COLOR)
             return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
 
-        expected = render_overlay(image, cam, "jet", 0.6, blend="additive")
+        expected = render_overlay(image, cam, style)
         np.testing.assert_array_equal(written("_overlay.png"), expected)
-        assert not np.array_equal(expected, render_overlay(image, cam, "jet", 0.6))
+        assert not np.array_equal(expected, render_overlay(image, cam, RenderStyle(alpha=0.6)))
         result = results[record.path]
         pred = result.predicted
         title = (
             f"pred: {pred.name} {pred.probability:.2f} | target: {result.target_name} | "
             f"{result.method} @ {result.layer}"
         )
-        panels = render_panels(image, cam, "jet", 0.6, title, (), "additive")
+        panels = render_panels(image, cam, style, title)
         np.testing.assert_array_equal(written("_panels.png"), panels)
     with pytest.raises(InspectorError, match="unknown blend 'screen': use weighted, additive"):
-        BatchRunner(_engine(), BatchOptions(output=tmp_path / "o2", blend="screen"))
+        RenderStyle(blend="screen")

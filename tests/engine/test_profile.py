@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.choices import Colormap
 from engine.errors import InspectorError
 from engine.profile import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    KNOWN_COLORMAPS,
     METHOD_NAMES,
     CamDefaults,
     ModelProfile,
@@ -179,7 +179,7 @@ def test_top_level_errors(tmp_path: Path, body: str, expected: str) -> None:
         ("std = [0.2, 0.2, 0.2, 0.2]", "preprocess.std needs 3 values"),
         ("std = [0.2, 0.0, 0.2]", "preprocess.std values must be greater than 0"),
         ('mean = [0.5, "a", 0.5]', "preprocess.mean must be a number"),
-        ('grayscale = "average"', "preprocess.grayscale must be one of replicate"),
+        ('grayscale = "average"', "preprocess.grayscale 'average' is unknown; use replicate"),
     ],
 )
 def test_preprocess_errors(tmp_path: Path, preprocess: str, expected: str) -> None:
@@ -213,7 +213,7 @@ def test_every_method_is_accepted(tmp_path: Path, method: str) -> None:
     assert profile.cam.method == method
 
 
-@pytest.mark.parametrize("colormap", KNOWN_COLORMAPS)
+@pytest.mark.parametrize("colormap", list(Colormap))
 def test_every_colormap_is_accepted(tmp_path: Path, colormap: str) -> None:
     text = f'architecture = "resnet18"\n[cam]\ncolormap = "{colormap}"\nalpha = 0\n'
     assert load_profile(write(tmp_path, text)).cam.colormap == colormap

@@ -7,12 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from engine.choices import Colormap
 from engine.errors import InspectorError
 from engine.localization import Box
 from engine.render import (
     BOX_COLOR,
-    COLORMAP_NAMES,
     DIFFICULT_BOX_COLOR,
+    RenderStyle,
     cam_to_uint8,
     colormap_lut,
     draw_boxes,
@@ -52,11 +53,11 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> int:
 
 def test_colormap_names_cover_the_required_maps() -> None:
     for name in ("jet", "viridis", "turbo", "inferno", "magma", "hot", "gray"):
-        assert name in COLORMAP_NAMES
-    assert all(name == name.lower() for name in COLORMAP_NAMES)
+        assert name in list(Colormap)
+    assert all(name == name.lower() for name in list(Colormap))
 
 
-@pytest.mark.parametrize("name", COLORMAP_NAMES)
+@pytest.mark.parametrize("name", list(Colormap))
 def test_every_lut_is_256_rgb_uint8(name: str) -> None:
     lut = colormap_lut(name)
     assert lut.shape == (256, 3)
@@ -85,10 +86,10 @@ def test_viridis_endpoints_match_matplotlib() -> None:
 
 
 def test_unknown_colormap_names_the_choices() -> None:
-    with pytest.raises(InspectorError, match=r"unknown colormap 'rainbowz'; choose one of: jet"):
+    with pytest.raises(InspectorError, match=r"unknown colormap 'rainbowz': use jet, viridis"):
         colormap_lut("rainbowz")
-    with pytest.raises(InspectorError, match="unknown colormap"):
-        render_overlay(np.zeros((4, 4), np.uint8), np.zeros((4, 4)), colormap="nope")
+    with pytest.raises(InspectorError, match="unknown colormap 'nope'"):
+        RenderStyle(colormap="nope")
 
 
 def test_lut_is_read_only_so_the_cache_cannot_be_corrupted() -> None:
@@ -141,7 +142,7 @@ def test_colorbar_runs_from_one_at_top_to_zero_at_bottom() -> None:
 def test_weighted_overlay_matches_formula(image: np.ndarray, cam: np.ndarray, alpha: float) -> None:
     heat = colormap_lut("jet")[_levels(cam)].astype(np.float64)
     expected = np.round((1 - alpha) * image + alpha * heat).astype(np.uint8)
-    out = render_overlay(image, cam, "jet", alpha=alpha)
+    out = render_overlay(image, cam, RenderStyle("jet", alpha=alpha))
     assert out.shape == image.shape and out.dtype == np.uint8
     assert _max_diff(out, expected) <= 1
 
@@ -152,7 +153,7 @@ def test_additive_overlay_matches_keras_formula(
 ) -> None:
     heat = colormap_lut("jet")[_levels(cam)].astype(np.float64)
     expected = np.clip(heat * alpha + image, 0, 255).astype(np.uint8)
-    out = render_overlay(image, cam, "jet", alpha=alpha, blend="additive")
+    out = render_overlay(image, cam, RenderStyle("jet", alpha=alpha, blend="additive"))
     assert _max_diff(out, expected) <= 1
     assert (out == 255).any()  # saturation really happens on these random pixels
 
@@ -160,23 +161,27 @@ def test_additive_overlay_matches_keras_formula(
 def test_opacity_zero_is_the_image_and_one_is_the_heatmap(
     image: np.ndarray, cam: np.ndarray
 ) -> None:
-    np.testing.assert_array_equal(render_overlay(image, cam, alpha=0.0), image)
-    np.testing.assert_array_equal(render_overlay(image, cam, alpha=1.0), render_heatmap(cam))
+    np.testing.assert_array_equal(render_overlay(image, cam, RenderStyle(alpha=0.0)), image)
+    np.testing.assert_array_equal(
+        render_overlay(image, cam, RenderStyle(alpha=1.0)), render_heatmap(cam)
+    )
 
 
 def test_gray_original_is_blended_as_three_equal_channels(cam: np.ndarray) -> None:
     gray = np.linspace(0, 255, cam.size).astype(np.uint8).reshape(cam.shape)
     heat = colormap_lut("magma")[_levels(cam)].astype(np.float64)
     expected = np.round(0.6 * gray[:, :, None] + 0.4 * heat).astype(np.uint8)
-    out = render_overlay(gray, cam, "magma", alpha=0.4)
+    out = render_overlay(gray, cam, RenderStyle("magma", alpha=0.4))
     assert out.shape == (*cam.shape, 3)
     assert _max_diff(out, expected) <= 1
-    np.testing.assert_array_equal(render_overlay(gray[:, :, None], cam, "magma", 0.4), out)
+    np.testing.assert_array_equal(
+        render_overlay(gray[:, :, None], cam, RenderStyle("magma", 0.4)), out
+    )
 
 
 def test_threshold_keeps_original_pixels_below_it(image: np.ndarray, cam: np.ndarray) -> None:
-    plain = render_overlay(image, cam, alpha=0.7)
-    out = render_overlay(image, cam, alpha=0.7, threshold=0.4)
+    plain = render_overlay(image, cam, RenderStyle(alpha=0.7))
+    out = render_overlay(image, cam, RenderStyle(alpha=0.7, threshold=0.4))
     below = cam < 0.4
     assert below.any() and (~below).any()
     np.testing.assert_array_equal(out[below], image[below])
@@ -186,7 +191,7 @@ def test_threshold_keeps_original_pixels_below_it(image: np.ndarray, cam: np.nda
 def test_threshold_on_uint8_levels_uses_level_over_255() -> None:
     levels = np.array([[101, 102, 103]], np.uint8)
     image = np.zeros((1, 3, 3), np.uint8)
-    out = render_overlay(image, levels, "gray", alpha=1.0, threshold=102 / 255)
+    out = render_overlay(image, levels, RenderStyle("gray", alpha=1.0, threshold=102 / 255))
     np.testing.assert_array_equal(out[0, :, 0], [0, 102, 103])
 
 
@@ -204,7 +209,7 @@ def test_overlay_matches_pytorch_grad_cam(image: np.ndarray, cam: np.ndarray) ->
         expected = grad_cam_image.show_cam_on_image(
             image.astype(np.float32) / 255, cam, use_rgb=True, image_weight=1 - alpha
         )
-        assert _max_diff(render_overlay(image, cam, "jet", alpha=alpha), expected) <= 1
+        assert _max_diff(render_overlay(image, cam, RenderStyle("jet", alpha=alpha)), expected) <= 1
 
 
 def test_shape_mismatch_is_a_user_error(image: np.ndarray) -> None:
@@ -219,16 +224,26 @@ def test_shape_mismatch_is_a_user_error(image: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
-def test_alpha_outside_unit_range_is_rejected(
-    image: np.ndarray, cam: np.ndarray, alpha: float
-) -> None:
+def test_alpha_outside_unit_range_is_rejected(alpha: float) -> None:
     with pytest.raises(InspectorError, match="opacity"):
-        render_overlay(image, cam, alpha=alpha)
+        RenderStyle(alpha=alpha)
+
+
+@pytest.mark.parametrize("sigma", [-1.0, float("nan"), True, "4"])
+def test_blur_sigma_must_be_a_non_negative_number(sigma: object) -> None:
+    with pytest.raises(InspectorError, match="blur sigma"):
+        RenderStyle(blur_sigma=sigma)
+
+
+def test_style_holds_the_choices_as_enums() -> None:
+    style = RenderStyle(colormap=" Viridis ", blend="additive", blur_sigma=4)
+    assert style.colormap is Colormap.VIRIDIS and style.blend == "additive"
+    assert style.blur_sigma == 4.0 and isinstance(style.blur_sigma, float)
 
 
 def test_bad_blend_and_bad_image_are_rejected(image: np.ndarray, cam: np.ndarray) -> None:
     with pytest.raises(InspectorError, match="unknown blend 'screen'"):
-        render_overlay(image, cam, blend="screen")
+        RenderStyle(blend="screen")
     with pytest.raises(InspectorError, match="uint8"):
         render_overlay(image.astype(np.float32), cam)
     with pytest.raises(InspectorError, match="alpha channel"):
@@ -319,7 +334,7 @@ def test_panels_have_three_panels_and_a_caption(rng: np.random.Generator, size: 
 
 def test_tiny_panels_are_upscaled_crisply(rng: np.random.Generator) -> None:
     image = rng.integers(0, 200, (32, 32, 3), dtype=np.uint8)
-    fig = render_panels(image, np.zeros((32, 32), np.float32), alpha=0.0)
+    fig = render_panels(image, np.zeros((32, 32), np.float32), RenderStyle(alpha=0.0))
     # 7x nearest: each source pixel is a 7x7 block somewhere in the original panel.
     bottom = fig.shape[0] - 1 - np.flatnonzero((fig[::-1] != 255).any(axis=(1, 2)))[0]
     left = np.flatnonzero((fig[bottom] != 255).any(axis=1))[0]
@@ -330,8 +345,6 @@ def test_tiny_panels_are_upscaled_crisply(rng: np.random.Generator) -> None:
 def test_panels_validate_inputs(image: np.ndarray) -> None:
     with pytest.raises(InspectorError, match="does not match"):
         render_panels(image, np.zeros((3, 3), np.float32))
-    with pytest.raises(InspectorError, match="unknown colormap"):
-        render_panels(image, np.zeros(image.shape[:2], np.float32), colormap="nope")
 
 
 def test_half_precision_and_bool_maps_are_accepted(image: np.ndarray, cam: np.ndarray) -> None:
@@ -344,9 +357,9 @@ def test_half_precision_and_bool_maps_are_accepted(image: np.ndarray, cam: np.nd
 def test_results_do_not_share_scratch_memory(rng: np.random.Generator) -> None:
     gray = rng.integers(0, 256, (40, 30), dtype=np.uint8)
     cams = [rng.random((40, 30), dtype=np.float32) for _ in range(2)]
-    first = render_overlay(gray, cams[0], threshold=0.2)
+    first = render_overlay(gray, cams[0], RenderStyle(threshold=0.2))
     snapshot = first.copy()
-    second = render_overlay(gray, cams[1], threshold=0.2)
+    second = render_overlay(gray, cams[1], RenderStyle(threshold=0.2))
     np.testing.assert_array_equal(first, snapshot)
     assert not np.array_equal(first, second)
 
@@ -354,10 +367,12 @@ def test_results_do_not_share_scratch_memory(rng: np.random.Generator) -> None:
 def test_threads_render_independently(rng: np.random.Generator) -> None:
     image = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
     cams = [rng.random((256, 256), dtype=np.float32) for _ in range(8)]
-    serial = [render_overlay(image, cam, alpha=0.6) for cam in cams]
+    serial = [render_overlay(image, cam, RenderStyle(alpha=0.6)) for cam in cams]
     with ThreadPoolExecutor(max_workers=4) as pool:
         for _ in range(5):
-            parallel = list(pool.map(lambda cam: render_overlay(image, cam, alpha=0.6), cams))
+            parallel = list(
+                pool.map(lambda cam: render_overlay(image, cam, RenderStyle(alpha=0.6)), cams)
+            )
             for got, want in zip(parallel, serial, strict=True):
                 np.testing.assert_array_equal(got, want)
 
@@ -378,8 +393,13 @@ def test_panels_blend_their_overlay_as_asked(rng: np.random.Generator, alpha: fl
     additive = np.clip(np.round(heat * alpha + image), 0, 255)
     weighted = np.round((1 - alpha) * image + alpha * heat)
     for blend, expected in (("additive", additive), ("weighted", weighted)):
-        figure = render_panels(image, cam, "jet", alpha, blend=blend)
+        figure = render_panels(image, cam, RenderStyle("jet", alpha, blend=blend))
         assert _max_diff(_panel_overlay(figure, image), expected.astype(np.uint8)) <= 1
-    assert _max_diff(_panel_overlay(render_panels(image, cam, "jet", alpha), image), weighted) <= 1
+    assert (
+        _max_diff(
+            _panel_overlay(render_panels(image, cam, RenderStyle("jet", alpha)), image), weighted
+        )
+        <= 1
+    )
     with pytest.raises(InspectorError, match="unknown blend 'screen'"):
-        render_panels(image, cam, "jet", alpha, blend="screen")
+        RenderStyle("jet", alpha, blend="screen")

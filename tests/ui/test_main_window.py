@@ -163,7 +163,7 @@ def test_folder_export_cancel_keeps_partial_csv(qtbot, window: MainWindow, tmp_p
     with qtbot.waitSignal(window.sig_export_finished, timeout=RESULT_TIMEOUT_MS) as blocker:
         assert window.export_folder(out, batch_size=2) is not None
         assert window.export_bar.isVisibleTo(window)
-    finished = blocker.args[0]
+    finished = blocker.args[0].summary
     assert finished.cancelled and finished.total == window.images.model.rowCount()
     with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -185,7 +185,7 @@ def test_cancel_button_stops_the_export(qtbot, window: MainWindow, tmp_path: Pat
         window.export_folder(tmp_path / "out", batch_size=1)
     with qtbot.waitSignal(window.sig_export_finished, timeout=RESULT_TIMEOUT_MS) as blocker:
         qtbot.mouseClick(window.export_cancel, Qt.MouseButton.LeftButton)
-    finished = blocker.args[0]
+    finished = blocker.args[0].summary
     assert finished.cancelled and finished.succeeded < finished.total
     assert not window.export_cancel.isVisibleTo(window)
 
@@ -210,7 +210,7 @@ def test_folder_export_writes_batch_outputs(qtbot, window: MainWindow, tmp_path:
     out = tmp_path / "out"
     with qtbot.waitSignal(window.sig_export_finished, timeout=RESULT_TIMEOUT_MS) as blocker:
         window.export_folder(out, batch_size=4)
-    finished = blocker.args[0]
+    finished = blocker.args[0].summary
     assert not finished.cancelled and finished.succeeded == len(records)
     with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

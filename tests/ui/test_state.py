@@ -33,7 +33,7 @@ def test_bad_values_are_refused_whole(change: dict) -> None:
 def test_blend_is_an_observed_view_option() -> None:
     import numpy as np
 
-    from engine.render import render_overlay, render_panels
+    from engine.render import RenderStyle, render_overlay, render_panels
     from ui.overlay_view import compose
 
     state = ViewState()
@@ -48,8 +48,12 @@ def test_blend_is_an_observed_view_option() -> None:
     for blend in ("additive", "weighted"):
         state.update(blend=blend, alpha=0.7)
         shown = compose(image, cam, levels, (), state.options)
-        np.testing.assert_array_equal(shown, render_overlay(image, levels, "jet", 0.7, blend=blend))
+        np.testing.assert_array_equal(
+            shown, render_overlay(image, levels, RenderStyle("jet", 0.7, blend=blend))
+        )
         state.update(mode="panels")
         shown = compose(image, cam, levels, (), state.options, "t")
-        np.testing.assert_array_equal(shown, render_panels(image, cam, "jet", 0.7, "t", (), blend))
+        np.testing.assert_array_equal(
+            shown, render_panels(image, cam, RenderStyle("jet", 0.7, blend=blend), "t")
+        )
         state.update(mode="overlay")

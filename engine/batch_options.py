@@ -1,0 +1,35 @@
+"""What a batch run is asked to do and how it ended: torch-free records the window also sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.render import DEFAULT_STYLE, RenderStyle
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What a batch run computes and writes."""
+
+    output: Path
+    method: str = "gradcam"
+    layer: str | None = None
+    target: str = "pred"
+    style: RenderStyle = DEFAULT_STYLE
+    batch_size: int = 8
+    save_raw: bool = False
+    panels: bool = False
+    draw_boxes: bool = False
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """How a batch run ended."""
+
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: bool
+    csv_path: Path
+    seconds: float
