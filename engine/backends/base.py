@@ -35,7 +35,8 @@ class Backend(ABC):
     syntax: ClassVar[str | None] = None
     # The pip extra that installs its packages (pyproject.toml); None: a core dependency.
     extra: ClassVar[str | None] = None
-    # Imported lazily, so PyInstaller cannot see them: the spec collects them from here.
+    # Packages imported only when a model loads (require() hides them from PyInstaller's
+    # analysis): the spec bundles them, reading bundled_packages().
     packages: ClassVar[tuple[str, ...]] = ()
     # The open dialog: the weights files it offers, the architectures it lists, and the
     # architecture a picked file implies (an .onnx file is the model itself).

@@ -83,20 +83,12 @@ def convert_onnx(
 
     activation is the profile's [output] activation, which the engine applies to the logits.
     """
-    import onnx
     import torch
     from onnx2torch import convert  # looked up at each call: tests replace it
 
     from engine.backends.onnx_graph import declared_input, prepare_graph
 
-    try:
-        proto = onnx.load(str(path))
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise InspectorError(
-            f"'{path.name}' is not a readable ONNX model: {first_line(exc)}"
-        ) from exc
-    if not proto.graph.node:  # protobuf reads many byte strings as an empty message
-        raise InspectorError(f"'{path.name}' is not a readable ONNX model: it holds no graph")
+    proto = _read(path)
     notes = list(prepare_graph(proto, path, activation))
     declared = declared_input(proto)
     try:
@@ -112,6 +104,20 @@ def convert_onnx(
     if max_batch == 1:
         notes.append("the ONNX graph runs one image at a time (fixed batch size 1)")
     return OnnxModel(model, outputs, max_batch, tuple(notes))
+
+
+def _read(path: Path) -> Any:
+    import onnx
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise InspectorError(
+            f"'{path.name}' is not a readable ONNX model: {first_line(exc)}"
+        ) from exc
+    if not proto.graph.node:  # protobuf reads many byte strings as an empty message
+        raise InspectorError(f"'{path.name}' is not a readable ONNX model: it holds no graph")
+    return proto
 
 
 def _not_convertible(path: Path, exc: NotImplementedError, proto: Any) -> str:
