@@ -153,7 +153,9 @@ def _read_checkpoint(
 
 def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
     message = f"loading '{path.name}' with full unpickling (trust_pickle): this can run its code"
-    warnings.warn(message, UserWarning, stacklevel=4)
+    # Attributed to load_model's caller: load_model, Backend.load, load_state_dict_model and
+    # _read_checkpoint lie between.
+    warnings.warn(message, UserWarning, stacklevel=6)
     try:
         content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # e.g. the pickled model's class cannot be imported here
