@@ -1,4 +1,4 @@
-"""Building a profile's model and loading its checkpoint safely into an eval-mode CPU module."""
+"""Loading a model via its backend; the safe state_dict loader that torchvision and timm share."""
 
 from __future__ import annotations
 
