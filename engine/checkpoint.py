@@ -1,4 +1,4 @@
-"""Building a profile's model and loading its checkpoint safely into an eval-mode CPU module."""
+"""Loading a model via its backend; the safe state_dict loader that torchvision and timm share."""
 
 from __future__ import annotations
 
@@ -17,16 +17,9 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
-from engine.backends import (
-    ONNX_ARCHITECTURE,
-    build_timm,
-    check_not_torchscript,
-    first_conv_key,
-    first_line,
-    load_onnx,
-    timm_name,
-)
-from engine.errors import InspectorError
+from engine.backends import backend_for, check_not_foreign
+from engine.backends.base import StateDictBackend
+from engine.errors import InspectorError, first_line
 from engine.heads import head_fits, head_outputs
 from engine.profile import ModelProfile
 
@@ -57,20 +50,24 @@ class LoadedModel:
 def load_model(profile: ModelProfile, trust_pickle: bool = False) -> LoadedModel:
     """Build profile.architecture and load profile.weights into it; InspectorError if unfit.
 
-    Architectures are torchvision names, "timm:<name>" (weights: a state_dict as for
-    torchvision) or "onnx" (weights: the .onnx file, converted to a torch module). Pickled
-    Python objects are refused unless trust_pickle (here or in the profile) is set.
+    The backend the architecture names loads it (engine/backends/). Pickled Python objects
+    are refused unless trust_pickle (here or in the profile) is set.
     """
-    if profile.architecture == ONNX_ARCHITECTURE:
-        return _onnx_model(profile)
+    return backend_for(profile.architecture).load(profile, trust_pickle)
+
+
+def load_state_dict_model(
+    backend: StateDictBackend, profile: ModelProfile, trust_pickle: bool
+) -> LoadedModel:
+    """The loader of backends that build by name: the checkpoint's state_dict, made to fit."""
     if profile.weights is None:
-        return _random_model(profile)
+        return _random_model(backend, profile)
     path = profile.weights
-    content, notes = _read_checkpoint(path, trust_pickle or profile.trust_pickle)
+    content, notes = _read_checkpoint(path, trust_pickle or profile.trust_pickle, backend)
     if isinstance(content, nn.Module):
         model, classes, more = _from_module(content, profile)
     else:
-        model, classes, more = _from_state_dict(content, profile, path)
+        model, classes, more = _from_state_dict(content, profile, path, backend)
     model = model.to("cpu", torch.float32).eval()
     return LoadedModel(model, classes, sha256_of(path), (*notes, *more))
 
@@ -95,37 +92,16 @@ def build_model(
     init: bool = True,
     in_chans: int = 3,
 ) -> nn.Module:
-    """A torchvision or timm classifier with random weights (never downloaded).
+    """A classifier built by name, with random weights (never downloaded).
 
     meta=True allocates no memory. init=False skips the custom initialisation of torchvision
     nets that offer it, for weights about to be overwritten anyway. in_chans is for timm models
     (torchvision builders take 3-channel input only).
     """
-    name = timm_name(architecture)
-    if name is not None:
-        return build_timm(name, num_classes, in_chans, meta=meta)
-    # Inception-style nets are built without their auxiliary head: Grad-CAM needs one output.
-    # Builders that do not take one of these kwargs get it removed and are called again.
-    extra: dict[str, Any] = {"aux_logits": False, "init_weights": init and not meta}
-    import torchvision.models
-
-    while True:
-        try:
-            if meta:
-                with torch.device("meta"):
-                    return torchvision.models.get_model(
-                        architecture, weights=None, num_classes=num_classes, **extra
-                    )
-            return torchvision.models.get_model(
-                architecture, weights=None, num_classes=num_classes, **extra
-            )
-        except TypeError as exc:
-            rejected = [key for key in extra if key in str(exc)]
-            if not rejected:
-                raise
-            del extra[rejected[0]]
-        except ValueError as exc:
-            raise InspectorError(f"cannot build architecture '{architecture}': {exc}") from exc
+    backend = backend_for(architecture)
+    if not isinstance(backend, StateDictBackend):
+        raise InspectorError(f"architecture '{architecture}' is loaded from its file, not built")
+    return backend.build(architecture, num_classes, meta=meta, init=init, in_chans=in_chans)
 
 
 def head_key(state: Mapping[str, torch.Tensor]) -> str | None:
@@ -138,43 +114,25 @@ def head_key(state: Mapping[str, torch.Tensor]) -> str | None:
     return found
 
 
-def _random_model(profile: ModelProfile) -> LoadedModel:
+def _random_model(backend: StateDictBackend, profile: ModelProfile) -> LoadedModel:
     if not profile.classes:
         where = profile.source.name if profile.source is not None else profile.name
         raise InspectorError(f"profile '{where}' has neither weights nor classes; add one of them")
     outputs = head_outputs(len(profile.classes), profile.output.activation)
-    model = build_model(profile.architecture, outputs)
+    model = backend.build(profile.architecture, outputs)
     model = model.to("cpu", torch.float32).eval()
     return LoadedModel(model, profile.classes, None, ("no weights: random initialisation",))
-
-
-def _onnx_model(profile: ModelProfile) -> LoadedModel:
-    if profile.weights is None:
-        raise InspectorError('architecture "onnx" needs weights = "<your model>.onnx"')
-    _check_file(profile.weights)
-    pre = profile.preprocess
-    converted = load_onnx(profile.weights, pre.size, pre.layout, profile.output.activation)
-    classes, notes = _resolve_classes(
-        profile, converted.outputs, "the ONNX output", "the ONNX model's output"
-    )
-    return LoadedModel(
-        converted.model,
-        classes,
-        sha256_of(profile.weights),
-        (*converted.notes, *notes),
-        converted.max_batch,
-    )
 
 
 # --- reading files ---------------------------------------------------------------------------
 
 
-def _read_checkpoint(path: Path, trust: bool) -> tuple[Any, tuple[str, ...]]:
+def _read_checkpoint(
+    path: Path, trust: bool, backend: StateDictBackend
+) -> tuple[Any, tuple[str, ...]]:
     """The unpickled/decoded content of a weights file and notes on how it was read."""
-    _check_file(path)
-    if path.suffix.lower() == ".onnx":
-        raise InspectorError(f"'{path.name}' is an ONNX model: set architecture = \"onnx\"")
-    check_not_torchscript(path)
+    check_file(path)
+    check_not_foreign(path, backend)  # an .onnx or TorchScript file, before torch.load sees it
     if _is_safetensors(path):
         try:
             return load_safetensors(str(path), device="cpu"), ()
@@ -195,7 +153,9 @@ def _read_checkpoint(path: Path, trust: bool) -> tuple[Any, tuple[str, ...]]:
 
 def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
     message = f"loading '{path.name}' with full unpickling (trust_pickle): this can run its code"
-    warnings.warn(message, UserWarning, stacklevel=4)
+    # Attributed to load_model's caller: load_model, Backend.load, load_state_dict_model and
+    # _read_checkpoint lie between.
+    warnings.warn(message, UserWarning, stacklevel=6)
     try:
         content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # e.g. the pickled model's class cannot be imported here
@@ -203,7 +163,8 @@ def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
     return content, (f"loaded pickled objects from '{path.name}' (trusted)",)
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """Refuse a weights path that is missing, not a file or empty, naming which."""
     if not path.exists():
         raise InspectorError(f"weights file not found: {path}")
     if not path.is_file():
@@ -249,7 +210,7 @@ def _from_module(
         module = module.module  # the wrapper only matters for multi-GPU training
     key = head_key(module.state_dict())
     count = module.state_dict()[key].shape[0] if key is not None else None
-    classes, notes = _resolve_classes(profile, count, f"checkpoint head {key}")
+    classes, notes = resolve_classes(profile, count, f"checkpoint head {key}")
     note = f"used the pickled {type(module).__name__} as is; architecture ignored"
     return module, classes, (note, *notes)
 
@@ -258,7 +219,7 @@ def _from_module(
 
 
 def _from_state_dict(
-    content: Any, profile: ModelProfile, path: Path
+    content: Any, profile: ModelProfile, path: Path, backend: StateDictBackend
 ) -> tuple[nn.Module, tuple[str, ...], tuple[str, ...]]:
     found = _find_state_dict(content, depth=0)
     if isinstance(found, nn.Module):  # a trusted pickle holding {"model": <module>, ...}
@@ -268,16 +229,16 @@ def _from_state_dict(
     arch = profile.architecture
     # A two-class sigmoid profile is a one-output binary model (engine/heads.py).
     guess = head_outputs(len(profile.classes), profile.output.activation) or 1000
-    model = _blank_model(arch, guess)
+    model = _blank_model(backend, arch, guess)
     prefix, notes = _prefix_to_strip(found, model.state_dict().keys())
     state = _with_prefix_removed(found, prefix)
     key = head_key(model.state_dict())
     count = state[key].shape[0] if key in state and state[key].ndim >= 2 else None
-    classes, class_notes = _resolve_classes(profile, count, f"checkpoint head {key}")
-    in_chans, chans_notes = _input_channels(arch, state, model.state_dict())
+    classes, class_notes = resolve_classes(profile, count, f"checkpoint head {key}")
+    in_chans, chans_notes = _input_channels(backend, state, model.state_dict())
     outputs = count if count is not None else guess
     if outputs != guess or in_chans != 3:
-        model = _blank_model(arch, outputs, in_chans)
+        model = _blank_model(backend, arch, outputs, in_chans)
     model_state = model.state_dict()
     state, aux_notes = _drop_aux(state, model_state.keys())
     state = _fill_counters(state, model_state)
@@ -319,25 +280,29 @@ def _no_state_dict_message(path: Path, content: Any) -> str:
     )
 
 
-def _blank_model(architecture: str, num_classes: int, in_chans: int = 3) -> nn.Module:
+def _blank_model(
+    backend: StateDictBackend, architecture: str, num_classes: int, in_chans: int = 3
+) -> nn.Module:
     """A model for a checkpoint to overwrite completely, left uninitialised when that is safe."""
     # Skipping random init matters: it takes seconds for e.g. convnext_base or vgg16.
     try:
-        model = build_model(architecture, num_classes, meta=True, in_chans=in_chans)
+        model = backend.build(architecture, num_classes, meta=True, in_chans=in_chans)
     except InspectorError:
         raise
     except Exception:  # some builders copy data at init, which meta tensors cannot do
-        return build_model(architecture, num_classes, init=False, in_chans=in_chans)
+        return backend.build(architecture, num_classes, init=False, in_chans=in_chans)
     if not state_covers_all_tensors(model):
-        return build_model(architecture, num_classes, init=False, in_chans=in_chans)
+        return backend.build(architecture, num_classes, init=False, in_chans=in_chans)
     return model.to_empty(device="cpu")
 
 
 def _input_channels(
-    architecture: str, state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]
+    backend: StateDictBackend,
+    state: Mapping[str, torch.Tensor],
+    model_state: Mapping[str, torch.Tensor],
 ) -> tuple[int, tuple[str, ...]]:
-    """timm models take in_chans: read it from the checkpoint's first conv (1 for grayscale)."""
-    key = first_conv_key(dict(model_state)) if timm_name(architecture) is not None else None
+    """The input channels the checkpoint expects (1 for grayscale) where the builder takes any."""
+    key = backend.input_channels_key(model_state)
     if key is None or key not in state or state[key].ndim != 4 or state[key].shape[1] == 3:
         return 3, ()
     count = int(state[key].shape[1])
@@ -407,10 +372,13 @@ def _overlap(state: Mapping[str, torch.Tensor], expected: set[str]) -> int:
     return sum(1 for key in state if key in expected)
 
 
-def _resolve_classes(
+def resolve_classes(
     profile: ModelProfile, count: int | None, source: str, owner: str = "checkpoint head"
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The profile's classes, checked against count outputs; class_0.. when it lists none."""
+    """The profile's classes, checked against count outputs; class_0.. when it lists none.
+
+    source names where a count was read, for the note; owner, for the mismatch error.
+    """
     if profile.classes:
         if count is not None and not head_fits(
             count, len(profile.classes), profile.output.activation

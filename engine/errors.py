@@ -10,3 +10,13 @@ class InspectorError(Exception):
 
 class CamCancelled(Exception):
     """Raised inside a CAM computation when the caller asked to cancel it."""
+
+
+_FIRST_LINE_MAX = 160
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, shortened to fit a one-line message."""
+    text = str(exc).strip().splitlines()
+    line = (text[0] if text else "") or type(exc).__name__
+    return line if len(line) <= _FIRST_LINE_MAX else line[: _FIRST_LINE_MAX - 3] + "..."

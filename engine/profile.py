@@ -8,10 +8,10 @@ import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.backends import architecture_problem
 from engine.choices import (
     Activation,
     Blend,
@@ -276,28 +276,14 @@ def _number(value: Any, field: str, where: str) -> float:
     return float(value)
 
 
-@cache
-def classifier_names() -> tuple[str, ...]:
-    """torchvision's image-classification architectures (what get_model can build here)."""
-    import torchvision.models  # deferred: importing torchvision costs about a second
-
-    return tuple(torchvision.models.list_models(module=torchvision.models))
-
-
 def _architecture(value: Any, where: str) -> str:
     if value is None:
         raise _fail(where, "architecture", 'is missing (e.g. architecture = "resnet18")')
     arch = _nonempty_str(value, "architecture", where).strip()
-    # Other back ends are a later feature; accept their names so such profiles already parse.
-    if arch.startswith("timm:") or arch == "onnx" or arch in classifier_names():
-        return arch
-    import torchvision.models
-
-    if arch in torchvision.models.list_models():
-        raise _fail(where, "architecture", f"'{arch}' is not an image classifier")
-    hint = difflib.get_close_matches(arch.lower(), classifier_names(), n=1)
-    extra = f"did you mean '{hint[0]}'?" if hint else "see torchvision.models.list_models()"
-    raise _fail(where, "architecture", f"'{arch}' is not a torchvision classifier ({extra})")
+    problem = architecture_problem(arch)  # engine/backends/: which kinds exist, what each takes
+    if problem is not None:
+        raise _fail(where, "architecture", problem)
+    return arch
 
 
 def _weights(value: Any, base_dir: Path, where: str) -> Path | None:

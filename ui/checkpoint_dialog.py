@@ -18,26 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.backends import architecture_for_file, dialog_architectures, weights_filter
 from ui.jobs import CheckpointSpec
-
-# The common ones; any torchvision classifier name or "timm:<name>" can be typed (the worker
-# checks it). "onnx" is chosen by itself when an .onnx file is picked.
-ARCHITECTURES = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "densenet121",
-    "efficientnet_b0",
-    "mobilenet_v3_large",
-    "convnext_tiny",
-    "vgg16",
-    "vit_b_16",
-    "swin_t",
-    "timm:resnet50",
-    "timm:legacy_xception",
-    "timm:vit_small_patch16_224",
-    "onnx",
-)
 
 
 class CheckpointDialog(QDialog):
@@ -54,7 +36,8 @@ class CheckpointDialog(QDialog):
         row.addWidget(browse)
         self.architecture = QComboBox()
         self.architecture.setEditable(True)
-        self.architecture.addItems(ARCHITECTURES)
+        # The common ones; any other name a profile may hold can be typed (the worker checks it).
+        self.architecture.addItems(dialog_architectures())
         self.classes = QLineEdit(", ".join(classes))
         self.classes.setPlaceholderText("comma-separated; empty: class_0, class_1, …")
         self.size = QSpinBox()
@@ -77,16 +60,12 @@ class CheckpointDialog(QDialog):
         self.resize(520, self.sizeHint().height())
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Weights file",
-            "",
-            "Weights (*.pth *.pt *.bin *.safetensors *.ckpt *.onnx);;All files (*)",
-        )
+        path, _ = QFileDialog.getOpenFileName(self, "Weights file", "", weights_filter())
         if path:
             self.weights.setText(path)
-            if path.lower().endswith(".onnx"):
-                self.architecture.setCurrentText("onnx")
+            implied = architecture_for_file(path)  # an .onnx file is the model itself
+            if implied is not None:
+                self.architecture.setCurrentText(implied)
 
     def spec(self) -> CheckpointSpec:
         weights = Path(self.weights.text().strip())

@@ -515,6 +515,12 @@ def test_build_model_timm_matches_timm(tmp_path: Path) -> None:
     assert all(torch.equal(v, theirs.state_dict()[k]) for k, v in ours.state_dict().items())
 
 
+def test_build_model_refuses_backends_that_load_a_file() -> None:
+    for architecture in ("onnx", "torchscript"):
+        with pytest.raises(InspectorError, match=f"^architecture '{architecture}' is loaded from"):
+            build_model(architecture, 3)
+
+
 def test_sha256_of_streams_large_files(tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     data = bytes(range(256)) * 20_000  # several read chunks
