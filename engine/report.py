@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.errors import InspectorError
 from engine.export import atomic_write_text, encode_png, ensure_output_dir
-from engine.session import ImageRecord, Session, Verdict
+from engine.session import ReviewedImage, Session, Verdict
 
 CSV_COLUMNS = (
     "path",
@@ -81,7 +81,7 @@ def _cell(value: object) -> str:
     return text
 
 
-def _csv_row(record: ImageRecord) -> list[str]:
+def _csv_row(record: ReviewedImage) -> list[str]:
     v = record.verdict
     values = (
         record.rel_path,
@@ -99,7 +99,7 @@ def _csv_row(record: ImageRecord) -> list[str]:
     return [_cell(value) for value in values]
 
 
-def report_csv(records: Sequence[ImageRecord]) -> str:
+def report_csv(records: Sequence[ReviewedImage]) -> str:
     """The CSV text: a header, then one row per image in path order."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -213,11 +213,11 @@ def localisation_figure(
 # --- statistics -----------------------------------------------------------------------------
 
 
-def _class_of(record: ImageRecord) -> str:
+def _class_of(record: ReviewedImage) -> str:
     return record.predicted or ""
 
 
-def verdict_table(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray]:
+def verdict_table(records: Sequence[ReviewedImage]) -> tuple[list[str], np.ndarray]:
     """Classes (by prediction) and their counts for codes 1..4 and not reviewed."""
     names = sorted({_class_of(r) for r in records})
     counts = np.zeros((len(names), 5), dtype=np.int64)
@@ -227,7 +227,7 @@ def verdict_table(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray
     return names, counts
 
 
-def confusion_table(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray]:
+def confusion_table(records: Sequence[ReviewedImage]) -> tuple[list[str], np.ndarray]:
     """Classes and the ground truth x prediction counts, from images that have both."""
     pairs = [(r.ground_truth, r.predicted) for r in records if r.ground_truth and r.predicted]
     names = sorted({name for pair in pairs for name in pair})
@@ -242,7 +242,7 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def localisation_table(
-    records: Sequence[ImageRecord],
+    records: Sequence[ReviewedImage],
 ) -> tuple[list[str], list[float | None], list[float | None]]:
     """Per ground-truth class (prediction where there is none): hit rate and mean energy."""
     scored = [r for r in records if r.pointing_hit is not None or r.energy_in_box is not None]
@@ -282,7 +282,7 @@ def _figure(title: str, image: np.ndarray, table: str) -> str:
     )
 
 
-def _verdict_section(records: Sequence[ImageRecord], labels: Sequence[str]) -> str:
+def _verdict_section(records: Sequence[ReviewedImage], labels: Sequence[str]) -> str:
     names, counts = verdict_table(records)
     if not names:
         return "<section><h2>Verdicts per class</h2><p>No images in this session.</p></section>"
@@ -292,7 +292,7 @@ def _verdict_section(records: Sequence[ImageRecord], labels: Sequence[str]) -> s
     return _figure("Verdicts per class", verdict_figure(names, counts, labels), table)
 
 
-def _confusion_section(records: Sequence[ImageRecord]) -> str:
+def _confusion_section(records: Sequence[ReviewedImage]) -> str:
     names, matrix = confusion_table(records)
     if not names:
         return ""
@@ -301,7 +301,7 @@ def _confusion_section(records: Sequence[ImageRecord]) -> str:
     return _figure("Prediction vs ground truth", confusion_figure(names, matrix), table)
 
 
-def _localisation_section(records: Sequence[ImageRecord]) -> str:
+def _localisation_section(records: Sequence[ReviewedImage]) -> str:
     names, pointing, energy = localisation_table(records)
     if not names:
         return ""
@@ -335,7 +335,7 @@ def _overlay_html(rel_path: str, overlay_for: OverlayFor | None) -> str:
 
 
 def _gallery_card(
-    record: ImageRecord, v: Verdict, labels: Sequence[str], overlay_for: OverlayFor | None
+    record: ReviewedImage, v: Verdict, labels: Sequence[str], overlay_for: OverlayFor | None
 ) -> str:
     facts = [
         f"verdict {v.code}: {labels[(v.code or 4) - 1]}",
@@ -355,7 +355,7 @@ def _gallery_card(
 
 
 def _gallery(
-    records: Sequence[ImageRecord], labels: Sequence[str], overlay_for: OverlayFor | None
+    records: Sequence[ReviewedImage], labels: Sequence[str], overlay_for: OverlayFor | None
 ) -> str:
     marked = [r for r in records if r.verdict and r.verdict.code in GALLERY_CODES]
     if not marked:
@@ -381,7 +381,7 @@ img.figure{display:block;max-width:100%;border:1px solid #eee}
 
 
 def report_html(
-    session: Session, records: Sequence[ImageRecord], overlay_for: OverlayFor | None = None
+    session: Session, records: Sequence[ReviewedImage], overlay_for: OverlayFor | None = None
 ) -> str:
     """The whole report as one HTML document; every image is embedded as a data: URI."""
     info = session.info()

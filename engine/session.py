@@ -94,7 +94,7 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
-class ImageRecord:
+class ReviewedImage:
     """An image's model result joined with its review state, as the report lists it."""
 
     rel_path: str
@@ -586,12 +586,12 @@ class Session:
 
     # --- summaries ---
 
-    def records(self) -> list[ImageRecord]:
+    def records(self) -> list[ReviewedImage]:
         """Every image with its result and review state, ordered by path."""
         verdicts = self.verdicts()
         rows = self._db.execute("SELECT * FROM images ORDER BY rel_path").fetchall()
         return [
-            ImageRecord(
+            ReviewedImage(
                 rel,
                 truth,
                 pred,

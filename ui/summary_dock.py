@@ -20,14 +20,14 @@ from PySide6.QtWidgets import (
 )
 
 from engine.report import CODE_COLOURS
-from engine.session import ClassCounts, ImageRecord
+from engine.session import ClassCounts, ReviewedImage
 
 NO_PREDICTION = "(no prediction)"
 POINTING_COLOUR = (31, 119, 180)
 ENERGY_COLOUR = (245, 166, 35)
 
 
-def confusion_matrix(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray]:
+def confusion_matrix(records: Sequence[ReviewedImage]) -> tuple[list[str], np.ndarray]:
     """Classes and counts[ground truth, prediction] over images that have both."""
     pairs = [(r.ground_truth, r.predicted) for r in records if r.ground_truth and r.predicted]
     classes = sorted({name for pair in pairs for name in pair})
@@ -39,7 +39,7 @@ def confusion_matrix(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndar
 
 
 def localisation_scores(
-    records: Sequence[ImageRecord],
+    records: Sequence[ReviewedImage],
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per ground-truth class: pointing-game hit rate and mean energy-in-box (NaN: no boxes)."""
     hits: dict[str, list[bool]] = {}
@@ -125,7 +125,7 @@ class SummaryDock(QDockWidget):
         layout.addWidget(self.localisation_caption)
         return page
 
-    def show_records(self, records: Sequence[ImageRecord]) -> None:
+    def show_records(self, records: Sequence[ReviewedImage]) -> None:
         """Redraw the confusion matrix and localisation scores from the session's results."""
         self._show_confusion(*confusion_matrix(records))
         self._show_localisation(*localisation_scores(records))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
-from engine.session import ImageRecord
+from engine.session import ReviewedImage
 from ui.summary_dock import SummaryDock, confusion_matrix, localisation_scores
 
 
-def _record(truth, predicted, hit=None, energy=None) -> ImageRecord:
-    return ImageRecord(f"{truth}_{predicted}_{hit}", truth, predicted, 0.9, hit, energy, None)
+def _record(truth, predicted, hit=None, energy=None) -> ReviewedImage:
+    return ReviewedImage(f"{truth}_{predicted}_{hit}", truth, predicted, 0.9, hit, energy, None)
 
 
 RECORDS = [
