@@ -90,10 +90,10 @@ def localisation_table(records: Sequence[ReviewedImage]) -> LocalisationTable:
     """Scores per ground-truth class, images without one in their own row ("").
 
     A quality engineer reads each row as "how well the heat lands on the boxes of this kind
-    of defect". An image with boxes but no ground-truth class (e.g. its annotation's labels
-    disagree) belongs to no defect kind: filing it under its *predicted* class would mix the
-    model's guesses into a ground-truth row, and leaving it out would drop a scored image
-    without a word. So it gets a row of its own, and every scored image counts exactly once.
+    of defect". An image with boxes but no ground-truth class (a VOC-annotated 0001.jpg whose
+    names tell no class) belongs to no defect kind: filing it under its *predicted* class would
+    mix the model's guesses into a ground-truth row, and leaving it out would drop a scored
+    image without a word. So it gets a row of its own, and every scored image counts once.
     """
     hits: dict[str, list[float]] = {}
     energies: dict[str, list[float]] = {}

@@ -162,7 +162,8 @@ class SummaryDock(QDockWidget):
             )
         plot.getAxis("bottom").setTicks([list(enumerate(classes))])
         self.localisation_caption.setText(
-            "Per ground-truth class, over images with boxes and a recorded prediction."
+            "Per ground-truth class, over explained images with boxes; "
+            f"{NO_GROUND_TRUTH} gathers those whose class is not known."
             if classes
             else "No image with ground-truth boxes has been explained yet."
         )
