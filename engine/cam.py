@@ -16,8 +16,8 @@ from engine.errors import CamCancelled, InspectorError
 from engine.heads import Head, head_classes, make_head, select_logits
 from engine.layers import LayerInventory, get_module, layer_inventory
 from engine.methods import ACTIVATION_METHODS, ALL_METHODS, GRADIENT_METHODS
+from engine.model_state import frozen_model
 from engine.profile import OutputSpec
-from engine.state import frozen_model
 from engine.tokens import GridLayout, check_reshape_mode, find_grid, prefix_tokens
 
 if TYPE_CHECKING:

@@ -118,19 +118,6 @@ def load_boxes(record: ImageRecord) -> tuple[Box, ...]:
     return read_voc(record.annotation).boxes
 
 
-def ground_truth_of(record: ImageRecord, class_names: Sequence[str] = NEU_CLASSES) -> str | None:
-    """The record's class, else its annotation's label when all objects share one.
-
-    The label is matched against class_names like a folder name; this reads the XML.
-    """
-    if record.ground_truth is not None:
-        return record.ground_truth
-    labels = {box.label for box in load_boxes(record)}
-    if len(labels) != 1:
-        return None
-    return _ClassMatcher(class_names).by_folder(labels.pop())
-
-
 def _normalise(text: str) -> str:
     return _NON_ALNUM.sub("", text.casefold())
 

@@ -76,14 +76,6 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected 1, 3 or 4 channels, got {channels}")
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """HxW uint8 luminance (ITU-R BT.601 weights) of a decoded image."""
-    _require_uint8(image)
-    if image.ndim == 2:
-        return image
-    return cv2.cvtColor(to_rgb(image), cv2.COLOR_RGB2GRAY)
-
-
 def _undecodable(name: str, reason: str) -> InspectorError:
     return InspectorError(f"cannot read '{name}': not a decodable image ({reason})")
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from engine.errors import InspectorError
-from engine.state import frozen_model
+from engine.model_state import frozen_model
 from engine.tokens import GridLayout, find_grid, prefix_tokens
 
 

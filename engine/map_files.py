@@ -27,9 +27,6 @@ class MapFiles:
     durable: bool = True  # False for batch files, which a rerun makes again
 
 
-HEATMAP_AND_OVERLAY = MapFiles()
-
-
 def map_title(result: CamResult) -> str:
     """The caption of a three-panel figure: prediction, target, method and layer."""
     pred = result.predicted

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from engine.choices import (
     Reshape,
 )
 from engine.errors import InspectorError
+from engine.export import atomic_write_text
 from engine.resources import resource_path
 
 METHOD_NAMES: tuple[str, ...] = (
@@ -176,14 +176,14 @@ def save_profile(profile: ModelProfile, path: str | Path) -> None:
     text = profile_to_toml(profile, path.resolve().parent)
     # Never leave a file behind that load_profile would refuse.
     parse_profile(tomllib.loads(text), path.resolve().parent, path.resolve())
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InspectorError(f"cannot write profile '{path}': {exc.strerror or exc}") from exc
+    # A profile is saved beside its weights (the checkpoint dialog), so a missing folder means
+    # a wrong path: refuse it rather than create it as atomic_write_text would.
+    if not path.parent.is_dir():
+        raise InspectorError(
+            f"cannot write profile '{path}': folder '{path.parent}' does not exist; "
+            "choose an existing folder"
+        )
+    atomic_write_text(path, text)
 
 
 def profile_to_toml(profile: ModelProfile, base_dir: Path) -> str:

@@ -15,7 +15,15 @@ import numpy as np
 
 from engine.errors import InspectorError
 from engine.export import atomic_write_text, encode_png, ensure_output_dir
-from engine.session import ImageRecord, Session, Verdict
+from engine.session import ReviewedImage, Session, Verdict
+from engine.summary import (
+    NO_GROUND_TRUTH,
+    NO_PREDICTION,
+    confusion_table,
+    localisation_table,
+    verdict_counts,
+    verdict_table,
+)
 
 CSV_COLUMNS = (
     "path",
@@ -81,7 +89,7 @@ def _cell(value: object) -> str:
     return text
 
 
-def _csv_row(record: ImageRecord) -> list[str]:
+def _csv_row(record: ReviewedImage) -> list[str]:
     v = record.verdict
     values = (
         record.rel_path,
@@ -99,7 +107,7 @@ def _csv_row(record: ImageRecord) -> list[str]:
     return [_cell(value) for value in values]
 
 
-def report_csv(records: Sequence[ImageRecord]) -> str:
+def report_csv(records: Sequence[ReviewedImage]) -> str:
     """The CSV text: a header, then one row per image in path order."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -210,53 +218,6 @@ def localisation_figure(
     return image
 
 
-# --- statistics -----------------------------------------------------------------------------
-
-
-def _class_of(record: ImageRecord) -> str:
-    return record.predicted or ""
-
-
-def verdict_table(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray]:
-    """Classes (by prediction) and their counts for codes 1..4 and not reviewed."""
-    names = sorted({_class_of(r) for r in records})
-    counts = np.zeros((len(names), 5), dtype=np.int64)
-    for record in records:
-        code = record.verdict.code if record.verdict and record.verdict.code else 5
-        counts[names.index(_class_of(record)), code - 1] += 1
-    return names, counts
-
-
-def confusion_table(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray]:
-    """Classes and the ground truth x prediction counts, from images that have both."""
-    pairs = [(r.ground_truth, r.predicted) for r in records if r.ground_truth and r.predicted]
-    names = sorted({name for pair in pairs for name in pair})
-    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
-    for truth, predicted in pairs:
-        matrix[names.index(truth), names.index(predicted)] += 1
-    return names, matrix
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
-def localisation_table(
-    records: Sequence[ImageRecord],
-) -> tuple[list[str], list[float | None], list[float | None]]:
-    """Per ground-truth class (prediction where there is none): hit rate and mean energy."""
-    scored = [r for r in records if r.pointing_hit is not None or r.energy_in_box is not None]
-    names = sorted({r.ground_truth or _class_of(r) for r in scored})
-    pointing, energy = [], []
-    for name in names:
-        members = [r for r in scored if (r.ground_truth or _class_of(r)) == name]
-        pointing.append(
-            _mean([float(r.pointing_hit) for r in members if r.pointing_hit is not None])
-        )
-        energy.append(_mean([r.energy_in_box for r in members if r.energy_in_box is not None]))
-    return names, pointing, energy
-
-
 # --- HTML -----------------------------------------------------------------------------------
 
 
@@ -282,32 +243,38 @@ def _figure(title: str, image: np.ndarray, table: str) -> str:
     )
 
 
-def _verdict_section(records: Sequence[ImageRecord], labels: Sequence[str]) -> str:
-    names, counts = verdict_table(records)
-    if not names:
+def _verdict_section(records: Sequence[ReviewedImage], labels: Sequence[str]) -> str:
+    rows = verdict_table(records)
+    if not rows:
         return "<section><h2>Verdicts per class</h2><p>No images in this session.</p></section>"
+    names = [row.cls or NO_PREDICTION for row in rows]
+    counts = verdict_counts(rows)
     header = ["predicted class", *(f"{i} {label}" for i, label in enumerate(labels, 1))]
-    rows = [[name or "(none)", *row] for name, row in zip(names, counts.tolist(), strict=True)]
-    table = _table([*header, "not reviewed"], rows)
+    shown = [[name, *row] for name, row in zip(names, counts.tolist(), strict=True)]
+    table = _table([*header, "not reviewed"], shown)
     return _figure("Verdicts per class", verdict_figure(names, counts, labels), table)
 
 
-def _confusion_section(records: Sequence[ImageRecord]) -> str:
-    names, matrix = confusion_table(records)
+def _confusion_section(records: Sequence[ReviewedImage]) -> str:
+    confusion = confusion_table(records)
+    names = confusion.classes
     if not names:
         return ""
-    rows = [[name, *row] for name, row in zip(names, matrix.tolist(), strict=True)]
+    rows = [[name, *row] for name, row in zip(names, confusion.counts.tolist(), strict=True)]
     table = _table(["ground truth \\ prediction", *names], rows)
-    return _figure("Prediction vs ground truth", confusion_figure(names, matrix), table)
+    return _figure("Prediction vs ground truth", confusion_figure(names, confusion.counts), table)
 
 
-def _localisation_section(records: Sequence[ImageRecord]) -> str:
-    names, pointing, energy = localisation_table(records)
-    if not names:
+def _localisation_section(records: Sequence[ReviewedImage]) -> str:
+    scores = localisation_table(records)
+    if not scores.classes:
         return ""
-    shown = [[n, _fmt(p), _fmt(e)] for n, p, e in zip(names, pointing, energy, strict=True)]
-    table = _table(["class", "pointing game hit rate", "mean energy in box"], shown)
-    figure = localisation_figure(names, pointing, energy)
+    names = [name or NO_GROUND_TRUTH for name in scores.classes]
+    shown = [
+        [n, _fmt(p), _fmt(e)] for n, p, e in zip(names, scores.pointing, scores.energy, strict=True)
+    ]
+    table = _table(["ground-truth class", "pointing game hit rate", "mean energy in box"], shown)
+    figure = localisation_figure(names, scores.pointing, scores.energy)
     return _figure("Localisation per class", figure, table)
 
 
@@ -335,7 +302,7 @@ def _overlay_html(rel_path: str, overlay_for: OverlayFor | None) -> str:
 
 
 def _gallery_card(
-    record: ImageRecord, v: Verdict, labels: Sequence[str], overlay_for: OverlayFor | None
+    record: ReviewedImage, v: Verdict, labels: Sequence[str], overlay_for: OverlayFor | None
 ) -> str:
     facts = [
         f"verdict {v.code}: {labels[(v.code or 4) - 1]}",
@@ -355,7 +322,7 @@ def _gallery_card(
 
 
 def _gallery(
-    records: Sequence[ImageRecord], labels: Sequence[str], overlay_for: OverlayFor | None
+    records: Sequence[ReviewedImage], labels: Sequence[str], overlay_for: OverlayFor | None
 ) -> str:
     marked = [r for r in records if r.verdict and r.verdict.code in GALLERY_CODES]
     if not marked:
@@ -381,7 +348,7 @@ img.figure{display:block;max-width:100%;border:1px solid #eee}
 
 
 def report_html(
-    session: Session, records: Sequence[ImageRecord], overlay_for: OverlayFor | None = None
+    session: Session, records: Sequence[ReviewedImage], overlay_for: OverlayFor | None = None
 ) -> str:
     """The whole report as one HTML document; every image is embedded as a data: URI."""
     info = session.info()

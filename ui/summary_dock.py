@@ -20,43 +20,23 @@ from PySide6.QtWidgets import (
 )
 
 from engine.report import CODE_COLOURS
-from engine.session import ClassCounts, ImageRecord
+from engine.session import ReviewedImage
+from engine.summary import (
+    NO_GROUND_TRUTH,
+    NO_PREDICTION,
+    ClassCounts,
+    confusion_table,
+    localisation_table,
+    verdict_counts,
+)
 
-NO_PREDICTION = "(no prediction)"
 POINTING_COLOUR = (31, 119, 180)
 ENERGY_COLOUR = (245, 166, 35)
 
 
-def confusion_matrix(records: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray]:
-    """Classes and counts[ground truth, prediction] over images that have both."""
-    pairs = [(r.ground_truth, r.predicted) for r in records if r.ground_truth and r.predicted]
-    classes = sorted({name for pair in pairs for name in pair})
-    index = {name: i for i, name in enumerate(classes)}
-    counts = np.zeros((len(classes), len(classes)), dtype=int)
-    for truth, predicted in pairs:
-        counts[index[truth], index[predicted]] += 1
-    return classes, counts
-
-
-def localisation_scores(
-    records: Sequence[ImageRecord],
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Per ground-truth class: pointing-game hit rate and mean energy-in-box (NaN: no boxes)."""
-    hits: dict[str, list[bool]] = {}
-    energies: dict[str, list[float]] = {}
-    for r in records:
-        if r.ground_truth is None:
-            continue
-        if r.pointing_hit is not None:
-            hits.setdefault(r.ground_truth, []).append(r.pointing_hit)
-        if r.energy_in_box is not None:
-            energies.setdefault(r.ground_truth, []).append(r.energy_in_box)
-    classes = sorted(hits.keys() | energies.keys())
-    rate = np.array([np.mean(hits[c]) if c in hits else np.nan for c in classes], dtype=float)
-    energy = np.array(
-        [np.mean(energies[c]) if c in energies else np.nan for c in classes], dtype=float
-    )
-    return classes, rate, energy
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """Scores as a float array for the bars; NaN where a class has no data."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 class SummaryDock(QDockWidget):
@@ -125,10 +105,16 @@ class SummaryDock(QDockWidget):
         layout.addWidget(self.localisation_caption)
         return page
 
-    def show_records(self, records: Sequence[ImageRecord]) -> None:
+    def show_records(self, records: Sequence[ReviewedImage]) -> None:
         """Redraw the confusion matrix and localisation scores from the session's results."""
-        self._show_confusion(*confusion_matrix(records))
-        self._show_localisation(*localisation_scores(records))
+        confusion = confusion_table(records)
+        self._show_confusion(list(confusion.classes), confusion.counts)
+        scores = localisation_table(records)
+        self._show_localisation(
+            [name or NO_GROUND_TRUTH for name in scores.classes],
+            _floats(scores.pointing),
+            _floats(scores.energy),
+        )
 
     def _show_confusion(self, classes: list[str], counts: np.ndarray) -> None:
         self.confusion_classes, self.confusion = classes, counts
@@ -176,7 +162,8 @@ class SummaryDock(QDockWidget):
             )
         plot.getAxis("bottom").setTicks([list(enumerate(classes))])
         self.localisation_caption.setText(
-            "Per ground-truth class, over images with boxes and a recorded prediction."
+            "Per ground-truth class, over explained images with boxes; "
+            f"{NO_GROUND_TRUTH} gathers those whose class is not known."
             if classes
             else "No image with ground-truth boxes has been explained yet."
         )
@@ -185,9 +172,7 @@ class SummaryDock(QDockWidget):
         """Redraw from the session's per-class counts; None labels means no session."""
         self.plot.clear()
         self.classes = [c.cls or NO_PREDICTION for c in counts]
-        self.heights = np.array(
-            [[*c.per_code, c.total - c.reviewed] for c in counts], dtype=int
-        ).reshape(-1, 5)
+        self.heights = verdict_counts(counts)
         if labels is None:
             self.caption.setText("No session: nothing to summarise.")
             return

@@ -9,7 +9,6 @@ import pytest
 from engine.dataset import (
     NEU_CLASSES,
     ImageRecord,
-    ground_truth_of,
     load_boxes,
     natural_key,
     read_voc,
@@ -295,28 +294,6 @@ def test_read_voc_bad_number(tmp_path: Path) -> None:
     )
     with pytest.raises(InspectorError, match=r"nan\.xml.*<xmin>"):
         read_voc(path)
-
-
-def test_ground_truth_falls_back_to_annotation_label(tmp_path: Path) -> None:
-    _touch(tmp_path, "images/0001.jpg", "images/0002.jpg", "images/0003.jpg")
-    _write_voc(tmp_path / "annotations" / "0001.xml", [("Rolled-in_Scale", 1, 1, 5, 5, 0)] * 2)
-    _write_voc(
-        tmp_path / "annotations" / "0002.xml",
-        [("crazing", 1, 1, 5, 5, 0), ("patches", 1, 1, 5, 5, 0)],
-    )
-    records = _by_rel(scan_images(tmp_path))
-    assert all(r.ground_truth is None for r in records.values())
-    assert ground_truth_of(records["images/0001.jpg"]) == "rolled-in_scale"
-    assert ground_truth_of(records["images/0002.jpg"]) is None  # objects disagree
-    assert ground_truth_of(records["images/0003.jpg"]) is None  # no annotation
-    assert ground_truth_of(records["images/0001.jpg"], CIFAR10) is None
-
-
-def test_ground_truth_of_prefers_the_name(tmp_path: Path) -> None:
-    _touch(tmp_path, "images/crazing_1.jpg")
-    _write_voc(tmp_path / "annotations" / "crazing_1.xml", [("patches", 1, 1, 5, 5, 0)])
-    [record] = scan_images(tmp_path)
-    assert ground_truth_of(record) == "crazing"
 
 
 def test_scan_ten_thousand_files_without_decoding(tmp_path: Path) -> None:

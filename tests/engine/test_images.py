@@ -16,7 +16,6 @@ from engine.images import (
     _channels_to_rgb,
     decode_image,
     load_image,
-    to_gray,
     to_rgb,
 )
 
@@ -265,16 +264,13 @@ def test_unsupported_channel_count() -> None:
         _channels_to_rgb(np.zeros((2, 2, 5), np.uint8), False, "five")
 
 
-def test_to_rgb_and_to_gray() -> None:
+def test_to_rgb() -> None:
     gray = np.array([[0, 100], [200, 255]], np.uint8)
     rgb = to_rgb(gray)
     assert rgb.shape == (2, 2, 3)
     assert rgb[1, 0].tolist() == [200, 200, 200]
-    np.testing.assert_array_equal(to_gray(rgb), gray)
-    assert to_gray(gray) is gray
     red = np.zeros((1, 1, 3), np.uint8)
     red[..., 0] = 255
-    assert to_gray(red)[0, 0] == 76  # BT.601: 0.299 * 255
     rgba = np.dstack([red, np.zeros((1, 1, 1), np.uint8)])
     assert to_rgb(rgba).tolist() == [[[255, 0, 0]]]
     with pytest.raises(ValueError):

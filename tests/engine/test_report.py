@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.report import CSV_COLUMNS, confusion_table, localisation_table, write_report
+from engine.report import CSV_COLUMNS, write_report
 from engine.session import Session
+from engine.summary import confusion_table, localisation_table
 
 CHROMIUM = Path("/usr/bin/chromium")
 EVIL_NOTE = '<script>alert("x")</script> & <b>bold</b>'
@@ -98,13 +99,13 @@ def test_gallery_shows_marked_images_with_escaped_notes(session: Session, tmp_pa
 
 def test_summary_statistics(session: Session) -> None:
     records = session.records()
-    names, matrix = confusion_table(records)
-    assert names == ["crazing", "patches"]
-    assert matrix.tolist() == [[1, 1], [0, 1]]
-    names, pointing, energy = localisation_table(records)
-    assert names == ["crazing", "patches"]
-    assert pointing == [0.5, 1.0]
-    assert energy == pytest.approx([0.5, 0.5])
+    confusion = confusion_table(records)
+    assert confusion.classes == ("crazing", "patches")
+    assert confusion.counts.tolist() == [[1, 1], [0, 1]]
+    scores = localisation_table(records)
+    assert scores.classes == ("crazing", "patches")
+    assert scores.pointing == (0.5, 1.0)
+    assert scores.energy == pytest.approx((0.5, 0.5))
 
 
 def test_report_without_results_or_overlays(tmp_path: Path) -> None:

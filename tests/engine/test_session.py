@@ -65,6 +65,27 @@ def test_verdicts_round_trip_and_resume(session_path: Path) -> None:
         }
 
 
+def test_records_follow_every_write_and_go_with_close(session_path: Path) -> None:
+    session = _open(session_path)
+    session.record_result("a.png", "crazing", 0.9, "crazing", True, 0.5)
+    assert [r.verdict for r in session.records()] == [None]
+    session.set_verdict("a.png", 2)
+    session.record_result("b.png", "patches", 0.4)
+    assert [(r.rel_path, r.verdict and r.verdict.code) for r in session.records()] == [
+        ("a.png", 2),
+        ("b.png", None),
+    ]
+    assert [(c.cls, c.per_code) for c in session.class_counts()] == [
+        ("crazing", (0, 1, 0, 0)),
+        ("patches", (0, 0, 0, 0)),
+    ]
+    session.undo()
+    assert session.records()[0].verdict is None
+    session.close()
+    with pytest.raises(InspectorError, match="is closed"):
+        session.records()
+
+
 def test_open_existing_resumes_without_a_model(session_path: Path, tmp_path: Path) -> None:
     with _open(session_path) as session:
         session.set_verdict("a.png", 4, note="blurred")
