@@ -7,11 +7,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from engine import __version__
 from engine.errors import InspectorError
-from engine.methods import ALL_METHODS
+from engine.methods.registry import method_names
 from engine.profile import (
     BLEND_MODES,
     KNOWN_COLORMAPS,
@@ -20,6 +20,9 @@ from engine.profile import (
     load_profile,
 )
 from engine.resources import demo_images_dir, resource_path
+
+if TYPE_CHECKING:
+    from engine.cam import CamResult
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile_args(batch)
     batch.add_argument("--input", type=Path, help="image file or folder; default: demo images")
     batch.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder")
-    batch.add_argument("--method", choices=ALL_METHODS, help="default: the profile's")
+    batch.add_argument("--method", choices=method_names(), help="default: the profile's")
     batch.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
     batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
     batch.add_argument("--colormap", choices=KNOWN_COLORMAPS, help="default: the profile's")
@@ -119,16 +122,24 @@ def _engine(args: argparse.Namespace, profile: ModelProfile):
     from engine.cam import CamEngine
 
     engine = CamEngine.from_profile(profile, args.device, trust_pickle=args.trust_pickle)
-    for note in engine.load_notes:
+    for note in engine.load_info.notes:
         print(f"note: {note}", file=sys.stderr)
     return engine
 
 
-def _print_output_note(engine) -> None:
-    """How the logits were picked out of a tuple/dict output: said once, on stderr."""
-    note = engine.take_output_note()
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+class _OutputNote:
+    """Keeps the first result's note on how the logits were picked out of a tuple/dict output,
+    so the run says it once, on stderr, however many images had it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __call__(self, _record: object, result: CamResult) -> None:
+        self.text = self.text or result.output_note
+
+    def print(self) -> None:
+        if self.text:
+            print(f"note: {self.text}", file=sys.stderr)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -161,7 +172,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     )
     if not 0.0 <= options.alpha <= 1.0:
         raise InspectorError(f"--alpha must be between 0 and 1, got {options.alpha}")
-    runner = BatchRunner(engine, options)
+    output_note = _OutputNote()
+    runner = BatchRunner(engine, options, output_note)
     print(
         f"{len(records)} images, {profile.name} on {engine.device}, "
         f"{options.method} @ {runner.layer}, output {output}",
@@ -170,7 +182,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         summary = runner.run(records, progress=ProgressBar())
     finally:
-        _print_output_note(engine)
+        output_note.print()
     print(
         f"{summary.succeeded} ok, {summary.failed} failed in {summary.seconds:.1f} s; "
         f"results in {summary.csv_path}",

@@ -13,17 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InspectorError
+from engine.methods.registry import DEFAULT_METHOD, method_names
 from engine.resources import resource_path
 
-METHOD_NAMES: tuple[str, ...] = (
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "hirescam",
-    "layercam",
-    "eigencam",
-    "scorecam",
-)
 KNOWN_COLORMAPS: tuple[str, ...] = (
     "jet",
     "viridis",
@@ -47,7 +39,6 @@ ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
 IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
 DEFAULT_SIZE: tuple[int, int] = (224, 224)
-DEFAULT_METHOD = "gradcam"
 DEFAULT_COLORMAP = "jet"
 DEFAULT_ALPHA = 0.5
 # Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
@@ -375,9 +366,7 @@ def _cam(table: Mapping[str, Any], where: str) -> CamDefaults:
     layer = table.get("layer")
     if layer is not None:
         layer = _nonempty_str(layer, "cam.layer", where).strip()
-    method = table.get("method", DEFAULT_METHOD)
-    if method not in METHOD_NAMES:
-        raise _fail(where, "cam.method", f"'{method}' is unknown; use {', '.join(METHOD_NAMES)}")
+    method = _choice(table.get("method", DEFAULT_METHOD), method_names(), "cam.method", where)
     colormap = table.get("colormap", DEFAULT_COLORMAP)
     if colormap not in KNOWN_COLORMAPS:
         known = ", ".join(KNOWN_COLORMAPS)

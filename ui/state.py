@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.errors import InspectorError
-from engine.profile import METHOD_NAMES
+from engine.methods.registry import get_method
 from engine.render import BLEND_MODES, COLORMAP_NAMES
 from ui.jobs import Target
 
@@ -51,8 +51,7 @@ def _validate(options: ViewOptions) -> None:
         raise InspectorError(
             f"unknown blend '{options.blend}': use one of {', '.join(BLEND_MODES)}"
         )
-    if options.method not in METHOD_NAMES:
-        raise InspectorError(f"unknown CAM method '{options.method}'")
+    get_method(options.method)
     for name in ("alpha", "threshold"):
         value = getattr(options, name)
         if not 0.0 <= value <= 1.0:

@@ -20,9 +20,9 @@ from engine.cam import CamEngine
 from engine.checkpoint import load_model, sha256_of
 from engine.cli import run
 from engine.errors import InspectorError
-from engine.profile import IMAGENET_MEAN, IMAGENET_STD, ModelProfile, load_profile, parse_profile
+from engine.profile import ModelProfile, load_profile, parse_profile
 from engine.resources import resource_path
-from tests.conftest import NEU, TinyNet
+from tests.conftest import NEU, TinyNet, engine_records
 
 SIZE = (64, 64)
 # The legacy exporter names nodes after the modules; layer4's output is its last ReLU call.
@@ -43,7 +43,7 @@ def images(count: int = 3, seed: int = 0) -> list[np.ndarray]:
 
 
 def reference_engine(model: nn.Module, layer: str) -> CamEngine:
-    return CamEngine(model, NEU, SIZE, IMAGENET_MEAN, IMAGENET_STD, "cpu", layer)
+    return CamEngine(model, NEU, *engine_records(SIZE, layer=layer), "cpu")
 
 
 def assert_same_cams(engine: CamEngine, reference: CamEngine) -> None:
@@ -170,8 +170,8 @@ def test_legacy_export_cam_equals_torch(tmp_path: Path, resnet: nn.Module, opset
     path = export(resnet, tmp_path / "r18.onnx", (1, 3, *SIZE), dynamo=False, opset_version=opset)
     engine = CamEngine.from_profile(profile_for(path, "onnx", classes=list(NEU)), "cpu")
     assert engine.max_batch is None  # Flatten keeps the batch free, whatever the export fixed
-    assert engine.weights_sha256 == sha256_of(path)
-    assert engine.classes == NEU and engine.load_notes == ()
+    assert engine.load_info.weights_sha256 == sha256_of(path)
+    assert engine.classes == NEU and engine.load_info.notes == ()
     assert engine.default_layer == LEGACY_LAYER4
     assert_same_cams(engine, reference_engine(resnet, "layer4"))
 
@@ -183,7 +183,7 @@ def test_dynamo_export_cam_equals_torch(tmp_path: Path, resnet: nn.Module) -> No
     engine = CamEngine.from_profile(profile, "cpu")
     # Opset 18+ is converted down; its Reshape to [1, 512] runs one image at a time.
     assert engine.max_batch == 1
-    converted, batch = engine.load_notes[:2]
+    converted, batch = engine.load_info.notes[:2]
     assert converted.startswith("converted the ONNX graph from opset ")
     assert converted.endswith(" to 17")
     assert batch == "the ONNX graph runs one image at a time (fixed batch size 1)"
@@ -290,7 +290,7 @@ def test_weights_in_constant_nodes(tmp_path: Path, tiny: nn.Module) -> None:
 def test_final_softmax_is_removed(tmp_path: Path, tiny: nn.Module) -> None:
     path = export(nn.Sequential(tiny, nn.Softmax(dim=1)), tmp_path / "p.onnx", (1, 3, *SIZE))
     engine = CamEngine.from_profile(profile_for(path, "onnx", classes=list(NEU)), "cpu")
-    assert engine.load_notes == (
+    assert engine.load_info.notes == (
         "removed the final Softmax: Grad-CAM uses the class scores before it",
     )
     # Probabilities are the model's own, not a softmax of its softmax.
