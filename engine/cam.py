@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import cv2
@@ -245,7 +246,6 @@ class CamEngine:
         mean, std = list(preprocess.mean)[:stats], list(preprocess.std)[:stats]
         self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
-        self._inventory: LayerInventory | None = None
         self._prefix_hint = prefix_tokens(model)
         self.head = self._decide_head()
 
@@ -284,13 +284,12 @@ class CamEngine:
         return self.preprocess.size
 
     # -- layers ---------------------------------------------------------------------------------
-    @property
+    @cached_property
     def inventory(self) -> LayerInventory:
-        if self._inventory is None:
-            self._inventory = layer_inventory(
-                self.model, self.size, self.in_channels, self.cam.reshape, self.preprocess.layout
-            )
-        return self._inventory
+        """Every layer's output shape, from one dummy pass made the first time it is asked."""
+        return layer_inventory(
+            self.model, self.size, self.in_channels, self.cam.reshape, self.preprocess.layout
+        )
 
     @property
     def default_layer(self) -> str:
@@ -407,14 +406,8 @@ class CamEngine:
                 target_index, notes = self._resolve_targets(logits.detach(), target, ground_truth)
                 gradients: dict[str, torch.Tensor | None] = dict.fromkeys(layers)
                 if need_gradients:
-                    score = self.head.scores(logits, target_index).sum()
-                    grads = torch.autograd.grad(
-                        score, [captured[name] for name in layers], allow_unused=True
-                    )
-                    for name, grad in zip(layers, grads, strict=True):
-                        gradients[name] = (
-                            grad if grad is not None else torch.zeros_like(captured[name])
-                        )
+                    leaves = {name: captured[name] for name in layers}
+                    gradients |= self._gradients(logits, target_index, leaves)
         finally:
             for handle in handles:
                 handle.remove()
@@ -426,6 +419,17 @@ class CamEngine:
         return _Pass(
             logits.detach(), target_index, activations, gradients, notes, output_note=output_note
         )
+
+    def _gradients(
+        self, logits: torch.Tensor, target_index: torch.Tensor, leaves: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """The target scores' gradient at each hooked activation; zeros where it has none."""
+        score = self.head.scores(logits, target_index).sum()
+        grads = torch.autograd.grad(score, list(leaves.values()), allow_unused=True)
+        return {
+            name: grad if grad is not None else torch.zeros_like(leaf)
+            for (name, leaf), grad in zip(leaves.items(), grads, strict=True)
+        }
 
     def _grid(self, name: str, output: object, batch_size: int) -> GridLayout:
         """How a hooked layer's output lies on the image, or an error saying why it does not."""
