@@ -20,7 +20,9 @@ import torch
 import torchvision
 
 from engine.cam import CamEngine, TargetSpec, normalize_maps, upsample_map
-from engine.methods import gradcam
+from engine.methods.gradient import gradcam
+from engine.methods.registry import DEFAULT_METHOD, MethodInputs
+from engine.profile import CamDefaults, OutputSpec, PreprocessSpec
 from engine.render import render_heatmap, render_overlay
 
 MEAN = (0.485, 0.456, 0.406)
@@ -163,7 +165,7 @@ def throughput(engine: CamEngine, images: list[np.ndarray], batch: int, rounds: 
 
     def ours_maps(c: int) -> list[np.ndarray]:
         captured = engine.run_pass(tensors[c], ["layer4"], TargetSpec("pred"))
-        raw = gradcam(captured.activations["layer4"], captured.gradients["layer4"])
+        raw = gradcam(MethodInputs(captured.activations["layer4"], captured.gradients["layer4"]))
         maps = normalize_maps(raw.clamp(min=0)).cpu().numpy()
         return [upsample_map(m, (224, 224)) for m in maps]
 
@@ -221,7 +223,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()
-    engine = CamEngine(model, [str(i) for i in range(1000)], (224, 224), MEAN, STD, args.device)
+    preprocess = PreprocessSpec((224, 224), MEAN, STD, "replicate")
+    cam = CamDefaults(None, DEFAULT_METHOD, "jet", 0.5)
+    classes = [str(i) for i in range(1000)]
+    engine = CamEngine(model, classes, preprocess, cam, OutputSpec(), args.device)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(args.images)]
     print(

@@ -4,27 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import CamCancelled, InspectorError
 from engine.heads import Head, head_classes, make_head, select_logits
-from engine.layers import LayerInventory, get_module, layer_inventory
-from engine.methods import ACTIVATION_METHODS, ALL_METHODS, GRADIENT_METHODS
+from engine.layers import LayerInventory, dummy_input, get_module, layer_inventory
+from engine.methods.registry import (
+    CancelCheck,
+    MaskedScores,
+    MethodInputs,
+    MethodSpec,
+    ProgressCallback,
+    get_method,
+)
 from engine.model_state import frozen_model
-from engine.profile import OutputSpec
+from engine.profile import CamDefaults, OutputSpec, PreprocessSpec
 from engine.tokens import GridLayout, check_reshape_mode, find_grid, prefix_tokens
 
 if TYPE_CHECKING:
     from engine.profile import ModelProfile
 
-CancelCheck = Callable[[], bool]
-ProgressCallback = Callable[[int, int], None]
 TOP_K = 5
 
 
@@ -43,9 +48,6 @@ class TargetSpec:
 
     kind: str  # "pred", "gt" or "index"
     index: int | None = None
-
-    def describe(self, classes: Sequence[str]) -> str:
-        return classes[self.index] if self.kind == "index" else self.kind
 
 
 def parse_target(spec: str | int | None, classes: Sequence[str]) -> TargetSpec:
@@ -88,7 +90,10 @@ class Capture:
     target_index: int
     layers: Mapping[str, LayerCapture]
     model_input: np.ndarray
-    note: str = ""
+    note: str = ""  # about this image's target (no ground truth known, ...)
+    # How the logits were picked out of a tuple/dict output, "" for a plain tensor; the caller
+    # decides how often to say it (the CLI and the window: once per model).
+    output_note: str = ""
 
     @property
     def predicted_index(self) -> int:
@@ -110,6 +115,7 @@ class CamResult:
     # How top_k's probabilities were made: "softmax" (they sum to 1), "binary" (sigmoid of one
     # output, [1 - p, p]) or "multilabel" (one sigmoid per label; they need not sum to 1).
     head: str = "softmax"
+    output_note: str = ""  # as Capture.output_note
 
     @property
     def predicted(self) -> Prediction:
@@ -192,6 +198,15 @@ class _Pass:
     notes: list[str] = field(default_factory=list)
     # Set when the logits are gone (a stored capture): top-k reads these instead.
     probabilities: torch.Tensor | None = None
+    output_note: str = ""  # see Capture.output_note
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """What loading the model found: kept by the engine for sessions and messages."""
+
+    weights_sha256: str | None = None  # None for random initialisation; sessions compare it
+    notes: tuple[str, ...] = ()  # what loading the checkpoint had to do, for the user
 
 
 class CamEngine:
@@ -201,45 +216,38 @@ class CamEngine:
         self,
         model: nn.Module,
         classes: Sequence[str],
-        size: tuple[int, int],
-        mean: Sequence[float],
-        std: Sequence[float],
+        preprocess: PreprocessSpec,
+        cam: CamDefaults,
+        output: OutputSpec,
         device: str | torch.device = "auto",
-        layer: str | None = None,
-        output: OutputSpec | None = None,
-        normalize: str = "minmax",
-        layout: str = "nchw",
-        reshape: str = "auto",
         max_batch: int | None = None,
+        load_info: LoadInfo = LoadInfo(),
     ) -> None:
+        """``cam.layer``, ``cam.normalize`` and ``cam.reshape`` are what the engine uses of
+        ``cam``; ``max_batch`` is how many images per pass the model accepts (None: any)."""
+        if preprocess.layout not in ("nchw", "nhwc"):
+            raise InspectorError(f"unknown input layout '{preprocess.layout}': use nchw or nhwc")
+        check_reshape_mode(cam.reshape)
         self.device = resolve_device(device)
-        self.preferred_layer = layer
-        self.output = output if output is not None else OutputSpec()
-        self.normalize = normalize  # "minmax" or "max" (the Keras example's ReLU / max)
-        self.output_note = ""  # how the logits were picked out of the output, once guessed
-        self.load_notes: tuple[str, ...] = ()  # what loading the checkpoint had to do
-        self._output_note_shown = False
-        self.head_kind = "softmax"  # the kind of the last pass's head (see engine.heads)
-        self.weights_sha256: str | None = None  # set by from_profile: what the session records
+        self.preprocess = preprocess
+        self.cam = cam
+        self.output = output
+        self.max_batch = max_batch
+        self.load_info = load_info
         # oneDNN's CPU convolutions run faster on channels-last tensors (~25% for a ResNet50);
         # the layout changes how weights are stored, not their values.
         self._memory_format = (
             torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         )
         self.model = model.to(self.device, memory_format=self._memory_format)
-        self.classes = head_classes(classes, self.output.activation)
-        self.size = (int(size[0]), int(size[1]))
+        self.classes = head_classes(classes, output.activation)
         self.in_channels = _input_channels(model)
-        stats = self.in_channels if self.in_channels in (1, 3) else len(mean)
-        self._mean = torch.tensor(list(mean)[:stats], device=self.device).view(1, -1, 1, 1)
-        self._std = torch.tensor(list(std)[:stats], device=self.device).view(1, -1, 1, 1)
-        self._inventory: LayerInventory | None = None
-        if layout not in ("nchw", "nhwc"):
-            raise InspectorError(f"unknown input layout '{layout}': use nchw or nhwc")
-        self.layout = layout  # "nhwc": the model takes channels-last input (Keras exports)
-        self.reshape = check_reshape_mode(reshape)  # how layer outputs become (C, h, w) maps
-        self.max_batch = max_batch  # images per model pass the model accepts; None: any
+        stats = self.in_channels if self.in_channels in (1, 3) else len(preprocess.mean)
+        mean, std = list(preprocess.mean)[:stats], list(preprocess.std)[:stats]
+        self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+        self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
         self._prefix_hint = prefix_tokens(model)
+        self.head = self._decide_head()
 
     @classmethod
     def from_profile(
@@ -249,40 +257,46 @@ class CamEngine:
         from engine.checkpoint import load_model
 
         loaded = load_model(profile, trust_pickle=trust_pickle)
-        pre = profile.preprocess
-        engine = cls(
+        return cls(
             loaded.model,
             loaded.classes,
-            pre.size,
-            pre.mean,
-            pre.std,
+            profile.preprocess,
+            profile.cam,
+            profile.output,
             device,
-            profile.cam.layer,
-            output=profile.output,
-            normalize=profile.cam.normalize,
-            layout=pre.layout,
-            reshape=profile.cam.reshape,
-            max_batch=loaded.max_batch,
+            loaded.max_batch,
+            LoadInfo(loaded.weights_sha256, tuple(loaded.notes)),
         )
-        engine.weights_sha256 = loaded.weights_sha256
-        engine.load_notes = tuple(loaded.notes)
-        return engine
+
+    def _decide_head(self) -> Head:
+        """The head, once: softmax fits any width, but a sigmoid head is binary for one output
+        and multi-label for several, so a sigmoid model's width is read from one dummy pass."""
+        if self.output.activation != "sigmoid":
+            return make_head(self.output.activation, 0)
+        dummy = dummy_input(1, self.in_channels, self.size, self.preprocess.layout, self.device)
+        with frozen_model(self.model), torch.no_grad():
+            logits, _ = select_logits(self.model(dummy), self.output.logits)
+        return make_head(self.output.activation, logits.shape[1])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The model input's (height, width)."""
+        return self.preprocess.size
 
     # -- layers ---------------------------------------------------------------------------------
-    @property
+    @cached_property
     def inventory(self) -> LayerInventory:
-        if self._inventory is None:
-            self._inventory = layer_inventory(
-                self.model, self.size, self.in_channels, self.reshape, self.layout
-            )
-        return self._inventory
+        """Every layer's output shape, from one dummy pass made the first time it is asked."""
+        return layer_inventory(
+            self.model, self.size, self.in_channels, self.cam.reshape, self.preprocess.layout
+        )
 
     @property
     def default_layer(self) -> str:
         """The profile's layer when it names one, else the inventory's automatic choice."""
-        if self.preferred_layer:
-            get_module(self.model, self.preferred_layer)
-            return self.preferred_layer
+        if self.cam.layer:
+            get_module(self.model, self.cam.layer)
+            return self.cam.layer
         if self.inventory.default_layer is None:
             raise InspectorError("no layer with a spatial output found; name one with --layer")
         return self.inventory.default_layer
@@ -313,37 +327,18 @@ class CamEngine:
         batch = torch.from_numpy(np.stack(arrays)).to(self.device, non_blocking=True)
         batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
         batch = (batch - self._mean) / self._std
-        if self.layout == "nhwc":
+        if self.preprocess.layout == "nhwc":
             return batch.permute(0, 2, 3, 1).contiguous()
         return batch.contiguous(memory_format=self._memory_format)
 
     # -- the pass -------------------------------------------------------------------------------
-    def head(self, logits: torch.Tensor) -> Head:
-        """The profile's head for logits of this width (softmax, binary or multi-label)."""
-        return make_head(self.output.activation, logits.shape[1])
-
-    def _logits(self, output: object) -> torch.Tensor:
-        """The logits in a model output; the first guess's note is kept for the user."""
-        logits, note = select_logits(output, self.output.logits)
-        if note and not self.output_note:
-            self.output_note = note
-        self.head_kind = self.head(logits).kind  # a stored capture has no logits to tell it
-        return logits
-
-    def take_output_note(self) -> str:
-        """The output note once: '' on later calls, so a caller shows it one time per engine."""
-        if self._output_note_shown or not self.output_note:
-            return ""
-        self._output_note_shown = True
-        return self.output_note
-
     def _resolve_targets(
         self,
         logits: torch.Tensor,
         target: TargetSpec,
         ground_truth: Sequence[int | None] | None,
     ) -> tuple[torch.Tensor, list[str]]:
-        head = self.head(logits)
+        head = self.head
         predicted = head.predicted(logits)
         notes = [""] * logits.shape[0]
         if target.kind == "pred":
@@ -404,21 +399,15 @@ class CamEngine:
             with frozen_model(self.model), torch.set_grad_enabled(need_gradients):
                 for name, module in zip(layers, modules, strict=True):
                     handles.append(module.register_forward_hook(make_hook(name)))
-                logits = self._logits(self.model(batch))
+                logits, output_note = select_logits(self.model(batch), self.output.logits)
                 missing = [name for name in layers if name not in captured]
                 if missing:
                     raise InspectorError(f"layer '{missing[0]}' is not used by the forward pass")
                 target_index, notes = self._resolve_targets(logits.detach(), target, ground_truth)
                 gradients: dict[str, torch.Tensor | None] = dict.fromkeys(layers)
                 if need_gradients:
-                    score = self.head(logits).scores(logits, target_index).sum()
-                    grads = torch.autograd.grad(
-                        score, [captured[name] for name in layers], allow_unused=True
-                    )
-                    for name, grad in zip(layers, grads, strict=True):
-                        gradients[name] = (
-                            grad if grad is not None else torch.zeros_like(captured[name])
-                        )
+                    leaves = {name: captured[name] for name in layers}
+                    gradients |= self._gradients(logits, target_index, leaves)
         finally:
             for handle in handles:
                 handle.remove()
@@ -427,7 +416,20 @@ class CamEngine:
             name: None if grad is None else grids[name].to_nchw(grad)
             for name, grad in gradients.items()
         }
-        return _Pass(logits.detach(), target_index, activations, gradients, notes)
+        return _Pass(
+            logits.detach(), target_index, activations, gradients, notes, output_note=output_note
+        )
+
+    def _gradients(
+        self, logits: torch.Tensor, target_index: torch.Tensor, leaves: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """The target scores' gradient at each hooked activation; zeros where it has none."""
+        score = self.head.scores(logits, target_index).sum()
+        grads = torch.autograd.grad(score, list(leaves.values()), allow_unused=True)
+        return {
+            name: grad if grad is not None else torch.zeros_like(leaf)
+            for (name, leaf), grad in zip(leaves.items(), grads, strict=True)
+        }
 
     def _grid(self, name: str, output: object, batch_size: int) -> GridLayout:
         """How a hooked layer's output lies on the image, or an error saying why it does not."""
@@ -441,8 +443,8 @@ class CamEngine:
                 f"layer '{name}' folds windows or heads into the batch "
                 f"({output.shape[0]} rows for {batch_size} images); choose a block's norm layer"
             )
-        grid = find_grid(output.shape[1:], self.size, self.reshape, self._prefix_hint)
-        if grid is None and self.reshape == "none":
+        grid = find_grid(output.shape[1:], self.size, self.cam.reshape, self._prefix_hint)
+        if grid is None and self.cam.reshape == "none":
             raise InspectorError(
                 f"layer '{name}' gives tokens, and the profile's [cam] reshape = \"none\" takes "
                 'only (channels, height, width) outputs; set reshape = "auto"'
@@ -457,69 +459,40 @@ class CamEngine:
         return grid
 
     # -- maps -----------------------------------------------------------------------------------
-    def _raw_maps(
+    def _raw_map(
         self,
-        method: str,
+        method: MethodSpec,
         result: _Pass,
         layer: str,
         batch: torch.Tensor,
         cancel: CancelCheck | None,
         progress: ProgressCallback | None,
     ) -> torch.Tensor:
-        activation = result.activations[layer]
-        if method in GRADIENT_METHODS:
-            raw = GRADIENT_METHODS[method](activation, result.gradients[layer])
-        elif method in ACTIVATION_METHODS:
-            raw = ACTIVATION_METHODS[method](activation, None)
-        elif method == "scorecam":
-            raw = self.score_cam(batch, activation, result.target_index, cancel, progress)
-        else:
-            raise InspectorError(f"unknown method '{method}': use one of {', '.join(ALL_METHODS)}")
-        return raw.clamp(min=0)
+        """The method's (B, h, w) map at ``layer`` after the ReLU, on the device."""
+        inputs = MethodInputs(
+            activation=result.activations[layer],
+            gradient=result.gradients[layer],
+            input_size=self.size,
+            masked_scores=self._masked_scores(batch, result.target_index),
+            max_batch=self.max_batch,
+            cancel=cancel,
+            progress=progress,
+        )
+        return method.raw_map(inputs).clamp(min=0)
 
-    def score_cam(
-        self,
-        batch: torch.Tensor,
-        activation: torch.Tensor,
-        target_index: torch.Tensor,
-        cancel: CancelCheck | None = None,
-        progress: ProgressCallback | None = None,
-        mask_batch: int = 32,
-    ) -> torch.Tensor:
-        """Score-CAM (Wang et al. 2020): each channel, upsampled and normalised, masks the input;
-        the softmax over channels of the masked inputs' target logits weights the channels.
+    def _masked_scores(self, batch: torch.Tensor, target_index: torch.Tensor) -> MaskedScores:
+        """Target scores of one image of ``batch`` times each of n masks, the model left as found
+        (what Score-CAM weights its channels by)."""
 
-        Masks are made and run ``mask_batch`` channels at a time so memory stays bounded
-        (fewer when the model takes fewer images per pass).
-        """
-        mask_batch = min(mask_batch, self.max_batch or mask_batch)
-        images, channels = activation.shape[:2]
-        steps = images * ((channels + mask_batch - 1) // mask_batch)
-        done = 0
-        weights = torch.empty(images, channels, device=activation.device)
-        with frozen_model(self.model), torch.no_grad():
-            for b in range(images):
-                scores = []
-                for start in range(0, channels, mask_batch):
-                    if cancel is not None and cancel():
-                        raise CamCancelled()
-                    chunk = activation[b : b + 1, start : start + mask_batch]
-                    masks = F.interpolate(
-                        chunk, size=self.size, mode="bilinear", align_corners=True
-                    )[0]
-                    low = masks.flatten(1).min(dim=1).values[:, None, None]
-                    high = masks.flatten(1).max(dim=1).values[:, None, None]
-                    masks = (masks - low) / (high - low + 1e-8)
-                    # Masks broadcast over the channel axis, wherever the layout puts it.
-                    masks = masks[:, :, :, None] if self.layout == "nhwc" else masks[:, None]
-                    logits = self._logits(self.model(batch[b : b + 1] * masks))
-                    targets = target_index[b].expand(logits.shape[0])
-                    scores.append(self.head(logits).scores(logits, targets))
-                    done += 1
-                    if progress is not None:
-                        progress(done, steps)
-                weights[b] = torch.softmax(torch.cat(scores), dim=0)
-        return torch.einsum("bc,bchw->bhw", weights, activation)
+        def scores(image: int, masks: torch.Tensor) -> torch.Tensor:
+            # Masks broadcast over the channel axis, wherever the layout puts it.
+            masks = masks[:, :, :, None] if self.preprocess.layout == "nhwc" else masks[:, None]
+            with frozen_model(self.model), torch.no_grad():
+                output = self.model(batch[image : image + 1] * masks)
+            logits, _ = select_logits(output, self.output.logits)
+            return self.head.scores(logits, target_index[image].expand(logits.shape[0]))
+
+        return scores
 
     def _finish(
         self,
@@ -532,10 +505,10 @@ class CamEngine:
     ) -> list[CamResult]:
         """Normalise on the device, copy to the CPU once, upsample each map to its image."""
         raw_np = raw.float().cpu().numpy()
-        norm_np = normalize_maps(raw.float(), self.normalize).cpu().numpy()
+        norm_np = normalize_maps(raw.float(), self.cam.normalize).cpu().numpy()
         probs = result.probabilities
         if probs is None:
-            probs = self.head(result.logits).probabilities(result.logits)
+            probs = self.head.probabilities(result.logits)
         k = min(TOP_K, probs.shape[1])
         top_p, top_i = (t.cpu().numpy() for t in probs.topk(k, dim=1))
         targets = result.target_index.cpu().numpy()
@@ -553,9 +526,10 @@ class CamEngine:
                     target_name=self.class_name(int(targets[i])),
                     top_k=top,
                     raw=raw_np[i],
-                    cam=upsample_map(norm_np[i], size, blur_sigma, self.normalize),
+                    cam=upsample_map(norm_np[i], size, blur_sigma, self.cam.normalize),
                     note=result.notes[i],
-                    head=self.head_kind,
+                    head=self.head.kind,
+                    output_note=result.output_note,
                 )
             )
         return out
@@ -599,8 +573,7 @@ class CamEngine:
         progress: ProgressCallback | None = None,
     ) -> list[dict[str, CamResult]]:
         """CAMs of a batch of images for several layers, all from one model pass."""
-        if method not in ALL_METHODS:
-            raise InspectorError(f"unknown method '{method}': use one of {', '.join(ALL_METHODS)}")
+        spec = get_method(method)
         if self.max_batch is not None and len(images) > self.max_batch:
             return self._in_chunks(
                 self.explain_layers,
@@ -613,14 +586,14 @@ class CamEngine:
                 blur_sigma=blur_sigma,
                 cancel=cancel,
             )
-        spec = target if isinstance(target, TargetSpec) else parse_target(target, self.classes)
+        target = target if isinstance(target, TargetSpec) else parse_target(target, self.classes)
         names = self.resolve_layers(layers)
         batch = self.prepare(images)
-        result = self.run_pass(batch, names, spec, ground_truth, method in GRADIENT_METHODS, cancel)
+        result = self.run_pass(batch, names, target, ground_truth, spec.needs_gradients, cancel)
         sizes = [image.shape[:2] for image in images]
         per_layer = {
             name: self._finish(
-                self._raw_maps(method, result, name, batch, cancel, progress),
+                self._raw_map(spec, result, name, batch, cancel, progress),
                 result,
                 sizes,
                 method,
@@ -665,7 +638,7 @@ class CamEngine:
         names = self.resolve_layers(layers)
         batch = self.prepare(images)
         result = self.run_pass(batch, names, spec, ground_truth, True, cancel)
-        probs = self.head(result.logits).probabilities(result.logits).cpu().numpy()
+        probs = self.head.probabilities(result.logits).cpu().numpy()
         acts = {n: result.activations[n].float().cpu().numpy() for n in names}
         grads = {n: result.gradients[n].float().cpu().numpy() for n in names}
         inputs = batch.cpu().numpy()
@@ -677,6 +650,7 @@ class CamEngine:
                 layers={n: LayerCapture(acts[n][i], grads[n][i]) for n in names},
                 model_input=inputs[i],
                 note=result.notes[i],
+                output_note=result.output_note,
             )
             for i, image in enumerate(images)
         ]
@@ -701,8 +675,14 @@ class CamEngine:
         probs = torch.from_numpy(capture.probabilities[None]).to(self.device)
         target_index = torch.tensor([capture.target_index], device=self.device)
         result = _Pass(
-            probs, target_index, {name: activation}, {name: gradient}, [capture.note], probs
+            logits=probs,
+            target_index=target_index,
+            activations={name: activation},
+            gradients={name: gradient},
+            notes=[capture.note],
+            probabilities=probs,
+            output_note=capture.output_note,
         )
         batch = torch.from_numpy(capture.model_input[None]).to(self.device)
-        raw = self._raw_maps(method, result, name, batch, cancel, progress)
+        raw = self._raw_map(get_method(method), result, name, batch, cancel, progress)
         return self._finish(raw, result, [capture.image_size], method, name, blur_sigma)[0]

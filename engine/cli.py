@@ -7,15 +7,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from engine import __version__
 from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
-from engine.methods import ALL_METHODS
+from engine.methods.registry import method_names
 from engine.profile import ModelProfile, demo_profile_path, load_profile
 from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
+
+if TYPE_CHECKING:
+    from engine.cam import CamResult
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile_args(batch)
     batch.add_argument("--input", type=Path, help="image file or folder; default: demo images")
     batch.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder")
-    batch.add_argument("--method", choices=ALL_METHODS, help="default: the profile's")
+    batch.add_argument("--method", choices=method_names(), help="default: the profile's")
     batch.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
     batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
     batch.add_argument("--colormap", choices=list(Colormap), help="default: the profile's")
@@ -129,16 +132,24 @@ def _engine(args: argparse.Namespace, profile: ModelProfile):
     from engine.cam import CamEngine
 
     engine = CamEngine.from_profile(profile, args.device, trust_pickle=args.trust_pickle)
-    for note in engine.load_notes:
+    for note in engine.load_info.notes:
         print(f"note: {note}", file=sys.stderr)
     return engine
 
 
-def _print_output_note(engine) -> None:
-    """How the logits were picked out of a tuple/dict output: said once, on stderr."""
-    note = engine.take_output_note()
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+class _OutputNote:
+    """Keeps the first result's note on how the logits were picked out of a tuple/dict output,
+    so the run says it once, on stderr, however many images had it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __call__(self, _record: object, result: CamResult) -> None:
+        self.text = self.text or result.output_note
+
+    def print(self) -> None:
+        if self.text:
+            print(f"note: {self.text}", file=sys.stderr)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -166,7 +177,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         panels=args.panels,
         draw_boxes=args.boxes,
     )
-    runner = BatchRunner(engine, options)
+    output_note = _OutputNote()
+    runner = BatchRunner(engine, options, output_note)
     print(
         f"{len(records)} images, {profile.name} on {engine.device}, "
         f"{options.method} @ {runner.layer}, output {output}",
@@ -175,7 +187,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         summary = runner.run(records, progress=ProgressBar())
     finally:
-        _print_output_note(engine)
+        output_note.print()
     print(
         f"{summary.succeeded} ok, {summary.failed} failed in {summary.seconds:.1f} s; "
         f"results in {summary.csv_path}",

@@ -24,7 +24,6 @@ class Head:
     """Softmax over the logits: one class is true, probabilities sum to 1."""
 
     kind = "softmax"
-    label = "softmax"  # what the probabilities are called in the window
 
     def class_count(self, logits: torch.Tensor) -> int:
         return logits.shape[1]
@@ -51,7 +50,6 @@ class BinaryHead(Head):
     """
 
     kind = "binary"
-    label = "probability"
 
     def class_count(self, logits: torch.Tensor) -> int:
         return 2
@@ -73,7 +71,6 @@ class MultiLabelHead(Head):
     """One independent sigmoid per label: probabilities need not sum to 1."""
 
     kind = "multilabel"
-    label = "probability"
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits.float())

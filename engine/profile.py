@@ -22,25 +22,14 @@ from engine.choices import (
     Reshape,
 )
 from engine.errors import InspectorError
-from engine.export import atomic_write_text
+from engine.methods.registry import DEFAULT_METHOD, method_names
 from engine.resources import resource_path
-
-METHOD_NAMES: tuple[str, ...] = (
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "hirescam",
-    "layercam",
-    "eigencam",
-    "scorecam",
-)
 
 C = TypeVar("C", bound=Choice)
 
 IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
 DEFAULT_SIZE: tuple[int, int] = (224, 224)
-DEFAULT_METHOD = "gradcam"
 DEFAULT_ALPHA = 0.5
 # Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
 MAX_SIDE = 8192
@@ -183,6 +172,10 @@ def save_profile(profile: ModelProfile, path: str | Path) -> None:
             f"cannot write profile '{path}': folder '{path.parent}' does not exist; "
             "choose an existing folder"
         )
+    # Imported here: engine.export brings numpy and OpenCV, which reading a profile never needs
+    # (the window reads profiles at start; tests/engine/backends/test_registry.py checks it).
+    from engine.export import atomic_write_text
+
     atomic_write_text(path, text)
 
 
@@ -352,8 +345,9 @@ def _cam(table: Mapping[str, Any], where: str) -> CamDefaults:
     if layer is not None:
         layer = _nonempty_str(layer, "cam.layer", where).strip()
     method = table.get("method", DEFAULT_METHOD)
-    if method not in METHOD_NAMES:
-        raise _fail(where, "cam.method", f"'{method}' is unknown; use {', '.join(METHOD_NAMES)}")
+    if method not in method_names():
+        known = ", ".join(method_names())
+        raise _fail(where, "cam.method", f"{method!r} is unknown; use {known}")
     colormap = _choice(table, "colormap", Colormap.JET, "cam.", where)
     alpha = _number(table.get("alpha", DEFAULT_ALPHA), "cam.alpha", where)
     if not 0.0 <= alpha <= 1.0:

@@ -15,8 +15,11 @@ import torchvision
 from safetensors.torch import save_file
 
 from engine.cam import CamEngine
+from engine.choices import Colormap
 from engine.demo_data import NEU_CLASSES, DemoSample, generate_samples
 from engine.localization import pointing_hit
+from engine.methods.registry import DEFAULT_METHOD
+from engine.profile import DEFAULT_ALPHA, CamDefaults, OutputSpec, PreprocessSpec
 
 DEMO_ARCHITECTURE = "resnet18"
 DEMO_SIZE = (160, 160)
@@ -90,7 +93,9 @@ def train_demo(
     model = torchvision.models.get_model(
         DEMO_ARCHITECTURE, weights=None, num_classes=len(NEU_CLASSES)
     )
-    engine = CamEngine(model, NEU_CLASSES, DEMO_SIZE, DEMO_MEAN, DEMO_STD, "cpu")
+    preprocess = PreprocessSpec(DEMO_SIZE, DEMO_MEAN, DEMO_STD, "replicate")
+    cam = CamDefaults(None, DEFAULT_METHOD, Colormap.JET, DEFAULT_ALPHA)
+    engine = CamEngine(model, NEU_CLASSES, preprocess, cam, OutputSpec(), "cpu")
     log(f"generating {train_count} training and {held_out_count} held-out images")
     train = list(generate_samples(train_count, seed=seed))
     held_out = list(generate_samples(held_out_count, seed=HELD_OUT_SEED + seed))

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import torchvision
 from torch import nn
 
 from engine.demo_data import write_neu_det
+from engine.profile import IMAGENET_MEAN, IMAGENET_STD, CamDefaults, OutputSpec, PreprocessSpec
 
 NEU = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
 
@@ -34,6 +36,26 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def engine_records(
+    size: tuple[int, int],
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    *,
+    layer: str | None = None,
+    layout: str = "nchw",
+    normalize: str = "minmax",
+    reshape: str = "auto",
+    output: OutputSpec | None = None,
+) -> tuple[PreprocessSpec, CamDefaults, OutputSpec]:
+    """A CamEngine's profile records, a profile's defaults unless given:
+    ``CamEngine(model, classes, *engine_records((64, 64)), "cpu")``."""
+    preprocess = PreprocessSpec(
+        (int(size[0]), int(size[1])), tuple(mean), tuple(std), "replicate", layout
+    )
+    cam = CamDefaults(layer, "gradcam", "jet", 0.5, normalize, "weighted", reshape)
+    return preprocess, cam, output if output is not None else OutputSpec()
 
 
 @pytest.fixture

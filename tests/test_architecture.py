@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN_IN_ENGINE = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "qtpy", "ui")
@@ -43,3 +47,46 @@ def test_window_modules_do_not_import_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_method_registry_imports_without_torch() -> None:
+    """The window lists methods before torch is loaded: the registry must not pull it in."""
+    code = (
+        "import sys, engine.methods, engine.profile;"
+        "engine.methods.get_method('scorecam');"
+        "print(','.join(m for m in ('torch', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_the_method_registry_is_the_only_list_of_methods(qtbot, tmp_path: Path) -> None:
+    """Profile validation, the CLI's --method, the window's chooser and its view state all read
+    engine/methods/registry.py, so a new entry there reaches every one of them."""
+    from engine.cli import build_parser
+    from engine.errors import InspectorError
+    from engine.methods import METHODS, method_names
+    from engine.profile import load_profile
+    from ui.prediction_panel import PredictionPanel
+    from ui.state import ViewState
+
+    names = method_names()
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    batch = commands.choices["batch"]
+    option = next(a for a in batch._actions if "--method" in a.option_strings)
+    assert tuple(option.choices) == names
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    chooser = [(panel.method.itemData(i), panel.method.itemText(i)) for i in range(len(names))]
+    assert panel.method.count() == len(names)
+    assert chooser == [(spec.name, spec.label) for spec in METHODS]
+    profile = tmp_path / "p.toml"
+    for name in names:
+        profile.write_text(f'architecture = "resnet18"\n[cam]\nmethod = "{name}"\n', "utf-8")
+        assert load_profile(profile).cam.method == name
+        ViewState().update(method=name)
+    with pytest.raises(InspectorError, match=re.escape(", ".join(names))):
+        ViewState().update(method="gradcam3")

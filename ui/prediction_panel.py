@@ -20,20 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from engine.localization import Box, energy_in_box, pointing_hit
-from engine.profile import METHOD_NAMES
+from engine.methods.registry import METHODS
 
 if TYPE_CHECKING:
     from engine.cam import CamResult
 
-METHOD_LABELS = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "xgradcam": "XGrad-CAM",
-    "hirescam": "HiResCAM",
-    "layercam": "LayerCAM",
-    "eigencam": "Eigen-CAM",
-    "scorecam": "Score-CAM (runs the model per channel)",
-}
 ROWS = 5
 # What the bars mean for each kind of head (CamResult.head).
 HEAD_HEADERS = {
@@ -58,8 +49,8 @@ class PredictionPanel(QDockWidget):
         super().__init__("Prediction", parent)
         self.setObjectName("PredictionPanel")
         self.method = QComboBox()
-        for name in METHOD_NAMES:
-            self.method.addItem(METHOD_LABELS.get(name, name), name)
+        for spec in METHODS:
+            self.method.addItem(spec.label, spec.name)
         self.method.currentIndexChanged.connect(
             lambda i: self.sig_method_chosen.emit(self.method.itemData(i))
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
-from engine.profile import METHOD_NAMES
+from engine.methods.registry import get_method
 from engine.render import RenderStyle
 from ui.jobs import BLUR_SIGMA, Target
 
@@ -52,8 +52,7 @@ CAM_FIELDS = frozenset({"method", "layer", "target", "blur"})
 def _validate(options: ViewOptions) -> None:
     if options.mode not in MODES:
         raise InspectorError(f"unknown view mode '{options.mode}': use one of {', '.join(MODES)}")
-    if options.method not in METHOD_NAMES:
-        raise InspectorError(f"unknown CAM method '{options.method}'")
+    get_method(options.method)
     _ = options.style  # building the style validates colormap, blend, alpha and threshold
     if not (options.target == "pred" or isinstance(options.target, int)):
         raise InspectorError(f"target must be 'pred' or a class index, got {options.target!r}")

@@ -95,6 +95,7 @@ class CamWorker(QObject):
         self._superseded = 0  # explain jobs below this number are cancelled (see supersede)
         self.job_lock = threading.Lock()  # held while a job may touch torch (see GcPolicy)
         self._engine: Any = None
+        self._output_note_said = False  # the model's output note is said once per loaded model
         self._captures: _Lru = _Lru(CAPTURE_CACHE_SIZE)
         self._images: _Lru = _Lru(IMAGE_CACHE_SIZE)
         self._wake.connect(self._drain)
@@ -163,7 +164,7 @@ class CamWorker(QObject):
             profile = _read_profile(job)
             engine = CamEngine.from_profile(profile, job.device, profile.trust_pickle)
             inventory = engine.inventory
-            weights_sha256 = engine.weights_sha256 or ""
+            weights_sha256 = engine.load_info.weights_sha256 or ""
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(0, "model", str(exc)))
             return
@@ -172,6 +173,7 @@ class CamWorker(QObject):
             self.sig_failed.emit(JobFailed(0, "model", f"{type(exc).__name__}: {exc}"))
             return
         self._engine = engine
+        self._output_note_said = False
         self._captures.clear()
         self._prefetch.clear()
         # Automatic GC is off (GcPolicy), so everything `import torch` and the model made sits in
@@ -189,8 +191,8 @@ class CamWorker(QObject):
             weights_sha256,
         )
         self.sig_model_loaded.emit(loaded)
-        if engine.load_notes:
-            self.sig_notice.emit("; ".join(engine.load_notes))
+        if engine.load_info.notes:
+            self.sig_notice.emit("; ".join(engine.load_info.notes))
 
     def _image(self, record: ImageRecord) -> tuple[np.ndarray, tuple[Box, ...]]:
         key = str(record.path)
@@ -222,8 +224,9 @@ class CamWorker(QObject):
         image, _ = self._image(record)
         capture = self._engine.capture([image], layer, target, [truth], cancel)[0]
         self.model_passes += 1
-        note = self._engine.take_output_note()
+        note = "" if self._output_note_said else capture.output_note
         if note:  # the first pass found logits inside a tuple/dict output: say which, once
+            self._output_note_said = True
             self.sig_notice.emit(note)
             joined = f"{capture.note}; {note}" if capture.note else note
             capture = dataclasses.replace(capture, note=joined)

@@ -12,12 +12,14 @@ from engine.batch_options import BatchOptions
 from engine.cam import CamEngine
 from engine.dataset import ImageRecord, scan_images
 from engine.demo_data import write_neu_det
-from tests.conftest import NEU, TinyNet
+from tests.conftest import NEU, TinyNet, engine_records
 
 
 def _engine() -> CamEngine:
     torch.manual_seed(0)
-    return CamEngine(TinyNet(classes=6), NEU, (32, 32), (0.5,) * 3, (0.25,) * 3, "cpu")
+    return CamEngine(
+        TinyNet(classes=6), NEU, *engine_records((32, 32), (0.5,) * 3, (0.25,) * 3), "cpu"
+    )
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

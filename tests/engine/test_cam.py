@@ -1,4 +1,4 @@
-"""Tests for engine/cam.py and engine/methods.py: equality with pytorch-grad-cam and Captum."""
+"""Tests for engine/cam.py and engine/methods/: equality with pytorch-grad-cam and Captum."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from torch import nn
 
 from engine.cam import CamEngine, TargetSpec, parse_target, resolve_device
 from engine.errors import CamCancelled, InspectorError
-from tests.conftest import TinyNet, make_torchvision
+from tests.conftest import TinyNet, engine_records, make_torchvision
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -36,7 +36,8 @@ REFERENCES = {
 
 
 def _engine(model: nn.Module, size: int = 128, classes: int = 6) -> CamEngine:
-    return CamEngine(model, [f"c{i}" for i in range(classes)], (size, size), MEAN, STD, "cpu")
+    classes_ = [f"c{i}" for i in range(classes)]
+    return CamEngine(model, classes_, *engine_records((size, size), MEAN, STD), "cpu")
 
 
 def _images(count: int, size: int = 128, seed: int = 0) -> list[np.ndarray]:
@@ -117,9 +118,16 @@ def _peak_model() -> nn.Module:
     return model.eval()
 
 
+def _peak_engine(size: tuple[int, int]) -> CamEngine:
+    """The peak model with no normalisation: pixel values are what reaches the first conv."""
+    return CamEngine(
+        _peak_model(), ["bright", "dark"], *engine_records(size, (0,) * 3, (1,) * 3), "cpu"
+    )
+
+
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"])
 def test_cam_peaks_where_the_signal_is(method: str) -> None:
-    engine = CamEngine(_peak_model(), ["bright", "dark"], (64, 64), (0, 0, 0), (1, 1, 1), "cpu")
+    engine = _peak_engine((64, 64))
     image = np.zeros((200, 300), dtype=np.uint8)  # gray, not square, not the model's size
     image[120:160, 210:260] = 255
     result = engine.explain([image], method, target="bright")[0]
@@ -130,7 +138,7 @@ def test_cam_peaks_where_the_signal_is(method: str) -> None:
 
 
 def test_flat_map_stays_flat_without_nan() -> None:
-    engine = CamEngine(_peak_model(), ["bright", "dark"], (32, 32), (0, 0, 0), (1, 1, 1), "cpu")
+    engine = _peak_engine((32, 32))
     result = engine.explain([np.zeros((40, 40), np.uint8)], "gradcam")[0]
     assert not np.isnan(result.cam).any()
     assert np.all(result.cam == result.cam.flat[0])
@@ -239,7 +247,7 @@ def test_parse_target_errors() -> None:
 
 
 def test_blur_smooths_and_stays_normalised() -> None:
-    engine = CamEngine(_peak_model(), ["bright", "dark"], (64, 64), (0, 0, 0), (1, 1, 1), "cpu")
+    engine = _peak_engine((64, 64))
     image = np.zeros((128, 128), dtype=np.uint8)
     image[40:80, 40:80] = 255
     sharp = engine.explain([image], "gradcam")[0].cam
@@ -270,7 +278,8 @@ def test_cuda_equals_cpu() -> None:
     model = make_torchvision("resnet18")
     images = _images(2)
     cpu = _engine(model).explain(images, "gradcam++")
-    gpu_engine = CamEngine(model, [f"c{i}" for i in range(6)], (128, 128), MEAN, STD, "cuda")
+    classes = [f"c{i}" for i in range(6)]
+    gpu_engine = CamEngine(model, classes, *engine_records((128, 128), MEAN, STD), "cuda")
     gpu = gpu_engine.explain(images, "gradcam++")
     for a, b in zip(cpu, gpu, strict=True):
         np.testing.assert_allclose(a.cam, b.cam, atol=1e-3)
@@ -282,7 +291,8 @@ def test_max_normalisation_reproduces_the_keras_example() -> None:
     torch.manual_seed(0)
     model = TinyNet(classes=4).eval()
     classes = ["a", "b", "c", "d"]
-    keras = CamEngine(model, classes, (64, 64), MEAN, STD, "cpu", "features", normalize="max")
+    records = engine_records((64, 64), MEAN, STD, layer="features", normalize="max")
+    keras = CamEngine(model, classes, *records, "cpu")
     images = _images(2, size=96, seed=7)
     results = keras.explain(images, "gradcam")
     for capture, result in zip(keras.capture(images), results, strict=True):
@@ -324,7 +334,7 @@ def test_profile_output_and_normalize_reach_the_engine(tmp_path) -> None:
         encoding="utf-8",
     )
     engine = CamEngine.from_profile(load_profile(tmp_path / "p.toml"), "cpu")
-    assert engine.output == OutputSpec(0, "sigmoid") and engine.normalize == "max"
+    assert engine.output == OutputSpec(0, "sigmoid") and engine.cam.normalize == "max"
     assert engine.classes == ("negative", "positive")
     result = engine.explain(_images(1, size=64), "gradcam")[0]
     assert result.head == "binary" and len(result.top_k) == 2
@@ -336,7 +346,7 @@ def test_grayscale_models_take_one_channel(name: str) -> None:
     torch.manual_seed(0)
     extra = {"img_size": 64, "depth": 2} if name.startswith("vit") else {}
     model = timm.create_model(name, pretrained=False, num_classes=3, in_chans=1, **extra).eval()
-    engine = CamEngine(model, ["a", "b", "c"], (64, 64), (0.5,), (0.25,), "cpu")
+    engine = CamEngine(model, ["a", "b", "c"], *engine_records((64, 64), (0.5,), (0.25,)), "cpu")
     assert engine.in_channels == 1
     rgb = _images(1, size=64)[0]
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -362,7 +372,7 @@ def test_grayscale_models_take_one_channel(name: str) -> None:
 @pytest.mark.parametrize("size", [(160, 320), (150, 210)])
 def test_resnet_at_odd_sizes_equals_pytorch_grad_cam(size: tuple[int, int]) -> None:
     engine = CamEngine(
-        make_torchvision("resnet18"), [f"c{i}" for i in range(6)], size, MEAN, STD, "cpu"
+        make_torchvision("resnet18"), [f"c{i}" for i in range(6)], *engine_records(size), "cpu"
     )
     rng = np.random.default_rng(5)
     images = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(2)]
@@ -378,7 +388,7 @@ def test_resnet_at_odd_sizes_equals_pytorch_grad_cam(size: tuple[int, int]) -> N
 
 @pytest.mark.parametrize("size", [(160, 320), (150, 210)])
 def test_cam_peaks_where_the_signal_is_at_odd_model_sizes(size: tuple[int, int]) -> None:
-    engine = CamEngine(_peak_model(), ["bright", "dark"], size, (0, 0, 0), (1, 1, 1), "cpu")
+    engine = _peak_engine(size)
     image = np.zeros((300, 420), dtype=np.uint8)
     image[200:260, 40:100] = 255
     result = engine.explain([image], "gradcam", target="bright")[0]
@@ -405,10 +415,9 @@ class ChannelsLastInput(nn.Module):
 @pytest.mark.parametrize("method", ["gradcam", "hirescam", "eigencam", "scorecam"])
 def test_nhwc_input_layout_equals_the_nchw_model(tiny_net: TinyNet, method: str) -> None:
     classes = ["a", "b", "c"]
-    nchw = CamEngine(tiny_net, classes, (48, 40), MEAN, STD, "cpu")
-    nhwc = CamEngine(
-        ChannelsLastInput(tiny_net), classes, (48, 40), MEAN, STD, "cpu", layout="nhwc"
-    )
+    nchw = CamEngine(tiny_net, classes, *engine_records((48, 40), MEAN, STD), "cpu")
+    records = engine_records((48, 40), MEAN, STD, layout="nhwc")
+    nhwc = CamEngine(ChannelsLastInput(tiny_net), classes, *records, "cpu")
     images = _images(2, size=64, seed=4)
     assert nhwc.prepare(images).shape == (2, 48, 40, 3)
     torch.testing.assert_close(nhwc.prepare(images), nchw.prepare(images).permute(0, 2, 3, 1))
@@ -421,7 +430,7 @@ def test_nhwc_input_layout_equals_the_nchw_model(tiny_net: TinyNet, method: str)
     redrawn = nhwc.cam_from_capture(capture, method)
     np.testing.assert_allclose(redrawn.cam, ours[0].cam, atol=1e-6)
     with pytest.raises(InspectorError, match="unknown input layout"):
-        CamEngine(tiny_net, classes, (48, 40), MEAN, STD, "cpu", layout="chw")
+        CamEngine(tiny_net, classes, *engine_records((48, 40), layout="chw"), "cpu")
 
 
 class FixedBatch(nn.Module):
@@ -442,9 +451,9 @@ class FixedBatch(nn.Module):
 @pytest.mark.parametrize("method", ["gradcam++", "scorecam"])
 def test_max_batch_splits_and_equals_one_big_batch(tiny_net: TinyNet, method: str) -> None:
     classes = ["a", "b", "c"]
-    whole = CamEngine(tiny_net, classes, (32, 32), MEAN, STD, "cpu")
+    whole = CamEngine(tiny_net, classes, *engine_records((32, 32), MEAN, STD), "cpu")
     fixed = FixedBatch(tiny_net)
-    limited = CamEngine(fixed, classes, (32, 32), MEAN, STD, "cpu", max_batch=1)
+    limited = CamEngine(fixed, classes, *engine_records((32, 32), MEAN, STD), "cpu", max_batch=1)
     images = _images(3, size=32, seed=6)
     truth = [2, None, 0]
     with pytest.raises(RuntimeError, match="invalid dimensions"):
@@ -485,5 +494,9 @@ def test_profile_layout_reshape_and_batch_limit_reach_the_engine(tmp_path) -> No
         encoding="utf-8",
     )
     engine = CamEngine.from_profile(load_profile(tmp_path / "p.toml"), "cpu")
-    assert (engine.layout, engine.reshape, engine.max_batch) == ("nhwc", "tokens", None)
+    assert (engine.preprocess.layout, engine.cam.reshape, engine.max_batch) == (
+        "nhwc",
+        "tokens",
+        None,
+    )
     assert engine.prepare(_images(1, size=64)).shape == (1, 64, 96, 3)

@@ -29,7 +29,7 @@ def test_demo_profile_matches_training_recipe(demo_engine: CamEngine) -> None:
     profile = load_profile(demo_profile_path())
     assert profile.preprocess.size == DEMO_SIZE
     assert demo_engine.default_layer == profile.cam.layer == DEMO_LAYER
-    assert demo_engine.weights_sha256 == sha256_of(profile.weights)
+    assert demo_engine.load_info.weights_sha256 == sha256_of(profile.weights)
     assert demo_engine.classes == NEU_CLASSES
     assert FRESH_SEED not in (TRAIN_SEED, HELD_OUT_SEED)
 

@@ -31,7 +31,7 @@ from engine.heads import (
     select_logits,
 )
 from engine.profile import OutputSpec
-from tests.conftest import TinyNet
+from tests.conftest import TinyNet, engine_records
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -54,7 +54,8 @@ def _engine(
     output: OutputSpec | None = None,
     layer: str = "features",
 ) -> CamEngine:
-    return CamEngine(model, classes, (SIZE, SIZE), MEAN, STD, "cpu", layer, output=output)
+    records = engine_records((SIZE, SIZE), MEAN, STD, layer=layer, output=output)
+    return CamEngine(model, classes, *records, "cpu")
 
 
 def _wrapped(kind: str, classes: tuple[str, ...], output: OutputSpec | None = None) -> CamEngine:
@@ -320,16 +321,25 @@ def test_auto_finds_the_logits_and_says_which(kind: str, note: str) -> None:
     for result, expected in zip(ours, _plain_reference(), strict=True):
         assert result.top_k == expected.top_k
         np.testing.assert_allclose(result.cam, expected.cam, atol=1e-6)
-    assert engine.output_note.startswith(note)
-    assert engine.take_output_note() == engine.output_note
-    assert engine.take_output_note() == ""  # once per engine
+    assert all(result.output_note.startswith(note) for result in ours)
+    assert engine.capture(_images(2))[1].output_note.startswith(note)
+
+
+def test_a_pass_changes_no_engine_attribute() -> None:
+    """The head is decided at construction and the output note comes back with the pass."""
+    engine = _wrapped("tuple", ("a", "b", "c"), OutputSpec(activation="sigmoid"))
+    before = dict(vars(engine))
+    engine.explain(_images(2), "gradcam")
+    engine.cam_from_capture(engine.capture(_images(1))[0], "scorecam")
+    assert vars(engine).keys() == before.keys()
+    assert all(vars(engine)[name] is value for name, value in before.items())
+    assert type(engine.head) is MultiLabelHead  # three sigmoid outputs, read once at construction
 
 
 def test_plain_tensor_output_has_no_note() -> None:
     engine = _engine(_net(3), ("a", "b", "c"))
-    engine.explain(_images(1), "gradcam")
-    assert engine.output_note == ""
-    assert engine.take_output_note() == ""
+    result = engine.explain(_images(1), "gradcam")[0]
+    assert result.output_note == "" and engine.capture(_images(1))[0].output_note == ""
 
 
 @pytest.mark.parametrize(
@@ -345,7 +355,7 @@ def test_chosen_element_is_explained_without_a_note(kind: str, choice: int | str
         aux = model.net(engine.prepare(_images(1))).flip(1) * 2.0
     assert result.predicted.index == int(aux.argmax())
     assert result.predicted.probability == pytest.approx(float(aux.softmax(1).max()), abs=1e-6)
-    assert engine.output_note == ""
+    assert result.output_note == ""
 
 
 def test_squeezed_binary_output_is_one_column() -> None:

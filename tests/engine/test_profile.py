@@ -11,10 +11,10 @@ import pytest
 
 from engine.choices import Colormap
 from engine.errors import InspectorError
+from engine.methods.registry import method_names
 from engine.profile import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    METHOD_NAMES,
     CamDefaults,
     ModelProfile,
     OutputSpec,
@@ -191,7 +191,10 @@ def test_preprocess_errors(tmp_path: Path, preprocess: str, expected: str) -> No
 @pytest.mark.parametrize(
     ("cam", "expected"),
     [
-        ('method = "gradcam2"', "cam.method 'gradcam2' is unknown; use " + ", ".join(METHOD_NAMES)),
+        (
+            'method = "gradcam2"',
+            "cam.method 'gradcam2' is unknown; use " + ", ".join(method_names()),
+        ),
         ('colormap = "rainbow"', "cam.colormap 'rainbow' is unknown; use jet, viridis"),
         ("alpha = 1.5", "cam.alpha must be between 0 and 1, not 1.5"),
         ("alpha = -0.1", "cam.alpha must be between 0 and 1, not -0.1"),
@@ -205,7 +208,7 @@ def test_cam_errors(tmp_path: Path, cam: str, expected: str) -> None:
     assert expected in message
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("method", method_names())
 def test_every_method_is_accepted(tmp_path: Path, method: str) -> None:
     profile = load_profile(
         write(tmp_path, f'architecture = "resnet18"\n[cam]\nmethod = "{method}"\n')

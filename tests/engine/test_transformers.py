@@ -27,8 +27,10 @@ from engine.cam import CamEngine
 from engine.errors import InspectorError
 from engine.layers import layer_inventory
 from engine.tokens import GridLayout
+from tests.conftest import engine_records
 
 MEAN = STD = (0.5, 0.5, 0.5)
+CLASSES = [f"c{i}" for i in range(4)]
 REFERENCES = {
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
@@ -150,7 +152,7 @@ def case(request: pytest.FixtureRequest) -> tuple[CamEngine, str, Reshape]:
 def _engine(name: str) -> CamEngine:
     build, size, _, _ = MODELS[name]
     torch.manual_seed(0)
-    return CamEngine(build().eval(), [f"c{i}" for i in range(4)], size, MEAN, STD, "cpu")
+    return CamEngine(build().eval(), CLASSES, *engine_records(size, MEAN, STD), "cpu")
 
 
 def _images(size: tuple[int, int], count: int = 2, seed: int = 0) -> list[np.ndarray]:
@@ -206,7 +208,7 @@ def test_every_method_equals_pytorch_grad_cam(name: str, method: str) -> None:
 def test_scorecam_on_tokens_equals_pytorch_grad_cam() -> None:
     torch.manual_seed(0)
     model = _timm("vit_tiny_patch16_224", img_size=64, depth=1, embed_dim=24, num_heads=2)
-    engine = CamEngine(model.eval(), [f"c{i}" for i in range(4)], (64, 64), MEAN, STD, "cpu")
+    engine = CamEngine(model.eval(), CLASSES, *engine_records((64, 64), MEAN, STD), "cpu")
     images = _images((64, 64), count=1)
     ours = engine.explain(images, "scorecam")
     layer = model.blocks[0].norm1
@@ -291,7 +293,7 @@ def test_token_and_nhwc_layers_are_spatial_in_the_inventory() -> None:
 def test_window_attention_layer_is_refused() -> None:
     build, size, _, _ = MODELS["timm_swin"]
     torch.manual_seed(0)
-    engine = CamEngine(build().eval(), [f"c{i}" for i in range(4)], size, MEAN, STD, "cpu")
+    engine = CamEngine(build().eval(), CLASSES, *engine_records(size, MEAN, STD), "cpu")
     with pytest.raises(InspectorError, match="folds windows"):
         engine.explain(_images(size, count=1), "gradcam", "layers.0.blocks.0.attn")
     assert not _hooks_left(engine.model)
@@ -313,14 +315,14 @@ def test_reshape_override() -> None:
     torch.manual_seed(0)
     model = _torchvision_vit().eval()
     classes = [f"c{i}" for i in range(4)]
-    plain = CamEngine(model, classes, size, MEAN, STD, "cpu", reshape="none")
+    plain = CamEngine(model, classes, *engine_records(size, MEAN, STD, reshape="none"), "cpu")
     assert not plain.inventory.get(default).spatial
     assert plain.inventory.default_layer == "conv_proj"  # the patch embedding, a real NCHW map
     with pytest.raises(InspectorError, match='reshape = "none" takes only'):
         plain.explain(_images(size, count=1), "gradcam", default)
     assert not _hooks_left(model)
     with pytest.raises(InspectorError, match="unknown reshape 'token'"):
-        CamEngine(model, classes, size, MEAN, STD, "cpu", reshape="token")
+        CamEngine(model, classes, *engine_records(size, MEAN, STD, reshape="token"), "cpu")
 
 
 def test_tokens_override_reads_a_grid_the_input_size_does_not_tell() -> None:
@@ -329,10 +331,11 @@ def test_tokens_override_reads_a_grid_the_input_size_does_not_tell() -> None:
     classes = [f"c{i}" for i in range(4)]
     layer = "vit." + MODELS["torchvision_vit"][2]
     image = _images((120, 200), count=1)
-    auto = CamEngine(model, classes, (120, 200), MEAN, STD, "cpu")
+    auto = CamEngine(model, classes, *engine_records((120, 200), MEAN, STD), "cpu")
     with pytest.raises(InspectorError, match=r"17 tokens .* set reshape = \"tokens\""):
         auto.explain(image, "gradcam", layer)
-    forced = CamEngine(model, classes, (120, 200), MEAN, STD, "cpu", reshape="tokens")
+    records = engine_records((120, 200), MEAN, STD, reshape="tokens")
+    forced = CamEngine(model, classes, *records, "cpu")
     assert forced.inventory.get(layer).grid == GridLayout("tokens", 4, 4, 1)
     result = forced.explain(image, "gradcam", layer)[0]
     assert result.raw.shape == (4, 4) and result.cam.shape == (120, 200)
@@ -366,9 +369,8 @@ def _brightness_vit(size: tuple[int, int]) -> nn.Module:
 @pytest.mark.parametrize("size", [(160, 320), (150, 210)])
 def test_token_map_peaks_where_the_signal_is(size: tuple[int, int]) -> None:
     # A transposed grid would put the peak at the mirrored patch: this catches h/w mix-ups.
-    engine = CamEngine(
-        _brightness_vit(size), ["bright", "b", "c", "d"], size, (0, 0, 0), (1, 1, 1), "cpu"
-    )
+    records = engine_records(size, (0, 0, 0), (1, 1, 1))
+    engine = CamEngine(_brightness_vit(size), ["bright", "b", "c", "d"], *records, "cpu")
     image = np.zeros((300, 420), dtype=np.uint8)  # not the model's size either
     image[200:260, 40:100] = 255
     result = engine.explain([image], "gradcam", "patch_embed", target="bright")[0]

@@ -13,8 +13,8 @@ from torch import nn
 
 from engine.cam import CamEngine
 from engine.cli import run
-from engine.profile import IMAGENET_MEAN, IMAGENET_STD, ModelProfile, parse_profile
-from tests.conftest import NEU
+from engine.profile import ModelProfile, parse_profile
+from tests.conftest import NEU, engine_records
 
 SIZE = (64, 64)
 
@@ -36,7 +36,7 @@ def images(count: int = 3, seed: int = 0) -> list[np.ndarray]:
 
 
 def reference_engine(model: nn.Module, layer: str) -> CamEngine:
-    return CamEngine(model, NEU, SIZE, IMAGENET_MEAN, IMAGENET_STD, "cpu", layer)
+    return CamEngine(model, NEU, *engine_records(SIZE, layer=layer), "cpu")
 
 
 def assert_same_cams(engine: CamEngine, reference: CamEngine) -> None:

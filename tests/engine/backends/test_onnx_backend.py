@@ -33,8 +33,8 @@ def test_legacy_export_cam_equals_torch(tmp_path: Path, resnet: nn.Module, opset
     path = export(resnet, tmp_path / "r18.onnx", (1, 3, *SIZE), dynamo=False, opset_version=opset)
     engine = CamEngine.from_profile(profile_for(path, "onnx", classes=list(NEU)), "cpu")
     assert engine.max_batch is None  # Flatten keeps the batch free, whatever the export fixed
-    assert engine.weights_sha256 == sha256_of(path)
-    assert engine.classes == NEU and engine.load_notes == ()
+    assert engine.load_info.weights_sha256 == sha256_of(path)
+    assert engine.classes == NEU and engine.load_info.notes == ()
     assert engine.default_layer == LEGACY_LAYER4
     assert_same_cams(engine, reference_engine(resnet, "layer4"))
 
@@ -46,7 +46,7 @@ def test_dynamo_export_cam_equals_torch(tmp_path: Path, resnet: nn.Module) -> No
     engine = CamEngine.from_profile(profile, "cpu")
     # Opset 18+ is converted down; its Reshape to [1, 512] runs one image at a time.
     assert engine.max_batch == 1
-    converted, batch = engine.load_notes[:2]
+    converted, batch = engine.load_info.notes[:2]
     assert converted.startswith("converted the ONNX graph from opset ")
     assert converted.endswith(" to 17")
     assert batch == "the ONNX graph runs one image at a time (fixed batch size 1)"

@@ -60,7 +60,7 @@ def test_weights_in_constant_nodes(tmp_path: Path, tiny: nn.Module) -> None:
 def test_final_softmax_is_removed(tmp_path: Path, tiny: nn.Module) -> None:
     path = export(nn.Sequential(tiny, nn.Softmax(dim=1)), tmp_path / "p.onnx", (1, 3, *SIZE))
     engine = CamEngine.from_profile(profile_for(path, "onnx", classes=list(NEU)), "cpu")
-    assert engine.load_notes == (
+    assert engine.load_info.notes == (
         "removed the final Softmax: Grad-CAM uses the class scores before it",
     )
     # Probabilities are the model's own, not a softmax of its softmax.

@@ -59,7 +59,7 @@ def test_backends_have_distinct_names_and_the_spec_bundles_them() -> None:
     assert len(set(names)) == len(names)
     assert bundled_packages() == ("torchvision", "timm", "onnx", "onnx2torch")
     spec = (ROOT / "packaging" / "gradcam_inspector.spec").read_text(encoding="utf-8")
-    assert re.search(r"hiddenimports=\[[^\]]*\*bundled_packages\(\)\]", spec)
+    assert re.search(r"hiddenimports=\[[^\]]*\*bundled_packages\(\),?\s*\]", spec)
 
 
 @pytest.mark.parametrize(
