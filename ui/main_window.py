@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QStandardItemModel
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -49,7 +48,7 @@ from ui.review import ReviewController, SessionContext, VerdictChange
 from ui.settings import SavedPlaces, SettingsStore
 from ui.summary_dock import SummaryDock
 from ui.view_state import CAM_FIELDS, ViewOptions, ViewState
-from ui.view_toolbar import ViewToolbar
+from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -150,10 +149,7 @@ class MainWindow(QMainWindow):
     def _build_toolbar(self) -> None:
         self.view_toolbar = ViewToolbar(self.state)
         self.addToolBar(self.view_toolbar)
-        self.device_combo = QComboBox()
-        self.device_combo.addItem("CPU", "cpu")
-        self.device_combo.addItem("CUDA", "cuda")
-        self._set_cuda_available(None)
+        self.device_combo = DeviceChooser()
         self.view_toolbar.add_labelled(" Device ", self.device_combo)
 
     def _build_status_bar(self) -> None:
@@ -312,7 +308,7 @@ class MainWindow(QMainWindow):
             if loaded.profile.source != demo_profile_path():
                 self.stored.remember_profile(loaded.profile.source)
                 self._refresh_recent_menu()
-        self._set_cuda_available(loaded.cuda_available)
+        self.device_combo.set_cuda_available(loaded.cuda_available)
         self.cuda_available = loaded.cuda_available
         log.info(
             "model '%s' loaded on %s in %.1f s (torch %s, CUDA %s)",
@@ -323,8 +319,7 @@ class MainWindow(QMainWindow):
             "available" if loaded.cuda_available else "not available",
         )
         self.device = "cuda" if loaded.device.startswith("cuda") else "cpu"
-        with QSignalBlocker(self.device_combo):
-            self.device_combo.setCurrentIndex(1 if loaded.device.startswith("cuda") else 0)
+        self.device_combo.show_device(loaded.device)
         self.device_label.setText(f"device: {loaded.device}")
         pre = loaded.profile.preprocess
         self.model_dock.set_model(
@@ -348,19 +343,6 @@ class MainWindow(QMainWindow):
         # The blend belongs to the model (a Keras-style profile asks for additive): always its own.
         changes["blend"] = cam.blend
         return changes
-
-    def _set_cuda_available(self, available: bool | None) -> None:
-        model = self.device_combo.model()
-        assert isinstance(model, QStandardItemModel)
-        item = model.item(1)
-        item.setEnabled(bool(available))
-        if available is None:
-            item.setToolTip("Checking for CUDA…")
-        elif not available:
-            item.setToolTip("CUDA is not available on this machine (no GPU or a CPU-only torch)")
-        else:
-            item.setToolTip("Run the model on the GPU")
-        self.device_combo.setToolTip(item.toolTip() if not available else "Model device")
 
     def _device_chosen(self, index: int) -> None:
         device = self.device_combo.itemData(index)

@@ -7,6 +7,7 @@ widget is never told back what it just said (no echo loop: napari's layer contro
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSlider, QToolBar, QWidget
 
 from engine.choices import Blend, Colormap
@@ -132,3 +133,32 @@ class ViewToolbar(QToolBar):
                 apply()
         self.opacity_label.setText(f"{o.alpha:.0%}")
         self.threshold_label.setText(f"{o.threshold:.0%}")
+
+
+class DeviceChooser(QComboBox):
+    """CPU or CUDA for the model; CUDA is offered once the worker found it (it imports torch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addItem("CPU", "cpu")
+        self.addItem("CUDA", "cuda")
+        self.set_cuda_available(None)
+
+    def set_cuda_available(self, available: bool | None) -> None:
+        """None: not known yet (torch still importing)."""
+        model = self.model()
+        assert isinstance(model, QStandardItemModel)
+        item = model.item(1)
+        item.setEnabled(bool(available))
+        if available is None:
+            item.setToolTip("Checking for CUDA…")
+        elif not available:
+            item.setToolTip("CUDA is not available on this machine (no GPU or a CPU-only torch)")
+        else:
+            item.setToolTip("Run the model on the GPU")
+        self.setToolTip(item.toolTip() if not available else "Model device")
+
+    def show_device(self, device: str) -> None:
+        """Show the device the model runs on ("cuda:0" is CUDA) without asking for a reload."""
+        with QSignalBlocker(self):
+            self.setCurrentIndex(1 if device.startswith("cuda") else 0)
