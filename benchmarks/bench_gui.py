@@ -410,16 +410,16 @@ def bench_rerender(app, window, changes: int) -> None:
             end = watch.last if ok else time.perf_counter()
         return 1000 * (end - start), 1000 * (mid - start)
 
-    n_maps = window.colormap.count()
+    n_maps = window.view_toolbar.colormap.count()
     samples: dict[str, tuple[list[float], list[float]]] = {
         "opacity": ([], []),
         "colormap": ([], []),
     }
     changes_by_name = {
         # 20, 81, 22, 83, ...: every step is a new value.
-        "opacity": lambda i: window.opacity.setValue((20, 80)[i % 2] + i % 7),
-        "colormap": lambda i: window.colormap.setCurrentIndex(
-            (window.colormap.currentIndex() + 1) % n_maps
+        "opacity": lambda i: window.view_toolbar.opacity.setValue((20, 80)[i % 2] + i % 7),
+        "colormap": lambda i: window.view_toolbar.colormap.setCurrentIndex(
+            (window.view_toolbar.colormap.currentIndex() + 1) % n_maps
         ),
     }
     # Interleaved, so a busy moment of the (shared) machine hits both alike; 3 warm-up rounds.
@@ -577,7 +577,7 @@ def bench_export_stall(app, window, output: Path, timeout_s: float) -> None:
 
     def give_up() -> None:
         cancelled_by_bench[0] = True
-        window.cancel_export()
+        window.exports.cancel()
 
     guard.timeout.connect(give_up)
     hard_stop = QTimer()

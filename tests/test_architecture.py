@@ -70,7 +70,7 @@ def test_the_method_registry_is_the_only_list_of_methods(qtbot, tmp_path: Path) 
     from engine.methods import METHODS, method_names
     from engine.profile import load_profile
     from ui.prediction_panel import PredictionPanel
-    from ui.state import ViewState
+    from ui.view_state import ViewState
 
     names = method_names()
     parser = build_parser()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.dataset import ImageRecord
+from engine.lru import LruCache
 from ui.thumbnails import THUMBNAIL_SIZE, ThumbnailLoader
 
 COLUMNS = ("File", "Truth", "Predicted", "Conf.", "Verdict")
@@ -80,15 +80,15 @@ class ImageTableModel(QAbstractTableModel):
         self._rows: dict[str, int] = {}
         self._verdicts: dict[str, int] = {}  # relative posix path -> code 1..4
         self._loader = thumbnails
-        self._thumbnails: OrderedDict[str, QPixmap | None] = OrderedDict()
+        self._thumbnails: LruCache[str, QPixmap | None] = LruCache(THUMBNAIL_CACHE_SIZE)
         if thumbnails is not None:
             thumbnails.sig_ready.connect(self._thumbnail_ready)
 
     def _thumbnail(self, record: ImageRecord) -> QPixmap | None:
         """The cached preview; asks the loader for it the first time a row is painted."""
         key = str(record.path)
-        if key in self._thumbnails:
-            return self._thumbnails[key]
+        if key in self._thumbnails:  # None stored: the image has no preview
+            return self._thumbnails.get(key)
         if self._loader is not None:
             self._loader.request(key)
         return None
@@ -99,9 +99,7 @@ class ImageTableModel(QAbstractTableModel):
             height, width = thumb.shape[:2]
             image = QImage(thumb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
             pixmap = QPixmap.fromImage(image.copy())
-        self._thumbnails[path] = pixmap
-        while len(self._thumbnails) > THUMBNAIL_CACHE_SIZE:
-            self._thumbnails.popitem(last=False)
+        self._thumbnails.put(path, pixmap)
         row = self._rows.get(path)
         if row is not None:
             index = self.index(row, 0)

@@ -20,7 +20,7 @@ from engine.render import (
     render_overlay,
     render_panels,
 )
-from ui.state import ViewOptions
+from ui.view_state import ViewMode, ViewOptions
 
 LEGEND_HEIGHT = 200
 
@@ -35,12 +35,12 @@ def compose(
 ) -> np.ndarray:
     """The RGB picture the view shows for these options (the engine's renderers, no model)."""
     shown = boxes if options.show_boxes else ()
-    if cam is None or options.mode == "original":
+    if cam is None or options.mode == ViewMode.ORIGINAL:
         return draw_boxes(image, shown) if shown else to_rgb(image)
-    if options.mode == "heatmap":
+    if options.mode == ViewMode.HEATMAP:
         heat = render_heatmap(cam_levels, options.colormap)
         return draw_boxes(heat, shown) if shown else heat
-    if options.mode == "overlay":
+    if options.mode == ViewMode.OVERLAY:
         return render_overlay(image, cam_levels, options.style, shown)
     return render_panels(image, cam, options.style, title, shown)
 
@@ -144,7 +144,7 @@ class OverlayView(QWidget):
         if options.colormap != self._legend_colormap:
             self.legend.set_colormap(options.colormap)
             self._legend_colormap = options.colormap
-        self.legend.setVisible(options.mode != "original")
+        self.legend.setVisible(options.mode != ViewMode.ORIGINAL)
         if self.image is None:
             return
         rgb = compose(self.image, self.cam, self.cam_levels, self.boxes, options, self.title)

@@ -7,7 +7,7 @@ import gc
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +18,7 @@ from engine.dataset import ImageRecord, load_boxes
 from engine.errors import CamCancelled, InspectorError
 from engine.images import load_image
 from engine.localization import Box
+from engine.lru import LruCache
 from engine.profile import ModelProfile
 from ui.jobs import (
     BLUR_SIGMA,
@@ -39,26 +40,6 @@ FULL_GC_EVERY = 20  # ticks: a full collection every 10 s, cheap once the import
 CAPTURE_CACHE_SIZE = 128  # one resnet18 capture at 160x160 is ~0.4 MB
 IMAGE_CACHE_SIZE = 8
 CaptureKey = tuple[str, str, Target, int | None]
-
-
-class _Lru(OrderedDict):
-    """A small least-recently-used map."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_fresh(self, key: Any) -> Any:
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
 
 
 class CamWorker(QObject):
@@ -96,8 +77,8 @@ class CamWorker(QObject):
         self.job_lock = threading.Lock()  # held while a job may touch torch (see GcPolicy)
         self._engine: Any = None
         self._output_note_said = False  # the model's output note is said once per loaded model
-        self._captures: _Lru = _Lru(CAPTURE_CACHE_SIZE)
-        self._images: _Lru = _Lru(IMAGE_CACHE_SIZE)
+        self._captures: LruCache[CaptureKey, Any] = LruCache(CAPTURE_CACHE_SIZE)
+        self._images: LruCache[str, tuple[np.ndarray, tuple[Box, ...]]] = LruCache(IMAGE_CACHE_SIZE)
         self._wake.connect(self._drain)
 
     # -- called from the GUI thread -------------------------------------------------------------
@@ -196,7 +177,7 @@ class CamWorker(QObject):
 
     def _image(self, record: ImageRecord) -> tuple[np.ndarray, tuple[Box, ...]]:
         key = str(record.path)
-        cached = self._images.get_fresh(key)
+        cached = self._images.get(key)
         if cached is None:
             image = load_image(record.path)
             try:
@@ -218,7 +199,7 @@ class CamWorker(QObject):
         """The cached capture or a new model pass; returns (capture, made_a_pass)."""
         truth = self._truth(record)
         key: CaptureKey = (str(record.path), layer, target, truth)
-        capture = self._captures.get_fresh(key)
+        capture = self._captures.get(key)
         if capture is not None:
             return capture, False
         image, _ = self._image(record)

@@ -176,7 +176,7 @@ def test_a_crash_after_a_verdict_loses_nothing(
     qtbot, window: MainWindow, handler: crash.CrashHandler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug right after the commit: logged, shown, the verdicts stay and the app goes on."""
-    session_path = window.session.path
+    session_path = window.review.session.path
     first = window.images.current_record().rel_path.as_posix()
     with qtbot.waitSignal(window.sig_result, timeout=60_000):
         window.set_verdict(1)  # recorded before the crash; auto-advance to the next image
@@ -193,7 +193,7 @@ def test_a_crash_after_a_verdict_loses_nothing(
     assert "in set_verdict" in _log_text(handler)
     # Both verdicts are on disk already, read by a connection of the test's own.
     assert stored_verdicts(session_path) == {first: 1, second: 3}
-    assert window.isVisible() and window.session is not None  # the app goes on
+    assert window.isVisible() and window.review.session is not None  # the app goes on
     monkeypatch.setattr(window.images.model, "set_verdict", original)
     window.close()
     # Closed cleanly: the lock is released and a new session opens and resumes the verdicts.
@@ -204,7 +204,7 @@ def test_a_crash_after_a_verdict_loses_nothing(
 def test_a_failing_close_still_closes_the_session(
     qtbot, window: MainWindow, handler: crash.CrashHandler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    session_path = window.session.path
+    session_path = window.review.session.path
     first = window.images.current_record().rel_path.as_posix()
     window.set_verdict(2)
 
@@ -216,7 +216,7 @@ def test_a_failing_close_still_closes_the_session(
         QTimer.singleShot(0, window.close)  # as File > Quit would, from the event loop
     message = blocker.args[0]
     assert message.startswith("PermissionError: ") and message.endswith("is read-only")
-    assert window.session is None and not window.threads.thread.isRunning()
+    assert window.review.session is None and not window.threads.thread.isRunning()
     with Session.open(session_path, window.folder, window.profile_path, "", "", "") as again:
         assert again.verdict(first).code == 2  # type: ignore[union-attr]
 

@@ -74,7 +74,7 @@ def test_filter_narrows_the_list(qtbot, window: MainWindow) -> None:
 def test_opacity_rerenders_without_the_model(qtbot, window: MainWindow) -> None:
     passes, hits = window.worker.model_passes, window.worker.cache_hits
     before = window.view.rendered.copy()
-    window.opacity.setValue(90)
+    window.view_toolbar.opacity.setValue(90)
     assert window.state.options.alpha == pytest.approx(0.9)
     after = window.view.rendered
     assert not np.array_equal(before, after)
@@ -82,11 +82,13 @@ def test_opacity_rerenders_without_the_model(qtbot, window: MainWindow) -> None:
     done = window.last_explained
     heat = cv2.applyColorMap((done.result.cam * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
     assert np.abs(after.astype(int) - heat).mean() < np.abs(before.astype(int) - heat).mean()
-    window.colormap.setCurrentText("viridis")
+    window.view_toolbar.colormap.setCurrentText("viridis")
     assert not np.array_equal(after, window.view.rendered)
-    window.boxes.setChecked(False)  # boxes would cover some of the pixels compared below
+    window.view_toolbar.boxes.setChecked(
+        False
+    )  # boxes would cover some of the pixels compared below
     recoloured = window.view.rendered.copy()
-    window.threshold.setValue(60)
+    window.view_toolbar.threshold.setValue(60)
     cold = done.result.cam < 0.6  # below the threshold the original image shows
     thresholded = window.view.rendered
     original = np.repeat(done.image[..., None], 3, axis=2) if done.image.ndim == 2 else done.image
@@ -162,7 +164,7 @@ def test_folder_export_cancel_keeps_partial_csv(qtbot, window: MainWindow, tmp_p
     )
     with qtbot.waitSignal(window.sig_export_finished, timeout=RESULT_TIMEOUT_MS) as blocker:
         assert window.export_folder(out, batch_size=2) is not None
-        assert window.export_bar.isVisibleTo(window)
+        assert window.exports.bar.isVisibleTo(window)
     finished = blocker.args[0].summary
     assert finished.cancelled and finished.total == window.images.model.rowCount()
     with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
@@ -173,7 +175,7 @@ def test_folder_export_cancel_keeps_partial_csv(qtbot, window: MainWindow, tmp_p
     assert {r["status"] for r in rows} == {"ok"}
     stem = out / Path(rows[0]["path"]).with_suffix("")
     assert _decode(stem.with_name(stem.name + "_overlay.png")).ndim == 3
-    assert not window.export_bar.isVisibleTo(window)
+    assert not window.exports.bar.isVisibleTo(window)
     # The window is alive and still explains images.
     with _wait_result(qtbot, window):
         window.images.step(1)
@@ -184,10 +186,10 @@ def test_cancel_button_stops_the_export(qtbot, window: MainWindow, tmp_path: Pat
     with qtbot.waitSignal(window.sig_export_progress, timeout=RESULT_TIMEOUT_MS):
         window.export_folder(tmp_path / "out", batch_size=1)
     with qtbot.waitSignal(window.sig_export_finished, timeout=RESULT_TIMEOUT_MS) as blocker:
-        qtbot.mouseClick(window.export_cancel, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.exports.cancel_button, Qt.MouseButton.LeftButton)
     finished = blocker.args[0].summary
     assert finished.cancelled and finished.succeeded < finished.total
-    assert not window.export_cancel.isVisibleTo(window)
+    assert not window.exports.cancel_button.isVisibleTo(window)
 
 
 def test_prefetched_neighbours_fill_the_table(
@@ -286,7 +288,10 @@ def test_settings_restore_the_session(
         "heatmap",
         "layer3",
     )
-    assert second.opacity.value() == 30 and second.colormap.currentText() == "magma"
+    assert (
+        second.view_toolbar.opacity.value() == 30
+        and second.view_toolbar.colormap.currentText() == "magma"
+    )
     assert second.images.current_record() == chosen
     assert blocker.args[0].result.layer == "layer3"
     second.close()
@@ -357,10 +362,10 @@ def test_a_loaded_profile_joins_the_recent_menu(window: MainWindow, tiny_profile
 def test_additive_blend_shows_and_exports_the_keras_formula(
     window: MainWindow, tmp_path: Path
 ) -> None:
-    assert window.blend.currentData() == "weighted"  # the tiny profile's default
-    window.boxes.setChecked(False)
-    window.threshold.setValue(0)
-    window.blend.setCurrentIndex(window.blend.findData("additive"))
+    assert window.view_toolbar.blend.currentData() == "weighted"  # the tiny profile's default
+    window.view_toolbar.boxes.setChecked(False)
+    window.view_toolbar.threshold.setValue(0)
+    window.view_toolbar.blend.setCurrentIndex(window.view_toolbar.blend.findData("additive"))
     assert window.state.options.blend == "additive"
     done = window.last_explained
     o = window.state.options

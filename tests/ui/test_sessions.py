@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from engine.session import APPLICATION_ID, SCHEMA_VERSION, Session, default_session_path
+from engine.session import Session, default_session_path
 from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window, stored_verdicts
 from ui.images_dock import VERDICT_COLUMN
 from ui.main_window import MainWindow
@@ -32,7 +32,7 @@ def _verdict_key(qtbot, window: MainWindow, key: Qt.Key) -> None:
 def test_session_opens_beside_the_user_data(
     window: MainWindow, data_home: Path, neu_folder: Path, tiny_profile: Path
 ) -> None:
-    session = window.session
+    session = window.review.session
     assert session is not None
     assert session.path == default_session_path(neu_folder, tiny_profile)
     assert session.path.is_relative_to(data_home)
@@ -46,7 +46,7 @@ def test_session_opens_beside_the_user_data(
 def test_verdict_key_records_and_advances(qtbot, window: MainWindow) -> None:
     first = window.images.current_record().rel_path.as_posix()
     _verdict_key(qtbot, window, Qt.Key.Key_1)
-    assert stored_verdicts(window.session.path) == {first: 1}
+    assert stored_verdicts(window.review.session.path) == {first: 1}
     assert window.images.current_row() == 1
     model = window.images.model
     assert model.index(0, VERDICT_COLUMN).data().startswith("1 ")
@@ -54,7 +54,7 @@ def test_verdict_key_records_and_advances(qtbot, window: MainWindow) -> None:
     assert model.index(1, 0).data(Qt.ItemDataRole.BackgroundRole) is None
     assert window.session_label.text().startswith("reviewed 1 /")
     # The result of the first image was recorded for the report.
-    record = next(r for r in window.session.records() if r.rel_path == first)
+    record = next(r for r in window.review.session.records() if r.rel_path == first)
     assert record.predicted == model.index(0, 2).data()
     assert record.confidence is not None
 
@@ -64,7 +64,7 @@ def test_button_records_and_shows_the_verdict(qtbot, window: MainWindow) -> None
     assert window.settings.value("autoAdvance") == "false"
     rel = window.images.current_record().rel_path.as_posix()
     window.prediction.verdict_buttons[2].click()
-    assert stored_verdicts(window.session.path) == {rel: 3}
+    assert stored_verdicts(window.review.session.path) == {rel: 3}
     assert window.images.current_row() == 0
     assert [b.isChecked() for b in window.prediction.verdict_buttons] == [0, 0, 1, 0]
 
@@ -75,7 +75,7 @@ def test_undo_removes_the_verdict_and_goes_back(qtbot, window: MainWindow) -> No
     assert window.images.current_row() == 1
     with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
         _press(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert stored_verdicts(window.session.path) == {}
+    assert stored_verdicts(window.review.session.path) == {}
     assert window.images.current_row() == 0
     assert window.images.current_record().rel_path.as_posix() == first
     assert window.images.model.index(0, VERDICT_COLUMN).data() == ""
@@ -85,7 +85,7 @@ def test_undo_removes_the_verdict_and_goes_back(qtbot, window: MainWindow) -> No
 def test_note_is_stored_for_the_current_image(window: MainWindow) -> None:
     rel = window.images.current_record().rel_path.as_posix()
     window.set_note("scratch at the edge")
-    assert window.session.verdict(rel).note == "scratch at the edge"
+    assert window.review.session.verdict(rel).note == "scratch at the edge"
     assert "scratch at the edge" in window.prediction.note.text()
 
 
@@ -95,14 +95,14 @@ def test_reopening_resumes_the_verdicts(
     first = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
     rel = first.images.current_record().rel_path.as_posix()
     _verdict_key(qtbot, first, Qt.Key.Key_3)
-    path = first.session.path
+    path = first.review.session.path
     first.close()
-    assert first.session is None
+    assert first.review.session is None
     second = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
     try:
-        assert second.session is not None and second.session.path == path
-        assert second.session.verdict(rel).code == 3
-        assert second.session.warnings == ()
+        assert second.review.session is not None and second.review.session.path == path
+        assert second.review.session.verdict(rel).code == 3
+        assert second.review.session.warnings == ()
         rows = {r.rel_path.as_posix(): i for i, r in enumerate(second.images.model.records)}
         assert second.images.model.index(rows[rel], VERDICT_COLUMN).data().startswith("3 ")
     finally:
@@ -115,16 +115,16 @@ def test_second_window_is_refused_and_keeps_working(
     other_settings = QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat)
     other = open_window(qtbot, other_settings, neu_folder, tiny_profile, prefetch=False)
     try:
-        assert other.session is None
+        assert other.review.session is None
         assert "another window" in other.session_label.toolTip()
         assert other.session_label.text() == "no session"
         assert not any(b.isEnabled() for b in other.prediction.verdict_buttons)
         other.set_verdict(1)  # no session: nothing recorded, no crash
         assert other.last_explained is not None
-        assert window.session is not None
+        assert window.review.session is not None
     finally:
         other.close()
-    assert stored_verdicts(window.session.path) == {}
+    assert stored_verdicts(window.review.session.path) == {}
 
 
 def test_unreviewed_filter_hides_reviewed_rows(qtbot, window: MainWindow) -> None:
@@ -158,21 +158,6 @@ def test_export_report_writes_the_verdicts(qtbot, window: MainWindow, tmp_path: 
     assert "data:image/png;base64," in page  # the cached overlay of the marked image
 
 
-def test_changed_model_warns_once_when_resuming(
-    qtbot, settings: QSettings, neu_folder: Path, tiny_profile: Path
-) -> None:
-    path = default_session_path(neu_folder, tiny_profile)
-    Session.open(path, neu_folder, tiny_profile, "0" * 64, "layer4", "gradcam").close()
-    window = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
-    try:
-        assert window.session is not None
-        assert any("weights sha256 changed" in w for w in window.session.warnings)
-        notices = [m.text() for m in window.findChildren(QMessageBox) if m.isVisible()]
-        assert sum("weights sha256 changed" in text for text in notices) == 1
-    finally:
-        window.close()
-
-
 def test_summary_counts_verdicts_per_predicted_class(qtbot, window: MainWindow) -> None:
     predicted = window.last_explained.result.predicted.name
     _verdict_key(qtbot, window, Qt.Key.Key_4)
@@ -202,23 +187,29 @@ def test_corrected_class_is_stored_with_the_verdict(qtbot, window: MainWindow) -
     assert combo.itemData(0) is None
     assert [combo.itemText(i) for i in range(1, combo.count())] == list(window.classes)
     combo.setCurrentIndex(1)  # no verdict yet: refused, nothing stored
-    assert _stored_rows(window.session.path) == {}
+    assert _stored_rows(window.review.session.path) == {}
     assert combo.currentIndex() == 0
     _press(qtbot, window, Qt.Key.Key_3)
     window.set_note("rolled-in scale, not a scratch")
     chosen = window.classes[-1]
     combo.setCurrentIndex(combo.findData(chosen))
-    assert _stored_rows(window.session.path) == {rel: (3, chosen, "rolled-in scale, not a scratch")}
-    assert window.session.history(rel)[-1].new == (3, chosen, "rolled-in scale, not a scratch")
+    assert _stored_rows(window.review.session.path) == {
+        rel: (3, chosen, "rolled-in scale, not a scratch")
+    }
+    assert window.review.session.history(rel)[-1].new == (
+        3,
+        chosen,
+        "rolled-in scale, not a scratch",
+    )
     _press(qtbot, window, Qt.Key.Key_4)  # unsure: the correction stays
-    assert _stored_rows(window.session.path)[rel][:2] == (4, chosen)
+    assert _stored_rows(window.review.session.path)[rel][:2] == (4, chosen)
     _press(qtbot, window, Qt.Key.Key_1)  # right class: no correction
-    assert _stored_rows(window.session.path)[rel][:2] == (1, None)
+    assert _stored_rows(window.review.session.path)[rel][:2] == (1, None)
     assert combo.currentIndex() == 0
     combo.setCurrentIndex(combo.findData(chosen))
-    assert _stored_rows(window.session.path)[rel][:2] == (1, chosen)
+    assert _stored_rows(window.review.session.path)[rel][:2] == (1, chosen)
     combo.setCurrentIndex(0)
-    assert _stored_rows(window.session.path)[rel][:2] == (1, None)
+    assert _stored_rows(window.review.session.path)[rel][:2] == (1, None)
     combo.setCurrentIndex(combo.findData(chosen))
     window.images.step(1)
     assert combo.currentIndex() == 0  # the next image has no correction
@@ -230,7 +221,7 @@ def test_summary_shows_confusion_and_localisation_of_the_session(qtbot, window: 
     for _ in range(3):
         with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
             window.images.step(1)
-    records = [r for r in window.session.records() if r.predicted is not None]
+    records = [r for r in window.review.session.records() if r.predicted is not None]
     assert len(records) == 4
     summary = window.summary
     summary.raise_()  # the Summary tab is brought up to date when it is shown
@@ -261,7 +252,7 @@ def test_session_file_can_be_chosen_and_resumed(
     qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     window.auto_advance.setChecked(False)
-    default = window.session.path
+    default = window.review.session.path
     chosen = tmp_path / "elsewhere" / "x.sqlite"
     asked = []
 
@@ -272,7 +263,7 @@ def test_session_file_can_be_chosen_and_resumed(
     monkeypatch.setattr("ui.main_window.QFileDialog.getSaveFileName", save_dialog)
     window.choose_session_file()
     assert asked == [(f"Session file (now {default})", str(default))]  # shows where it lives
-    assert window.session.path == chosen
+    assert window.review.session.path == chosen
     assert window.session_path() == chosen
     assert str(chosen) in window.session_label.toolTip()
     rel = window.images.current_record().rel_path.as_posix()
@@ -287,48 +278,27 @@ def test_session_file_can_be_chosen_and_resumed(
     assert window.session_label.text().startswith("reviewed 1 /")
 
 
-def _not_a_session(path: Path) -> None:
-    path.write_bytes(b"defect list, not a database\n" * 20)
-
-
-def _newer_schema(path: Path) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-    conn.execute("CREATE TABLE future (x)")
-    conn.commit()
-    conn.close()
-
-
-@pytest.mark.parametrize(
-    ("kind", "expected"),
-    [("not a session", "not an SQLite file"), ("newer", "newer"), ("locked", "another window")],
-)
 def test_bad_session_file_is_refused_and_left_untouched(
-    qtbot, window: MainWindow, neu_folder: Path, tmp_path: Path, kind: str, expected: str
+    qtbot, window: MainWindow, neu_folder: Path, tmp_path: Path
 ) -> None:
+    """The window's side: one dialog, then work goes on (each kind of bad file: test_review)."""
     window.auto_advance.setChecked(False)
-    current = window.session.path
+    current = window.review.session.path
     bad = tmp_path / "bad.sqlite"
-    holder = None
-    if kind == "not a session":
-        _not_a_session(bad)
-    elif kind == "newer":
-        _newer_schema(bad)
-    else:  # open elsewhere: this session holds the file's lock
-        holder = Session.open(bad, neu_folder, None, "0" * 64, "layer4", "gradcam")
+    expected = "another window"
+    # Open elsewhere: this session holds the file's lock.
+    holder = Session.open(bad, neu_folder, None, "0" * 64, "layer4", "gradcam")
     before = bad.read_bytes()
     try:
         assert not window.use_session_file(bad)
         assert bad.read_bytes() == before
     finally:
-        if holder is not None:
-            holder.close()
+        holder.close()
     notices = [m for m in window.findChildren(QMessageBox) if m.isVisible()]
     assert len(notices) == 1
     text = notices[0].text()
     assert str(bad) in text and expected in text and f"{current} stays open" in text
-    assert window.session.path == current
+    assert window.review.session.path == current
     notices[0].button(QMessageBox.StandardButton.Ok).click()  # the user reads and dismisses it
     # Still usable: D explains the next image and verdicts go to the current session.
     with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
@@ -356,30 +326,3 @@ def test_hidden_summary_is_not_rebuilt_for_each_result(
     assert window.summary.heights[:, 3].sum() == 1
     _press(qtbot, window, Qt.Key.Key_1)  # visible: rebuilt at once
     assert len(calls) == 2 and window.summary.heights[:, 0].sum() == 1
-
-
-def test_chosen_session_file_is_remembered_for_the_next_start(
-    qtbot, settings: QSettings, neu_folder: Path, tiny_profile: Path, tmp_path: Path
-) -> None:
-    chosen = tmp_path / "line-3" / "shift.sqlite"
-    first = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
-    try:
-        first.auto_advance.setChecked(False)
-        assert first.use_session_file(chosen)
-        rel = first.images.current_record().rel_path.as_posix()
-        _press(qtbot, first, Qt.Key.Key_2)
-    finally:
-        first.close()
-    second = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
-    try:
-        assert second.session is not None and second.session.path == chosen
-        assert second.session.verdict(rel).code == 2
-    finally:
-        second.close()
-    chosen.unlink()  # a remembered file that has gone: back to the default place
-    chosen.with_name(chosen.name + ".lock").unlink(missing_ok=True)
-    third = open_window(qtbot, settings, neu_folder, tiny_profile, prefetch=False)
-    try:
-        assert third.session.path == default_session_path(neu_folder, tiny_profile).absolute()
-    finally:
-        third.close()

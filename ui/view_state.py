@@ -8,19 +8,30 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import nonmember
 
-from engine.choices import Blend, Colormap
+from engine.choices import Blend, Choice, Colormap
 from engine.errors import InspectorError
 from engine.methods.registry import get_method
 from engine.render import RenderStyle
 from ui.jobs import BLUR_SIGMA, Target
 
-MODES: tuple[str, ...] = ("original", "heatmap", "overlay", "panels")
+
+class ViewMode(Choice):
+    """What the view draws, in the chooser's order."""
+
+    what = nonmember("view mode")
+    ORIGINAL = "original"
+    HEATMAP = "heatmap"
+    OVERLAY = "overlay"
+    PANELS = "panels"
+
+
 MODE_LABELS = {
-    "original": "Original",
-    "heatmap": "Heatmap",
-    "overlay": "Overlay",
-    "panels": "Three panels",
+    ViewMode.ORIGINAL: "Original",
+    ViewMode.HEATMAP: "Heatmap",
+    ViewMode.OVERLAY: "Overlay",
+    ViewMode.PANELS: "Three panels",
 }
 
 
@@ -28,7 +39,7 @@ MODE_LABELS = {
 class ViewOptions:
     """Everything that decides what the view shows; a change of the CAM part asks the worker."""
 
-    mode: str = "overlay"
+    mode: ViewMode = ViewMode.OVERLAY
     colormap: Colormap = Colormap.JET
     alpha: float = 0.5
     blend: Blend = Blend.WEIGHTED  # ADDITIVE: heatmap * alpha + image; the profile's to start with
@@ -49,13 +60,14 @@ class ViewOptions:
 CAM_FIELDS = frozenset({"method", "layer", "target", "blur"})
 
 
-def _validate(options: ViewOptions) -> None:
-    if options.mode not in MODES:
-        raise InspectorError(f"unknown view mode '{options.mode}': use one of {', '.join(MODES)}")
+def _validated(options: ViewOptions) -> ViewOptions:
+    """The options with the mode as a ViewMode; an InspectorError naming the first bad value."""
+    options = dataclasses.replace(options, mode=ViewMode.parse(options.mode))
     get_method(options.method)
     _ = options.style  # building the style validates colormap, blend, alpha and threshold
     if not (options.target == "pred" or isinstance(options.target, int)):
         raise InspectorError(f"target must be 'pred' or a class index, got {options.target!r}")
+    return options
 
 
 Listener = Callable[[frozenset[str]], None]
@@ -69,8 +81,7 @@ class ViewState:
     """
 
     def __init__(self, options: ViewOptions | None = None) -> None:
-        self.options = options or ViewOptions()
-        _validate(self.options)
+        self.options = _validated(options or ViewOptions())
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
@@ -78,8 +89,7 @@ class ViewState:
 
     def update(self, **changes: object) -> frozenset[str]:
         """Apply the changes (all or none); returns the names whose value really changed."""
-        new = dataclasses.replace(self.options, **changes)
-        _validate(new)
+        new = _validated(dataclasses.replace(self.options, **changes))
         names = frozenset(k for k in changes if getattr(new, k) != getattr(self.options, k))
         if names:
             self.options = new

@@ -1,11 +1,11 @@
-"""Tests for ui/state.py: validation and change notification."""
+"""Tests for ui/view_state.py: validation and change notification."""
 
 from __future__ import annotations
 
 import pytest
 
 from engine.errors import InspectorError
-from ui.state import ViewState
+from ui.view_state import MODE_LABELS, ViewMode, ViewState
 
 
 def test_update_reports_only_real_changes() -> None:
@@ -57,3 +57,13 @@ def test_blend_is_an_observed_view_option() -> None:
             shown, render_panels(image, cam, RenderStyle("jet", 0.7, blend=blend), "t")
         )
         state.update(mode="overlay")
+
+
+def test_mode_is_stored_as_a_view_mode() -> None:
+    state = ViewState()
+    assert state.update(mode="heatmap") == {"mode"}
+    assert state.options.mode is ViewMode.HEATMAP
+    assert state.update(mode=ViewMode.HEATMAP) == frozenset()  # the same choice, no change
+    with pytest.raises(InspectorError, match="unknown view mode '3d': use original, heatmap, "):
+        state.update(mode="3d")
+    assert list(MODE_LABELS) == list(ViewMode)  # every mode has a label in the chooser
