@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.errors import InspectorError
 from engine.export import atomic_write_text, encode_png, ensure_output_dir
+from engine.methods.registry import describe_method
 from engine.session import ReviewedImage, Session, Verdict
 from engine.summary import (
     NO_GROUND_TRUTH,
@@ -358,7 +359,7 @@ def report_html(
         ("profile", info.profile_path or "(none)"),
         ("weights sha256", info.weights_sha256),
         ("layer", info.layer),
-        ("method", info.method),
+        ("method", describe_method(info.method)),
         ("engine version", info.engine_version),
         ("started", info.created),
         ("last change", info.updated),

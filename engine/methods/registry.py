@@ -87,6 +87,13 @@ def method_names() -> tuple[str, ...]:
     return tuple(_BY_NAME)
 
 
+def describe_method(name: str) -> str:
+    """'Grad-CAM (gradcam)' for a known method; a name this version does not know, as it is
+    (a session or results file may come from another version)."""
+    spec = _BY_NAME.get(name)
+    return name if spec is None else f"{spec.label} ({spec.name})"
+
+
 def get_method(name: str) -> MethodSpec:
     """The method called ``name``; an InspectorError listing the known ones if there is none."""
     try:

@@ -15,6 +15,7 @@ from engine.cam import CamEngine
 from engine.errors import InspectorError
 from engine.methods import DEFAULT_METHOD, METHODS, MethodInputs, get_method, method_names
 from engine.methods.gradient import gradcam
+from engine.methods.registry import describe_method
 from engine.methods.scorecam import scorecam
 from tests.conftest import TinyNet, engine_records
 
@@ -105,3 +106,8 @@ def test_scorecam_weights_channels_by_the_softmax_of_their_masked_scores() -> No
     torch.testing.assert_close(scorecam(inputs)[0], expected)
     assert calls == [(0, 1), (0, 1)]  # one channel per pass: the model takes one image
     assert progress == [(1, 2), (2, 2)]
+
+
+def test_describe_method_names_label_and_keeps_unknown_names() -> None:
+    assert describe_method("gradcam++") == "Grad-CAM++ (gradcam++)"
+    assert describe_method("futurecam") == "futurecam"  # a session from a newer version

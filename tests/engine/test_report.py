@@ -83,6 +83,8 @@ def test_html_is_one_file_with_decodable_figures_and_overlays(
     assert all(image.std() > 0 for image in figures), "a figure is blank"
     assert overlay.shape == (256, 384, 3)  # 600x400 scaled to fit 384 pixels
     assert np.all(overlay[..., [0, 2]] == 255) and np.all(overlay[..., 1] == 0)  # magenta
+    # The method is named as the window names it, from the method registry.
+    assert "<td>method</td><td>Grad-CAM (gradcam)</td>" in text
 
 
 def test_gallery_shows_marked_images_with_escaped_notes(session: Session, tmp_path: Path) -> None:
