@@ -34,6 +34,7 @@ from engine.profile import demo_profile_path
 from engine.render import render_overlay
 from engine.report import ReportFiles
 from engine.resources import demo_images_dir
+from engine.session import SessionContext
 from ui.about import APP_NAME, AboutInfo, gather, show_about
 from ui.actions import build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
@@ -44,7 +45,7 @@ from ui.model_dock import ModelDock
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
 from ui.preload import preload_torch_libraries
-from ui.review import ReviewController, SessionContext, VerdictChange
+from ui.review import ReviewController, VerdictChange
 from ui.settings import SavedPlaces, SettingsStore
 from ui.summary_dock import SummaryDock
 from ui.view_state import CAM_FIELDS, ViewOptions, ViewState
@@ -510,14 +511,16 @@ class MainWindow(QMainWindow):
         if self.folder is None or not self.model_ready:
             return None
         o = self.state.options
-        rel_paths = tuple(r.rel_path.as_posix() for r in self.images.model.records)
         return SessionContext(
-            self.folder, self.profile_path, self._weights_sha256, o.layer, o.method, rel_paths
+            self.folder, self.profile_path, self._weights_sha256, o.layer, o.method
         )
+
+    def _rel_paths(self) -> tuple[str, ...]:
+        return tuple(r.rel_path.as_posix() for r in self.images.model.records)
 
     def _open_session(self) -> None:
         if (context := self._session_context()) is not None:
-            self.review.open(context)
+            self.review.open(context, self._rel_paths())
 
     def choose_session_file(self) -> None:
         """Show where the session lives and let the user pick another file (new or existing)."""
@@ -538,7 +541,7 @@ class MainWindow(QMainWindow):
         if context is None:
             self._tell("No session yet", "Open a folder and wait for the model to load first.")
             return False
-        return self.review.use_file(path, context)
+        return self.review.use_file(path, context, self._rel_paths())
 
     def _current_rel_path(self) -> str | None:
         record = self.images.current_record()

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from engine.session import Session, default_session_path
+from engine.session import Session, SessionContext, default_session_path
 from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window, stored_verdicts
 from ui.images_dock import VERDICT_COLUMN
 from ui.main_window import MainWindow
@@ -287,7 +287,7 @@ def test_bad_session_file_is_refused_and_left_untouched(
     bad = tmp_path / "bad.sqlite"
     expected = "another window"
     # Open elsewhere: this session holds the file's lock.
-    holder = Session.open(bad, neu_folder, None, "0" * 64, "layer4", "gradcam")
+    holder = Session.open(bad, SessionContext(neu_folder, None, "0" * 64, "layer4", "gradcam"))
     before = bad.read_bytes()
     try:
         assert not window.use_session_file(bad)
