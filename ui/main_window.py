@@ -7,12 +7,12 @@ view toolbar in ui/view_toolbar.py and the menus in ui/actions.py.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sys
 import tomllib
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
@@ -28,19 +28,18 @@ from engine import __version__
 from engine.dataset import ImageRecord, scan_images
 from engine.errors import InspectorError
 from engine.localization import energy_in_box, pointing_hit
-from engine.lru import LruCache
 from engine.map_files import map_title
 from engine.profile import demo_profile_path
-from engine.render import render_overlay
 from engine.report import ReportFiles
 from engine.resources import demo_images_dir
 from engine.session import SessionContext
 from ui.about import APP_NAME, AboutInfo, gather, show_about
 from ui.actions import build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
+from ui.explain import ExplainController
 from ui.exports import ExportController
 from ui.images_dock import ImagesDock, RowResult
-from ui.jobs import Explain, Explained, JobFailed, LoadModel, ModelLoaded
+from ui.jobs import Explained, JobFailed, LoadModel, ModelLoaded
 from ui.model_dock import ModelDock
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
@@ -54,9 +53,7 @@ from ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
-PREFETCH_COUNT = 2
-SHOWN_CACHE_SIZE = 8  # finished maps kept on the GUI side: going back shows them at once
-ShownKey = tuple[str, str, object, str, bool]
+PREFETCH_COUNT = 2  # the next images the worker computes while idle
 
 
 def _peek_classes(profile_path: Path) -> tuple[str, ...]:
@@ -107,7 +104,8 @@ class MainWindow(QMainWindow):
         self.threads = WorkerThread(prefetch)
         self.worker = self.threads.worker
         self.review = ReviewController(self.stored, self)
-        self.exports = ExportController(self.worker, self._new_job_id, self)
+        self.explain = ExplainController(self.worker, parent=self)
+        self.exports = ExportController(self.worker, self.explain.new_job_id, self)
         self._build_docks()
         self.profile = None
         self.profile_path: Path | None = None
@@ -115,10 +113,6 @@ class MainWindow(QMainWindow):
         self.device = "auto"
         self.classes: tuple[str, ...] = ()
         self.model_ready = False
-        self.last_explained: Explained | None = None
-        self._job_id = 0
-        self._requested: dict[int, ShownKey] = {}
-        self._shown: LruCache[ShownKey, Explained] = LruCache(SHOWN_CACHE_SIZE)
         self._pending_image: str | None = None
         self._closing = False
         self._use_profile_defaults = True
@@ -208,11 +202,14 @@ class MainWindow(QMainWindow):
         self.review.sig_summary.connect(self._show_summary)
         self.exports.sig_progress.connect(self.sig_export_progress)
         self.exports.sig_finished.connect(self.sig_export_finished)
+        self.explain.sig_message.connect(self._show_message)
+        self.explain.sig_computed.connect(self._computed)
+        self.explain.sig_show.connect(self._show)
+        self.explain.sig_result.connect(self.sig_result)
         # Bound methods, not lambdas: the worker emits from its thread and only a slot of an
         # object living here is queued to the GUI thread (a lambda would run on the worker and
         # crash Qt).
         self.worker.sig_model_loaded.connect(self._model_loaded)
-        self.worker.sig_explained.connect(self._explained)
         self.worker.sig_failed.connect(self._failed)
         self.worker.sig_cam_progress.connect(self._cam_progress)
         self.worker.sig_predicted.connect(self._predicted)
@@ -286,7 +283,7 @@ class MainWindow(QMainWindow):
         self.classes = loaded.classes
         self.prediction.set_classes(loaded.classes)
         self.images.model.clear_results()
-        self._shown.clear()
+        self.explain.clear()
         self.model_ready = True
         changed = self.state.update(**self._options_for(loaded))  # may ask for the current CAM
         self.statusBar().showMessage(f"Model ready on {loaded.device}", 5000)
@@ -370,31 +367,15 @@ class MainWindow(QMainWindow):
         self._show_verdict()
         self.request_explain()
 
-    def _new_job_id(self) -> int:
-        self._job_id += 1
-        return self._job_id
-
     def request_explain(self) -> None:
+        """Show the current image's map for the current options (cached, or from the worker)."""
         record = self.images.current_record()
         if record is None or not self.model_ready or self._closing:
             return
-        o = self.state.options
-        job_id = self._new_job_id()
-        key: ShownKey = (str(record.path), o.layer, o.target, o.method, o.blur)
-        cached = self._shown.get(key)
-        if cached is not None:
-            self.worker.supersede(job_id)  # a map still computing is not wanted now
-            self._show(cached)
-            self.sig_result.emit(cached)
-            return
-        self._requested = {job_id: key}
-        prefetch = self.images.neighbours(PREFETCH_COUNT)
-        self.worker.submit(Explain(job_id, record, o.layer, o.target, o.method, o.blur, prefetch))
-        self.statusBar().showMessage(f"Computing {o.method} for {record.rel_path.as_posix()}…")
+        self.explain.request(record, self.state.options, self.images.neighbours(PREFETCH_COUNT))
 
-    def _explained(self, done: Explained) -> None:
-        if self._closing:
-            return  # queued before the worker stopped; the window is going away
+    def _computed(self, done: Explained) -> None:
+        """A map the model made (shown or not): its row and the session take the prediction."""
         result = done.result
         pred = result.predicted
         hit = energy = None
@@ -405,16 +386,9 @@ class MainWindow(QMainWindow):
         self.images.model.set_result(
             done.record, RowResult(pred.name, pred.probability, pointing_hit=hit)
         )
-        key = self._requested.pop(done.job_id, None)
-        if key is not None:
-            self._shown.put(key, done)
-        if done.job_id == self._job_id:
-            self._show(done)
-        self.sig_result.emit(done)
 
     def _show(self, done: Explained) -> None:
         result = done.result
-        self.last_explained = done
         self.view.set_content(
             done.image, result.cam, done.boxes, self.state.options, map_title(result)
         )
@@ -424,15 +398,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"{done.record.rel_path.as_posix()}: {result.method} at {result.layer}", 5000
         )
-
-    def _overlay_for(self, rel_path: str) -> np.ndarray | None:
-        """The overlay of a cached map of this image, as shown now; None when none is cached."""
-        o = self.state.options
-        for done in (self.last_explained, *reversed(self._shown.values())):
-            if done is not None and done.record.rel_path.as_posix() == rel_path:
-                boxes = done.boxes if o.show_boxes else ()
-                return render_overlay(done.image, done.result.cam, o.style, boxes)
-        return None
 
     def _predicted(self, record: ImageRecord, name: str, probability: float) -> None:
         self.images.model.set_result(record, RowResult(name, probability))
@@ -472,8 +437,7 @@ class MainWindow(QMainWindow):
             return
         if failed.record is not None:
             self.images.model.set_result(failed.record, RowResult("error", None, failed.message))
-        if failed.job_id == self._job_id:
-            self.last_explained = None
+        if self.explain.failed(failed.job_id):
             self.view.show_error(failed.message)
             self.prediction.clear("")
             self.statusBar().showMessage(failed.message, 10000)
@@ -583,7 +547,8 @@ class MainWindow(QMainWindow):
         """report.csv and report.html of the session, with overlays of the maps still cached."""
         if output is None and self.review.session is not None:
             output = self._ask_folder("Export report to")
-        return self.review.export_report(output, self._overlay_for)
+        overlay_for = functools.partial(self.explain.overlay_for, options=self.state.options)
+        return self.review.export_report(output, overlay_for)
 
     def _show_change(self, change: VerdictChange | None) -> None:
         if change is not None:
@@ -635,9 +600,10 @@ class MainWindow(QMainWindow):
 
     def export_current(self, folder: Path | None = None) -> list[Path]:
         """Heatmap, overlay and three-panel PNGs and the raw map of the shown image."""
-        if folder is None and self.last_explained is not None:
+        shown = self.explain.last_explained
+        if folder is None and shown is not None:
             folder = self._ask_folder("Export current image to")
-        return self.exports.export_current(self.last_explained, folder, self.state.options)
+        return self.exports.export_current(shown, folder, self.state.options)
 
     def export_folder(self, output: Path | None = None, batch_size: int = 4) -> int | None:
         """Start the batch export of the listed (filtered) images; returns its job id."""
@@ -685,6 +651,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> bool:
         """Cancel what runs, stop the worker thread and wait for it; True when it ended."""
         self._closing = True
+        self.explain.close()
         self.exports.close()
         self.images.thumbnails.close()
         return self.threads.shutdown()

@@ -120,7 +120,7 @@ def test_second_window_is_refused_and_keeps_working(
         assert other.session_label.text() == "no session"
         assert not any(b.isEnabled() for b in other.prediction.verdict_buttons)
         other.set_verdict(1)  # no session: nothing recorded, no crash
-        assert other.last_explained is not None
+        assert other.explain.last_explained is not None
         assert window.review.session is not None
     finally:
         other.close()
@@ -152,14 +152,14 @@ def test_export_report_writes_the_verdicts(qtbot, window: MainWindow, tmp_path: 
     assert len(rows) == window.images.model.rowCount()
     assert rows[rel]["verdict"] == "3"
     assert rows[rel]["note"] == "wrong class, heat on the roller mark"
-    assert rows[rel]["prediction"] == window.last_explained.result.predicted.name
+    assert rows[rel]["prediction"] == window.explain.last_explained.result.predicted.name
     page = files.html.read_text(encoding="utf-8")
     assert "roller mark" in page
     assert "data:image/png;base64," in page  # the cached overlay of the marked image
 
 
 def test_summary_counts_verdicts_per_predicted_class(qtbot, window: MainWindow) -> None:
-    predicted = window.last_explained.result.predicted.name
+    predicted = window.explain.last_explained.result.predicted.name
     _verdict_key(qtbot, window, Qt.Key.Key_4)
     summary = window.summary
     summary.raise_()  # a hidden Summary tab is brought up to date when it is shown
