@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import logging
 import sys
-import tomllib
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
@@ -29,11 +28,10 @@ from engine.dataset import ImageRecord, scan_images
 from engine.errors import InspectorError
 from engine.localization import energy_in_box, pointing_hit
 from engine.map_files import map_title
-from engine.profile import demo_profile_path
+from engine.profile import demo_profile_path, peek_classes
 from engine.report import ReportFiles
-from engine.resources import demo_images_dir
 from engine.session import SessionContext
-from ui.about import APP_NAME, AboutInfo, gather, show_about
+from ui.about import APP_NAME, AboutInfo, gather, show_about, window_title
 from ui.actions import build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
 from ui.explain import ExplainController
@@ -45,29 +43,15 @@ from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
 from ui.preload import preload_torch_libraries
 from ui.review import ReviewController, VerdictChange
-from ui.settings import SavedPlaces, SettingsStore
+from ui.settings import SavedPlaces, SettingsStore, start_places
 from ui.summary_dock import SummaryDock
-from ui.view_state import CAM_FIELDS, ViewOptions, ViewState
+from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
 PREFETCH_COUNT = 2  # the next images the worker computes while idle
-
-
-def _peek_classes(profile_path: Path) -> tuple[str, ...]:
-    """The class list of a profile without validating it (that needs torchvision).
-
-    Only used to read ground truth from folder names while the model loads; the loaded
-    profile's classes replace it.
-    """
-    try:
-        with profile_path.open("rb") as fh:
-            classes = tomllib.load(fh).get("classes", [])
-    except (OSError, tomllib.TOMLDecodeError):
-        return ()
-    return tuple(c for c in classes if isinstance(c, str))
 
 
 class MainWindow(QMainWindow):
@@ -99,7 +83,11 @@ class MainWindow(QMainWindow):
         self.cuda_available: bool | None = None  # None until the worker has imported torch
         self.settings = settings if settings is not None else QSettings()
         self.stored = SettingsStore(self.settings)
-        self._cli_folder, self._cli_profile, self._cli_device = folder, profile, device
+        self._asked = SavedPlaces(  # the command line's places, ahead of the saved ones
+            profile=str(profile) if profile else None,
+            folder=str(folder) if folder else None,
+            device=device,
+        )
         self.state = ViewState()
         self.threads = WorkerThread(prefetch)
         self.worker = self.threads.worker
@@ -221,30 +209,16 @@ class MainWindow(QMainWindow):
         """Restore the last session (or the demo) and start loading the model in the worker."""
         saved = self.stored.restore(self, self.state)
         self._use_profile_defaults = saved is None
-        saved = saved or SavedPlaces()
-        profile = self._cli_profile or saved.profile or demo_profile_path()
-        if not self._cli_profile and not Path(profile).is_file():
-            self._tell(
-                "Profile not found",
-                f"The profile {profile} no longer exists; loading the demo model instead.",
-            )
-            profile = demo_profile_path()
-        # A saved "cuda" may meet a machine without one: "auto" still picks it when present.
-        device = self._cli_device or (saved.device or "auto").replace("cuda", "auto")
-        folder = self._cli_folder or saved.folder or demo_images_dir()
-        if not Path(folder).is_dir():
-            self._tell(
-                "Folder not found",
-                f"The folder {folder} no longer exists; showing the demo images instead.",
-            )
-            folder = demo_images_dir()
-        self._pending_image = saved.image if not self._cli_folder else None
-        self.profile_path = Path(profile)
-        self.open_folder(Path(folder), _peek_classes(self.profile_path))
+        places, gone = start_places(saved or SavedPlaces(), self._asked)
+        for title, message in gone:
+            self._tell(title, message)
+        self._pending_image = places.image
+        self.profile_path = places.profile
+        self.open_folder(places.folder, peek_classes(places.profile))
         # Queued to the worker's thread ahead of the load: torch's shared libraries load there
         # with the GIL released, so the import that follows no longer freezes this window.
         QTimer.singleShot(0, self.worker, preload_torch_libraries)
-        self.load_model(LoadModel(profile_path=self.profile_path, device=device))
+        self.load_model(LoadModel(profile_path=self.profile_path, device=places.device))
 
     def save_settings(self) -> None:
         record = self.images.current_record()
@@ -285,7 +259,9 @@ class MainWindow(QMainWindow):
         self.images.model.clear_results()
         self.explain.clear()
         self.model_ready = True
-        changed = self.state.update(**self._options_for(loaded))  # may ask for the current CAM
+        first_run, self._use_profile_defaults = self._use_profile_defaults, False
+        changes = model_options(self.state.options, loaded.profile.cam, loaded.inventory, first_run)
+        changed = self.state.update(**changes)  # may ask for the current CAM
         self.statusBar().showMessage(f"Model ready on {loaded.device}", 5000)
         if self.images.current_record() is None:
             if not (self._pending_image and self.images.select_record(self._pending_image)):
@@ -326,21 +302,6 @@ class MainWindow(QMainWindow):
             f"input {pre.size[1]}×{pre.size[0]} — loaded in {loaded.seconds:.1f} s",
             loaded.inventory,
         )
-
-    def _options_for(self, loaded: ModelLoaded) -> dict[str, object]:
-        """The view options a new model starts with: its layer, and its defaults on a first run."""
-        spatial = {i.name for i in loaded.inventory.layers if i.spatial}
-        layer = self.state.options.layer
-        if layer not in spatial:
-            layer = loaded.profile.cam.layer or loaded.inventory.default_layer or ""
-        changes: dict[str, object] = {"layer": layer, "target": "pred"}
-        cam = loaded.profile.cam
-        if self._use_profile_defaults:  # nothing restored: the profile says how to start
-            changes |= {"method": cam.method, "colormap": cam.colormap, "alpha": cam.alpha}
-            self._use_profile_defaults = False
-        # The blend belongs to the model (a Keras-style profile asks for additive): always its own.
-        changes["blend"] = cam.blend
-        return changes
 
     def _device_chosen(self, index: int) -> None:
         device = self.device_combo.itemData(index)
@@ -620,20 +581,10 @@ class MainWindow(QMainWindow):
 
     # -- title, about, closing ------------------------------------------------------------------
     def _update_title(self) -> None:
-        """'<folder> — <profile> — Grad-CAM Inspector <version>'.
-
-        The name comes last because Qt appends the application display name to a title that
-        does not end with it.
-        """
-        parts = []
-        if self.folder is not None:
-            parts.append(self.folder.name or str(self.folder))
-        if self.profile is not None:
-            parts.append(self.profile.name)
-        elif self.profile_path is not None:
-            parts.append(self.profile_path.stem)
-        parts.append(f"{APP_NAME} {__version__}")
-        self.setWindowTitle(" — ".join(parts))
+        name = self.profile.name if self.profile is not None else None
+        if name is None and self.profile_path is not None:
+            name = self.profile_path.stem
+        self.setWindowTitle(window_title(self.folder, name))
 
     def about_info(self) -> AboutInfo:
         """What Help > About shows now (versions from loaded modules only: no torch import)."""
