@@ -606,7 +606,7 @@ def bench_export_stall(app, window, output: Path, timeout_s: float) -> None:
     if failed:
         say(f"  export failed: {failed[0].message}")
     if finished:
-        f = finished[0]
+        f = finished[0].summary
         note = " (cancelled by the benchmark's time limit)" if cancelled_by_bench[0] else ""
         say(
             f"  export: {f.succeeded + f.failed}/{f.total} images in {elapsed:.1f} s{note}, "

@@ -1,7 +1,8 @@
 """The main window: docks and controllers wired together, the model's life cycle and the shown map.
 
-Review sessions live in ui/review.py, exports in ui/exports.py, settings in ui/settings.py, the
-view toolbar in ui/view_toolbar.py and the menus in ui/actions.py.
+The explain cycle lives in ui/explain.py, review sessions in ui/review.py, exports in
+ui/exports.py, settings in ui/settings.py, the view toolbar in ui/view_toolbar.py and the menus in
+ui/actions.py.
 """
 
 from __future__ import annotations
