@@ -379,7 +379,7 @@ def bench_rerender(app, window, changes: int) -> None:
     from PySide6.QtWidgets import QApplication
 
     say(f"[2] opacity and colormap changes on a 1024x1024 image, {changes} each")
-    done = window.last_explained
+    done = window.explain.last_explained
     image = cv2.resize(done.image, (1024, 1024), interpolation=cv2.INTER_LINEAR)
     cam = cv2.resize(
         done.result.cam.astype(np.float32), (1024, 1024), interpolation=cv2.INTER_LINEAR
@@ -476,7 +476,10 @@ def bench_return(app, window, results: list, returns: int) -> None:
         record = window.images.current_record()
         return spin_until(
             app,
-            lambda: window.last_explained is not None and window.last_explained.record == record,
+            lambda: (
+                window.explain.last_explained is not None
+                and window.explain.last_explained.record == record
+            ),
             RESULT_TIMEOUT_S,
         )
 
@@ -603,7 +606,7 @@ def bench_export_stall(app, window, output: Path, timeout_s: float) -> None:
     if failed:
         say(f"  export failed: {failed[0].message}")
     if finished:
-        f = finished[0]
+        f = finished[0].summary
         note = " (cancelled by the benchmark's time limit)" if cancelled_by_bench[0] else ""
         say(
             f"  export: {f.succeeded + f.failed}/{f.total} images in {elapsed:.1f} s{note}, "

@@ -101,6 +101,20 @@ def demo_profile_path() -> Path:
     return resource_path("profiles", "demo.toml")
 
 
+def peek_classes(path: Path) -> tuple[str, ...]:
+    """A profile's class names without validating it (that needs torchvision); () if unreadable.
+
+    The window reads ground truth from folder names with them while the model loads; the loaded
+    profile's classes replace them.
+    """
+    try:
+        with path.open("rb") as fh:
+            classes = tomllib.load(fh).get("classes", [])
+    except (OSError, tomllib.TOMLDecodeError):
+        return ()
+    return tuple(c for c in classes if isinstance(c, str))
+
+
 def load_profile(path: str | Path) -> ModelProfile:
     """Read and validate a profile TOML file; relative weights resolve against its folder."""
     path = Path(path).expanduser()

@@ -108,6 +108,29 @@ class ReviewedImage:
 
 
 @dataclass(frozen=True)
+class SessionContext:
+    """What the verdicts are made against: the image folder and the model that judges them."""
+
+    folder: str | Path
+    profile_path: str | Path | None
+    weights_sha256: str
+    layer: str
+    method: str
+
+    def meta(self) -> dict[str, str]:
+        """As stored in the session's meta table: paths resolved, with the engine's version."""
+        profile = self.profile_path
+        return {
+            "folder": str(Path(self.folder).expanduser().resolve()),
+            "profile_path": str(Path(profile).expanduser().resolve()) if profile else "",
+            "weights_sha256": self.weights_sha256,
+            "layer": self.layer,
+            "method": self.method,
+            "engine_version": engine.__version__,
+        }
+
+
+@dataclass(frozen=True)
 class SessionInfo:
     """What a session was started against, and its verdict labels."""
 
@@ -300,24 +323,6 @@ def _create(
         raise InspectorError(f"cannot write session '{path}': {exc}") from exc
 
 
-def _context(
-    folder: str | Path,
-    profile_path: str | Path | None,
-    weights_sha256: str,
-    layer: str,
-    method: str,
-) -> dict[str, str]:
-    """What the verdicts are made against, as stored in the session's meta table."""
-    return {
-        "folder": str(Path(folder).expanduser().resolve()),
-        "profile_path": str(Path(profile_path).expanduser().resolve()) if profile_path else "",
-        "weights_sha256": weights_sha256,
-        "layer": layer,
-        "method": method,
-        "engine_version": engine.__version__,
-    }
-
-
 def _rel_path(rel_path: str) -> str:
     posix = PurePosixPath(str(rel_path).replace("\\", "/"))
     if not str(rel_path) or posix.is_absolute() or ".." in posix.parts:
@@ -359,17 +364,12 @@ class Session:
     def open(
         cls,
         path: str | Path,
-        folder: str | Path,
-        profile_path: str | Path | None,
-        weights_sha256: str,
-        layer: str,
-        method: str,
+        context: SessionContext,
         reviewer: str | None = None,
         labels: Sequence[str] | None = None,
     ) -> Session:
         """Create or resume the session at path; `warnings` says what changed since it began."""
-        context = _context(folder, profile_path, weights_sha256, layer, method)
-        return cls._attach(Path(path).expanduser().absolute(), context, labels, reviewer)
+        return cls._attach(Path(path).expanduser().absolute(), context.meta(), labels, reviewer)
 
     @classmethod
     def open_existing(cls, path: str | Path, reviewer: str | None = None) -> Session:

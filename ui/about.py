@@ -30,6 +30,17 @@ class AboutInfo:
     log_folder: str
 
 
+def window_title(folder: Path | None, profile: str | None) -> str:
+    """'<folder> — <profile> — Grad-CAM Inspector <version>', leaving out what is not known.
+
+    The name comes last because Qt appends the application display name to a title that does
+    not end with it.
+    """
+    parts = [folder.name or str(folder)] if folder is not None else []
+    parts += [profile] if profile else []
+    return " — ".join([*parts, f"{APP_NAME} {__version__}"])
+
+
 def _module_version(name: str) -> str:
     # sys.modules only: importing torch here would stall the GUI thread for seconds.
     module = sys.modules.get(name)

@@ -1,18 +1,18 @@
 """The main window: docks and controllers wired together, the model's life cycle and the shown map.
 
-Review sessions live in ui/review.py, exports in ui/exports.py, settings in ui/settings.py, the
-view toolbar in ui/view_toolbar.py and the menus in ui/actions.py.
+The explain cycle lives in ui/explain.py, review sessions in ui/review.py, exports in
+ui/exports.py, settings in ui/settings.py, the view toolbar in ui/view_toolbar.py and the menus in
+ui/actions.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sys
-import tomllib
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
@@ -28,48 +28,31 @@ from engine import __version__
 from engine.dataset import ImageRecord, scan_images
 from engine.errors import InspectorError
 from engine.localization import energy_in_box, pointing_hit
-from engine.lru import LruCache
 from engine.map_files import map_title
-from engine.profile import demo_profile_path
-from engine.render import render_overlay
+from engine.profile import demo_profile_path, peek_classes
 from engine.report import ReportFiles
-from engine.resources import demo_images_dir
-from ui.about import APP_NAME, AboutInfo, gather, show_about
+from engine.session import SessionContext
+from ui.about import APP_NAME, AboutInfo, gather, show_about, window_title
 from ui.actions import build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
+from ui.explain import ExplainController
 from ui.exports import ExportController
 from ui.images_dock import ImagesDock, RowResult
-from ui.jobs import Explain, Explained, JobFailed, LoadModel, ModelLoaded
+from ui.jobs import Explained, JobFailed, LoadModel, ModelLoaded
 from ui.model_dock import ModelDock
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
 from ui.preload import preload_torch_libraries
-from ui.review import ReviewController, SessionContext, VerdictChange
-from ui.settings import SavedPlaces, SettingsStore
+from ui.review import ReviewController, VerdictChange
+from ui.settings import SavedPlaces, SettingsStore, start_places
 from ui.summary_dock import SummaryDock
-from ui.view_state import CAM_FIELDS, ViewOptions, ViewState
+from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
-PREFETCH_COUNT = 2
-SHOWN_CACHE_SIZE = 8  # finished maps kept on the GUI side: going back shows them at once
-ShownKey = tuple[str, str, object, str, bool]
-
-
-def _peek_classes(profile_path: Path) -> tuple[str, ...]:
-    """The class list of a profile without validating it (that needs torchvision).
-
-    Only used to read ground truth from folder names while the model loads; the loaded
-    profile's classes replace it.
-    """
-    try:
-        with profile_path.open("rb") as fh:
-            classes = tomllib.load(fh).get("classes", [])
-    except (OSError, tomllib.TOMLDecodeError):
-        return ()
-    return tuple(c for c in classes if isinstance(c, str))
+PREFETCH_COUNT = 2  # the next images the worker computes while idle
 
 
 class MainWindow(QMainWindow):
@@ -101,12 +84,17 @@ class MainWindow(QMainWindow):
         self.cuda_available: bool | None = None  # None until the worker has imported torch
         self.settings = settings if settings is not None else QSettings()
         self.stored = SettingsStore(self.settings)
-        self._cli_folder, self._cli_profile, self._cli_device = folder, profile, device
+        self._asked = SavedPlaces(  # the command line's places, ahead of the saved ones
+            profile=str(profile) if profile else None,
+            folder=str(folder) if folder else None,
+            device=device,
+        )
         self.state = ViewState()
         self.threads = WorkerThread(prefetch)
         self.worker = self.threads.worker
         self.review = ReviewController(self.stored, self)
-        self.exports = ExportController(self.worker, self._new_job_id, self)
+        self.explain = ExplainController(self.worker, parent=self)
+        self.exports = ExportController(self.worker, self.explain.new_job_id, self)
         self._build_docks()
         self.profile = None
         self.profile_path: Path | None = None
@@ -114,10 +102,6 @@ class MainWindow(QMainWindow):
         self.device = "auto"
         self.classes: tuple[str, ...] = ()
         self.model_ready = False
-        self.last_explained: Explained | None = None
-        self._job_id = 0
-        self._requested: dict[int, ShownKey] = {}
-        self._shown: LruCache[ShownKey, Explained] = LruCache(SHOWN_CACHE_SIZE)
         self._pending_image: str | None = None
         self._closing = False
         self._use_profile_defaults = True
@@ -207,11 +191,14 @@ class MainWindow(QMainWindow):
         self.review.sig_summary.connect(self._show_summary)
         self.exports.sig_progress.connect(self.sig_export_progress)
         self.exports.sig_finished.connect(self.sig_export_finished)
+        self.explain.sig_message.connect(self._show_message)
+        self.explain.sig_computed.connect(self._computed)
+        self.explain.sig_show.connect(self._show)
+        self.explain.sig_result.connect(self.sig_result)
         # Bound methods, not lambdas: the worker emits from its thread and only a slot of an
         # object living here is queued to the GUI thread (a lambda would run on the worker and
         # crash Qt).
         self.worker.sig_model_loaded.connect(self._model_loaded)
-        self.worker.sig_explained.connect(self._explained)
         self.worker.sig_failed.connect(self._failed)
         self.worker.sig_cam_progress.connect(self._cam_progress)
         self.worker.sig_predicted.connect(self._predicted)
@@ -223,30 +210,16 @@ class MainWindow(QMainWindow):
         """Restore the last session (or the demo) and start loading the model in the worker."""
         saved = self.stored.restore(self, self.state)
         self._use_profile_defaults = saved is None
-        saved = saved or SavedPlaces()
-        profile = self._cli_profile or saved.profile or demo_profile_path()
-        if not self._cli_profile and not Path(profile).is_file():
-            self._tell(
-                "Profile not found",
-                f"The profile {profile} no longer exists; loading the demo model instead.",
-            )
-            profile = demo_profile_path()
-        # A saved "cuda" may meet a machine without one: "auto" still picks it when present.
-        device = self._cli_device or (saved.device or "auto").replace("cuda", "auto")
-        folder = self._cli_folder or saved.folder or demo_images_dir()
-        if not Path(folder).is_dir():
-            self._tell(
-                "Folder not found",
-                f"The folder {folder} no longer exists; showing the demo images instead.",
-            )
-            folder = demo_images_dir()
-        self._pending_image = saved.image if not self._cli_folder else None
-        self.profile_path = Path(profile)
-        self.open_folder(Path(folder), _peek_classes(self.profile_path))
+        places, gone = start_places(saved or SavedPlaces(), self._asked)
+        for title, message in gone:
+            self._tell(title, message)
+        self._pending_image = places.image
+        self.profile_path = places.profile
+        self.open_folder(places.folder, peek_classes(places.profile))
         # Queued to the worker's thread ahead of the load: torch's shared libraries load there
         # with the GIL released, so the import that follows no longer freezes this window.
         QTimer.singleShot(0, self.worker, preload_torch_libraries)
-        self.load_model(LoadModel(profile_path=self.profile_path, device=device))
+        self.load_model(LoadModel(profile_path=self.profile_path, device=places.device))
 
     def save_settings(self) -> None:
         record = self.images.current_record()
@@ -285,9 +258,11 @@ class MainWindow(QMainWindow):
         self.classes = loaded.classes
         self.prediction.set_classes(loaded.classes)
         self.images.model.clear_results()
-        self._shown.clear()
+        self.explain.clear()
         self.model_ready = True
-        changed = self.state.update(**self._options_for(loaded))  # may ask for the current CAM
+        first_run, self._use_profile_defaults = self._use_profile_defaults, False
+        changes = model_options(self.state.options, loaded.profile.cam, loaded.inventory, first_run)
+        changed = self.state.update(**changes)  # may ask for the current CAM
         self.statusBar().showMessage(f"Model ready on {loaded.device}", 5000)
         if self.images.current_record() is None:
             if not (self._pending_image and self.images.select_record(self._pending_image)):
@@ -329,21 +304,6 @@ class MainWindow(QMainWindow):
             loaded.inventory,
         )
 
-    def _options_for(self, loaded: ModelLoaded) -> dict[str, object]:
-        """The view options a new model starts with: its layer, and its defaults on a first run."""
-        spatial = {i.name for i in loaded.inventory.layers if i.spatial}
-        layer = self.state.options.layer
-        if layer not in spatial:
-            layer = loaded.profile.cam.layer or loaded.inventory.default_layer or ""
-        changes: dict[str, object] = {"layer": layer, "target": "pred"}
-        cam = loaded.profile.cam
-        if self._use_profile_defaults:  # nothing restored: the profile says how to start
-            changes |= {"method": cam.method, "colormap": cam.colormap, "alpha": cam.alpha}
-            self._use_profile_defaults = False
-        # The blend belongs to the model (a Keras-style profile asks for additive): always its own.
-        changes["blend"] = cam.blend
-        return changes
-
     def _device_chosen(self, index: int) -> None:
         device = self.device_combo.itemData(index)
         if device != self.device and self._last_load is not None:
@@ -369,31 +329,15 @@ class MainWindow(QMainWindow):
         self._show_verdict()
         self.request_explain()
 
-    def _new_job_id(self) -> int:
-        self._job_id += 1
-        return self._job_id
-
     def request_explain(self) -> None:
+        """Show the current image's map for the current options (cached, or from the worker)."""
         record = self.images.current_record()
         if record is None or not self.model_ready or self._closing:
             return
-        o = self.state.options
-        job_id = self._new_job_id()
-        key: ShownKey = (str(record.path), o.layer, o.target, o.method, o.blur)
-        cached = self._shown.get(key)
-        if cached is not None:
-            self.worker.supersede(job_id)  # a map still computing is not wanted now
-            self._show(cached)
-            self.sig_result.emit(cached)
-            return
-        self._requested = {job_id: key}
-        prefetch = self.images.neighbours(PREFETCH_COUNT)
-        self.worker.submit(Explain(job_id, record, o.layer, o.target, o.method, o.blur, prefetch))
-        self.statusBar().showMessage(f"Computing {o.method} for {record.rel_path.as_posix()}…")
+        self.explain.request(record, self.state.options, self.images.neighbours(PREFETCH_COUNT))
 
-    def _explained(self, done: Explained) -> None:
-        if self._closing:
-            return  # queued before the worker stopped; the window is going away
+    def _computed(self, done: Explained) -> None:
+        """A map the model made (shown or not): its row and the session take the prediction."""
         result = done.result
         pred = result.predicted
         hit = energy = None
@@ -404,16 +348,9 @@ class MainWindow(QMainWindow):
         self.images.model.set_result(
             done.record, RowResult(pred.name, pred.probability, pointing_hit=hit)
         )
-        key = self._requested.pop(done.job_id, None)
-        if key is not None:
-            self._shown.put(key, done)
-        if done.job_id == self._job_id:
-            self._show(done)
-        self.sig_result.emit(done)
 
     def _show(self, done: Explained) -> None:
         result = done.result
-        self.last_explained = done
         self.view.set_content(
             done.image, result.cam, done.boxes, self.state.options, map_title(result)
         )
@@ -423,15 +360,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"{done.record.rel_path.as_posix()}: {result.method} at {result.layer}", 5000
         )
-
-    def _overlay_for(self, rel_path: str) -> np.ndarray | None:
-        """The overlay of a cached map of this image, as shown now; None when none is cached."""
-        o = self.state.options
-        for done in (self.last_explained, *reversed(self._shown.values())):
-            if done is not None and done.record.rel_path.as_posix() == rel_path:
-                boxes = done.boxes if o.show_boxes else ()
-                return render_overlay(done.image, done.result.cam, o.style, boxes)
-        return None
 
     def _predicted(self, record: ImageRecord, name: str, probability: float) -> None:
         self.images.model.set_result(record, RowResult(name, probability))
@@ -471,8 +399,7 @@ class MainWindow(QMainWindow):
             return
         if failed.record is not None:
             self.images.model.set_result(failed.record, RowResult("error", None, failed.message))
-        if failed.job_id == self._job_id:
-            self.last_explained = None
+        if self.explain.failed(failed.job_id):
             self.view.show_error(failed.message)
             self.prediction.clear("")
             self.statusBar().showMessage(failed.message, 10000)
@@ -510,14 +437,16 @@ class MainWindow(QMainWindow):
         if self.folder is None or not self.model_ready:
             return None
         o = self.state.options
-        rel_paths = tuple(r.rel_path.as_posix() for r in self.images.model.records)
         return SessionContext(
-            self.folder, self.profile_path, self._weights_sha256, o.layer, o.method, rel_paths
+            self.folder, self.profile_path, self._weights_sha256, o.layer, o.method
         )
+
+    def _rel_paths(self) -> tuple[str, ...]:
+        return tuple(r.rel_path.as_posix() for r in self.images.model.records)
 
     def _open_session(self) -> None:
         if (context := self._session_context()) is not None:
-            self.review.open(context)
+            self.review.open(context, self._rel_paths())
 
     def choose_session_file(self) -> None:
         """Show where the session lives and let the user pick another file (new or existing)."""
@@ -538,7 +467,7 @@ class MainWindow(QMainWindow):
         if context is None:
             self._tell("No session yet", "Open a folder and wait for the model to load first.")
             return False
-        return self.review.use_file(path, context)
+        return self.review.use_file(path, context, self._rel_paths())
 
     def _current_rel_path(self) -> str | None:
         record = self.images.current_record()
@@ -580,7 +509,8 @@ class MainWindow(QMainWindow):
         """report.csv and report.html of the session, with overlays of the maps still cached."""
         if output is None and self.review.session is not None:
             output = self._ask_folder("Export report to")
-        return self.review.export_report(output, self._overlay_for)
+        overlay_for = functools.partial(self.explain.overlay_for, options=self.state.options)
+        return self.review.export_report(output, overlay_for)
 
     def _show_change(self, change: VerdictChange | None) -> None:
         if change is not None:
@@ -632,9 +562,10 @@ class MainWindow(QMainWindow):
 
     def export_current(self, folder: Path | None = None) -> list[Path]:
         """Heatmap, overlay and three-panel PNGs and the raw map of the shown image."""
-        if folder is None and self.last_explained is not None:
+        shown = self.explain.last_explained
+        if folder is None and shown is not None:
             folder = self._ask_folder("Export current image to")
-        return self.exports.export_current(self.last_explained, folder, self.state.options)
+        return self.exports.export_current(shown, folder, self.state.options)
 
     def export_folder(self, output: Path | None = None, batch_size: int = 4) -> int | None:
         """Start the batch export of the listed (filtered) images; returns its job id."""
@@ -651,20 +582,10 @@ class MainWindow(QMainWindow):
 
     # -- title, about, closing ------------------------------------------------------------------
     def _update_title(self) -> None:
-        """'<folder> — <profile> — Grad-CAM Inspector <version>'.
-
-        The name comes last because Qt appends the application display name to a title that
-        does not end with it.
-        """
-        parts = []
-        if self.folder is not None:
-            parts.append(self.folder.name or str(self.folder))
-        if self.profile is not None:
-            parts.append(self.profile.name)
-        elif self.profile_path is not None:
-            parts.append(self.profile_path.stem)
-        parts.append(f"{APP_NAME} {__version__}")
-        self.setWindowTitle(" — ".join(parts))
+        name = self.profile.name if self.profile is not None else None
+        if name is None and self.profile_path is not None:
+            name = self.profile_path.stem
+        self.setWindowTitle(window_title(self.folder, name))
 
     def about_info(self) -> AboutInfo:
         """What Help > About shows now (versions from loaded modules only: no torch import)."""
@@ -682,6 +603,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> bool:
         """Cancel what runs, stop the worker thread and wait for it; True when it ended."""
         self._closing = True
+        self.explain.close()
         self.exports.close()
         self.images.thumbnails.close()
         return self.threads.shutdown()

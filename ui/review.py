@@ -16,22 +16,10 @@ from PySide6.QtCore import QObject, Signal
 from engine.dataset import ImageRecord
 from engine.errors import InspectorError
 from engine.report import ReportFiles, write_report
-from engine.session import Session, Verdict, default_session_path
+from engine.session import Session, SessionContext, Verdict, default_session_path
 from ui.settings import SettingsStore
 
 CORRECTABLE = (3, 4)  # "wrong class" and "unsure" keep a corrected class; "right class" has none
-
-
-@dataclass(frozen=True)
-class SessionContext:
-    """What a session is opened for: the folder, the model that judges it, the images listed."""
-
-    folder: Path
-    profile_path: Path | None
-    weights_sha256: str
-    layer: str
-    method: str
-    rel_paths: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -78,24 +66,27 @@ class ReviewController(QObject):
             return remembered
         return default
 
-    def open(self, context: SessionContext) -> None:
-        """Open or resume the session of this folder and profile (SQLite only, no torch)."""
+    def open(self, context: SessionContext, rel_paths: tuple[str, ...]) -> None:
+        """Open or resume the session of this folder and profile (SQLite only, no torch).
+
+        rel_paths: the folder's listed images, registered so progress counts them.
+        """
         path = self.session_path(context.folder, context.profile_path)
         if self.session is not None and self.session.path == path:
-            self._add_images(context.rel_paths)
+            self._add_images(rel_paths)
             return
         self.close()
         try:
-            session = _open_at(path, context)
+            session = Session.open(path, context)
         except InspectorError as exc:
             if path != self._refused:
                 self.sig_warning.emit("Verdicts will not be recorded", str(exc))
             self._refused, self._refusal = path, str(exc)
             self._session_changed()
             return
-        self._adopt(session, context)
+        self._adopt(session, rel_paths)
 
-    def use_file(self, path: Path, context: SessionContext) -> bool:
+    def use_file(self, path: Path, context: SessionContext, rel_paths: tuple[str, ...]) -> bool:
         """Record this folder and profile's verdicts in path, creating or resuming it there.
 
         A file that cannot be used is left as it was and the current session stays open.
@@ -104,7 +95,7 @@ class ReviewController(QObject):
         if self.session is not None and self.session.path == path:
             return True
         try:
-            session = _open_at(path, context)
+            session = Session.open(path, context)
         except InspectorError as exc:
             kept = (
                 f"The session in {self.session.path} stays open."
@@ -117,7 +108,7 @@ class ReviewController(QObject):
         default = default_session_path(context.folder, context.profile_path).absolute()
         self.settings.remember_session_file(default, path)
         self.close()
-        self._adopt(session, context)
+        self._adopt(session, rel_paths)
         self.sig_message.emit(f"Session file: {path}", 8000)
         return True
 
@@ -126,10 +117,10 @@ class ReviewController(QObject):
             self.session.close()
             self.session = None
 
-    def _adopt(self, session: Session, context: SessionContext) -> None:
+    def _adopt(self, session: Session, rel_paths: tuple[str, ...]) -> None:
         self._refused, self._refusal = None, ""
         self.session = session
-        self._add_images(context.rel_paths)
+        self._add_images(rel_paths)
         if session.warnings:
             self.sig_warning.emit(
                 "The model changed since this session began", "\n".join(session.warnings)
@@ -289,14 +280,3 @@ class ReviewController(QObject):
             return None
         self.sig_message.emit(f"Wrote {files.csv} and {files.html}", 15000)
         return files
-
-
-def _open_at(path: Path, context: SessionContext) -> Session:
-    return Session.open(
-        path,
-        context.folder,
-        context.profile_path,
-        context.weights_sha256,
-        context.layer,
-        context.method,
-    )

@@ -10,6 +10,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMainWindow
 
 from engine.errors import InspectorError
+from engine.profile import demo_profile_path
+from engine.resources import demo_images_dir
 from ui.view_state import ViewOptions, ViewState
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,48 @@ class SavedPlaces:
     folder: str | None = None
     image: str | None = None
     device: str | None = None
+
+
+@dataclass(frozen=True)
+class StartPlaces:
+    """Where a run starts: every place known (the demo's where no other is)."""
+
+    profile: Path
+    folder: Path
+    image: str | None  # the image to show first; None: the folder's first
+    device: str
+
+
+def start_places(
+    saved: SavedPlaces, asked: SavedPlaces
+) -> tuple[StartPlaces, list[tuple[str, str]]]:
+    """Where to start: the command line's places, else the last run's, else the demo's.
+
+    With it, a (title, message) for each saved place that is gone.
+    """
+    gone: list[tuple[str, str]] = []
+    profile = asked.profile or saved.profile or str(demo_profile_path())
+    if not asked.profile and not Path(profile).is_file():
+        gone.append(
+            (
+                "Profile not found",
+                f"The profile {profile} no longer exists; loading the demo model instead.",
+            )
+        )
+        profile = str(demo_profile_path())
+    # A saved "cuda" may meet a machine without one: "auto" still picks it when present.
+    device = asked.device or (saved.device or "auto").replace("cuda", "auto")
+    folder = asked.folder or saved.folder or str(demo_images_dir())
+    if not Path(folder).is_dir():
+        gone.append(
+            (
+                "Folder not found",
+                f"The folder {folder} no longer exists; showing the demo images instead.",
+            )
+        )
+        folder = str(demo_images_dir())
+    image = saved.image if not asked.folder else None  # another folder: start at its first
+    return StartPlaces(Path(profile), Path(folder), image, device), gone
 
 
 class SettingsStore:

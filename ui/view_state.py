@@ -9,12 +9,17 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import nonmember
+from typing import TYPE_CHECKING
 
 from engine.choices import Blend, Choice, Colormap
 from engine.errors import InspectorError
 from engine.methods.registry import get_method
 from engine.render import RenderStyle
 from ui.jobs import BLUR_SIGMA, Target
+
+if TYPE_CHECKING:  # engine.layers imports torch: the window only names it
+    from engine.layers import LayerInventory
+    from engine.profile import CamDefaults
 
 
 class ViewMode(Choice):
@@ -58,6 +63,24 @@ class ViewOptions:
 
 
 CAM_FIELDS = frozenset({"method", "layer", "target", "blur"})
+
+
+def model_options(
+    options: ViewOptions, cam: CamDefaults, inventory: LayerInventory, first_run: bool
+) -> dict[str, object]:
+    """The changes a newly loaded model makes: its layer, and its profile's defaults on a first
+    run (nothing restored from settings); the blend is always the profile's.
+    """
+    spatial = {i.name for i in inventory.layers if i.spatial}
+    layer = options.layer
+    if layer not in spatial:  # the old model's layer, or none yet
+        layer = cam.layer or inventory.default_layer or ""
+    changes: dict[str, object] = {"layer": layer, "target": "pred"}
+    if first_run:
+        changes |= {"method": cam.method, "colormap": cam.colormap, "alpha": cam.alpha}
+    # The blend belongs to the model (a Keras-style profile asks for additive): always its own.
+    changes["blend"] = cam.blend
+    return changes
 
 
 def _validated(options: ViewOptions) -> ViewOptions:

@@ -177,10 +177,11 @@ def test_demo_data_command(tmp_path: Path) -> None:
 
 
 def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from engine.session import Session
+    from engine.session import Session, SessionContext
 
     path = tmp_path / "s.sqlite"
-    with Session.open(path, tmp_path, tmp_path / "p.toml", "abc", "layer3", "gradcam") as session:
+    context = SessionContext(tmp_path, tmp_path / "p.toml", "abc", "layer3", "gradcam")
+    with Session.open(path, context) as session:
         session.add_images(["a.jpg", "b.jpg"])
         session.record_result("a.jpg", "crazing", 0.9, ground_truth="crazing", pointing_hit=True)
         session.record_result("b.jpg", "patches", 0.6, ground_truth="crazing", pointing_hit=False)

@@ -22,6 +22,7 @@ from engine.profile import (
     demo_profile_path,
     load_profile,
     parse_profile,
+    peek_classes,
     profile_from_checkpoint,
     save_profile,
 )
@@ -405,3 +406,14 @@ def test_save_profile_round_trips_new_fields(tmp_path: Path, logits: int | str) 
     target = tmp_path / "saved.toml"
     save_profile(profile, target)
     assert load_profile(target) == dataclasses.replace(profile, source=target.resolve())
+
+
+def test_peek_classes_reads_names_without_validating(tmp_path: Path) -> None:
+    """The window's first look at ground truth, while the model loads: no torchvision check."""
+    profile = tmp_path / "p.toml"
+    profile.write_text('architecture = "no_such_net"\nclasses = ["cat", 3, "dog"]\n')
+    assert peek_classes(profile) == ("cat", "dog")  # a non-string entry is skipped
+    assert peek_classes(tmp_path / "missing.toml") == ()
+    profile.write_text("classes = [")
+    assert peek_classes(profile) == ()
+    assert peek_classes(demo_profile_path()) == load_profile(demo_profile_path()).classes

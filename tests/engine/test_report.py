@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from engine.report import CSV_COLUMNS, write_report
-from engine.session import Session
+from engine.session import Session, SessionContext
 from engine.summary import confusion_table, localisation_table
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,7 +34,8 @@ def _overlay(rel_path: str) -> np.ndarray | None:
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[Session]:
     path = tmp_path / "s.sqlite"
-    opened = Session.open(path, tmp_path / "images", None, "ab" * 32, "features", "gradcam", "ann")
+    context = SessionContext(tmp_path / "images", None, "ab" * 32, "features", "gradcam")
+    opened = Session.open(path, context, "ann")
     opened.record_result("a.png", "crazing", 0.9, "crazing", True, 0.75)
     opened.record_result("b.png", "patches", 0.55, "crazing", False, 0.25)
     opened.record_result("c.png", "patches", 0.8, "patches", True, 0.5)
@@ -112,7 +113,7 @@ def test_summary_statistics(session: Session) -> None:
 
 def test_report_without_results_or_overlays(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    with Session.open(path, tmp_path, None, "x", "l", "m", "ann") as empty:
+    with Session.open(path, SessionContext(tmp_path, None, "x", "l", "m"), "ann") as empty:
         files = write_report(empty, tmp_path / "out")
     assert files.csv.read_text(encoding="utf-8").splitlines() == [",".join(CSV_COLUMNS)]
     text = files.html.read_text(encoding="utf-8")

@@ -13,7 +13,13 @@ import pytest
 
 import engine
 from engine.errors import InspectorError
-from engine.session import DEFAULT_LABELS, SCHEMA_VERSION, Session, default_session_path
+from engine.session import (
+    DEFAULT_LABELS,
+    SCHEMA_VERSION,
+    Session,
+    SessionContext,
+    default_session_path,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "ab" * 32
@@ -21,7 +27,8 @@ SHA = "ab" * 32
 
 def _open(path: Path, weights: str = SHA, layer: str = "features", **kwargs) -> Session:
     folder = path.parent / "images"
-    return Session.open(path, folder, None, weights, layer, "gradcam", reviewer="ann", **kwargs)
+    context = SessionContext(folder, None, weights, layer, "gradcam")
+    return Session.open(path, context, reviewer="ann", **kwargs)
 
 
 @pytest.fixture
@@ -172,6 +179,29 @@ def test_reopening_with_other_weights_or_layer_warns(session_path: Path) -> None
     )
 
 
+def test_context_is_stored_with_resolved_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative folder and profile are stored absolute, so reopening from elsewhere matches."""
+    monkeypatch.chdir(tmp_path)
+    context = SessionContext("images", "p.toml", SHA, "features", "gradcam")
+    assert context.meta() == {
+        "folder": str(tmp_path.resolve() / "images"),
+        "profile_path": str(tmp_path.resolve() / "p.toml"),
+        "weights_sha256": SHA,
+        "layer": "features",
+        "method": "gradcam",
+        "engine_version": engine.__version__,
+    }
+    assert SessionContext("images", None, SHA, "l", "m").meta()["profile_path"] == ""
+    with Session.open(tmp_path / "s.sqlite", context) as session:
+        info = session.info()
+    assert (info.folder, info.profile_path) == (
+        str(tmp_path.resolve() / "images"),
+        str(tmp_path.resolve() / "p.toml"),
+    )
+
+
 def test_labels_default_and_configurable(session_path: Path) -> None:
     with _open(session_path) as session:
         assert session.labels == DEFAULT_LABELS
@@ -289,10 +319,10 @@ def test_read_only_session_file_is_refused(
 def test_second_process_is_refused_while_open(session_path: Path) -> None:
     code = (
         "import sys\n"
-        "from engine.session import Session\n"
+        "from engine.session import Session, SessionContext\n"
         "from engine.errors import InspectorError\n"
         "try:\n"
-        f"    Session.open({str(session_path)!r}, '.', None, 'x', 'l', 'm')\n"
+        f"    Session.open({str(session_path)!r}, SessionContext('.', None, 'x', 'l', 'm'))\n"
         "except InspectorError as exc:\n"
         "    print(exc); sys.exit(3)\n"
     )
@@ -315,8 +345,9 @@ def test_second_process_is_refused_while_open(session_path: Path) -> None:
 
 SIGKILL_CHILD = """
 import sys
-from engine.session import Session
-session = Session.open(sys.argv[1], '.', None, 'x', 'features', 'gradcam', reviewer='bot')
+from engine.session import Session, SessionContext
+context = SessionContext('.', None, 'x', 'features', 'gradcam')
+session = Session.open(sys.argv[1], context, reviewer='bot')
 for i in range(100000):
     session.set_verdict(f"img{i:05d}.png", i % 4 + 1, note=f"note {i}")
     print(f"recorded {i}", flush=True)

@@ -65,3 +65,12 @@ def test_title_names_folder_profile_and_version(window: MainWindow, neu_folder: 
     assert window.windowTitle() == (
         f"{neu_folder.name} — tiny — Grad-CAM Inspector {engine.__version__}"
     )
+
+
+def test_window_title_leaves_out_what_is_not_known() -> None:
+    name = f"Grad-CAM Inspector {engine.__version__}"
+    assert about.window_title(Path("/data/neu"), "tiny") == f"neu — tiny — {name}"
+    assert about.window_title(Path("/data/neu"), None) == f"neu — {name}"
+    assert about.window_title(None, "tiny") == f"tiny — {name}"
+    assert about.window_title(None, None) == name
+    assert about.window_title(Path("/"), None) == f"/ — {name}"  # a root folder has no name

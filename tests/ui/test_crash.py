@@ -13,7 +13,7 @@ import shiboken6
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
-from engine.session import Session, default_session_path
+from engine.session import Session, SessionContext, default_session_path
 from tests.ui.conftest import stored_verdicts
 from ui import crash
 from ui.main_window import MainWindow
@@ -197,7 +197,9 @@ def test_a_crash_after_a_verdict_loses_nothing(
     monkeypatch.setattr(window.images.model, "set_verdict", original)
     window.close()
     # Closed cleanly: the lock is released and a new session opens and resumes the verdicts.
-    with Session.open(session_path, window.folder, window.profile_path, "", "", "") as again:
+    with Session.open(
+        session_path, SessionContext(window.folder, window.profile_path, "", "", "")
+    ) as again:
         assert {rel: v.code for rel, v in again.verdicts().items()} == {first: 1, second: 3}
 
 
@@ -217,7 +219,9 @@ def test_a_failing_close_still_closes_the_session(
     message = blocker.args[0]
     assert message.startswith("PermissionError: ") and message.endswith("is read-only")
     assert window.review.session is None and not window.threads.thread.isRunning()
-    with Session.open(session_path, window.folder, window.profile_path, "", "", "") as again:
+    with Session.open(
+        session_path, SessionContext(window.folder, window.profile_path, "", "", "")
+    ) as again:
         assert again.verdict(first).code == 2  # type: ignore[union-attr]
 
 

@@ -28,7 +28,7 @@ def _wait_result(qtbot, window: MainWindow):
 
 
 def test_first_image_is_explained_on_start(window: MainWindow) -> None:
-    done = window.last_explained
+    done = window.explain.last_explained
     assert done is not None
     assert window.images.current_row() == 0
     assert done.record == window.images.current_record()
@@ -58,7 +58,7 @@ def test_keys_move_through_the_list(qtbot, window: MainWindow) -> None:
     with _wait_result(qtbot, window):
         qtbot.keyClick(window.images.table, Qt.Key.Key_End)
     assert window.images.current_row() == window.images.model.rowCount() - 1
-    assert window.last_explained.record == window.images.current_record()
+    assert window.explain.last_explained.record == window.images.current_record()
     with _wait_result(qtbot, window):
         qtbot.keyClick(window.images.table, Qt.Key.Key_Home)
     assert window.images.current_row() == 0
@@ -79,7 +79,7 @@ def test_opacity_rerenders_without_the_model(qtbot, window: MainWindow) -> None:
     after = window.view.rendered
     assert not np.array_equal(before, after)
     # Pixels move towards the heatmap: more opacity, closer to the pure colormap.
-    done = window.last_explained
+    done = window.explain.last_explained
     heat = cv2.applyColorMap((done.result.cam * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
     assert np.abs(after.astype(int) - heat).mean() < np.abs(before.astype(int) - heat).mean()
     window.view_toolbar.colormap.setCurrentText("viridis")
@@ -102,7 +102,7 @@ def test_actual_size_shows_one_image_pixel_per_screen_pixel(window: MainWindow) 
     rect = window.view.viewbox.viewRect()
     assert rect.width() == pytest.approx(window.view.viewbox.width(), rel=0.02)
     window.view.fit()
-    width = window.last_explained.image.shape[1]
+    width = window.explain.last_explained.image.shape[1]
     assert window.view.viewbox.viewRect().width() >= width
 
 
@@ -134,7 +134,7 @@ def test_layer_click_runs_a_new_pass(qtbot, window: MainWindow) -> None:
 
 
 def test_clicking_a_class_explains_it(qtbot, window: MainWindow) -> None:
-    second = window.last_explained.result.top_k[1]
+    second = window.explain.last_explained.result.top_k[1]
     with _wait_result(qtbot, window) as blocker:
         qtbot.mouseClick(window.prediction.buttons[1], Qt.MouseButton.LeftButton)
     assert blocker.args[0].result.target_index == second.index
@@ -145,7 +145,7 @@ def test_export_current_writes_files_that_decode(window: MainWindow, tmp_path: P
     written = window.export_current(tmp_path)
     names = sorted(p.name.rsplit("_", 1)[-1] for p in written)
     assert names == ["cam.npy", "heatmap.png", "overlay.png", "panels.png"]
-    image = window.last_explained.image
+    image = window.explain.last_explained.image
     for path in written:
         if path.suffix == ".png":
             decoded = _decode(path)
@@ -153,7 +153,7 @@ def test_export_current_writes_files_that_decode(window: MainWindow, tmp_path: P
             if not path.name.endswith("_panels.png"):
                 assert decoded.shape[:2] == image.shape[:2]
     raw = np.load(next(p for p in written if p.suffix == ".npy"))
-    np.testing.assert_array_equal(raw, window.last_explained.result.cam)
+    np.testing.assert_array_equal(raw, window.explain.last_explained.result.cam)
 
 
 def test_folder_export_cancel_keeps_partial_csv(qtbot, window: MainWindow, tmp_path: Path) -> None:
@@ -323,7 +323,7 @@ def test_zoom_is_kept_when_moving_to_the_next_image(qtbot, window: MainWindow) -
         window.images.step(1)
     assert viewbox.viewRect() == zoomed
     window.view.fit()
-    height, width = window.last_explained.image.shape[:2]
+    height, width = window.explain.last_explained.image.shape[:2]
     fitted = viewbox.viewRect()
     assert fitted.width() >= width and fitted.height() >= height
 
@@ -333,7 +333,7 @@ def test_cursor_shows_pixel_and_cam_value(window: MainWindow) -> None:
     window.view.sig_hover.connect(shown.append)
     scene_pos = window.view.viewbox.mapViewToScene(QPointF(10.5, 20.5))
     window.view._hover(scene_pos)
-    cam = window.last_explained.result.cam
+    cam = window.explain.last_explained.result.cam
     assert shown[-1] == f"x 10, y 20   CAM {cam[20, 10]:.3f}"
     assert window.hover_label.text() == shown[-1]
     window.view._hover(window.view.viewbox.mapViewToScene(QPointF(-50, -50)))
@@ -367,7 +367,7 @@ def test_additive_blend_shows_and_exports_the_keras_formula(
     window.view_toolbar.threshold.setValue(0)
     window.view_toolbar.blend.setCurrentIndex(window.view_toolbar.blend.findData("additive"))
     assert window.state.options.blend == "additive"
-    done = window.last_explained
+    done = window.explain.last_explained
     o = window.state.options
     from engine.render import colormap_lut
 
@@ -386,9 +386,9 @@ def test_export_names_are_safe_for_onnx_graph_layer_names(
 ) -> None:
     import dataclasses
 
-    done = window.last_explained
+    done = window.explain.last_explained
     result = dataclasses.replace(done.result, layer="layer4/layer4/1/relu_1/Relu")
-    window.last_explained = dataclasses.replace(done, result=result)
+    window.explain.last_explained = dataclasses.replace(done, result=result)
     written = window.export_current(tmp_path)
     assert len(written) == 4 and all(p.parent == tmp_path and p.exists() for p in written)
     assert all("_layer4_layer4_1_relu_1_Relu_" in p.name for p in written)
@@ -419,8 +419,8 @@ def test_going_back_to_a_cached_map_stops_a_running_score_cam(qtbot, window: Mai
     qtbot.waitUntil(lambda: bool(progress), timeout=RESULT_TIMEOUT_MS)
     with qtbot.waitSignal(window.sig_worker_idle, timeout=RESULT_TIMEOUT_MS):
         window.state.update(method="gradcam")  # cached: shown at once, Score-CAM dropped
-    assert window.last_explained.result.method == "gradcam"
+    assert window.explain.last_explained.result.method == "gradcam"
     qtbot.wait(100)  # nothing late may replace it
-    assert window.last_explained.result.method == "gradcam"
+    assert window.explain.last_explained.result.method == "gradcam"
     done, total = progress[-1]
     assert done < total

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import csv
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
 
 from engine.dataset import ImageRecord
-from engine.session import APPLICATION_ID, SCHEMA_VERSION, Session, default_session_path
+from engine.session import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    Session,
+    SessionContext,
+    default_session_path,
+)
 from tests.ui.conftest import stored_verdicts
-from ui.review import ReviewController, SessionContext
+from ui.review import ReviewController
 from ui.settings import SettingsStore
 
 IMAGES = ("crazing/c1.jpg", "crazing/c2.jpg", "scratches/s1.jpg")
@@ -46,7 +53,7 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def context(folder: Path) -> SessionContext:
-    return SessionContext(folder, None, "ab" * 32, "layer4", "gradcam", IMAGES)
+    return SessionContext(folder, None, "ab" * 32, "layer4", "gradcam")
 
 
 def _controller(settings: QSettings) -> tuple[ReviewController, Seen]:
@@ -57,7 +64,7 @@ def _controller(settings: QSettings) -> tuple[ReviewController, Seen]:
 @pytest.fixture
 def review(qapp, settings: QSettings, context: SessionContext):
     controller, _ = _controller(settings)
-    controller.open(context)
+    controller.open(context, IMAGES)
     yield controller
     controller.close()
 
@@ -66,7 +73,7 @@ def test_opens_the_default_session_beside_the_user_data(
     qapp, settings: QSettings, context: SessionContext, data_home: Path
 ) -> None:
     review, seen = _controller(settings)
-    review.open(context)
+    review.open(context, IMAGES)
     try:
         assert review.session is not None
         assert review.session.path == default_session_path(context.folder, None)
@@ -74,7 +81,7 @@ def test_opens_the_default_session_beside_the_user_data(
         assert seen.progress[-1] == ("reviewed 0 / 3", f"Session file: {review.session.path}")
         assert seen.sessions == 1 and seen.warnings == []
         assert review.labels() == review.session.labels
-        review.open(context)  # the same folder and profile: the open session is kept
+        review.open(context, IMAGES)  # the same folder and profile: the open session is kept
         assert seen.sessions == 1
     finally:
         review.close()
@@ -158,11 +165,11 @@ def test_a_locked_session_is_refused_and_told_once(
     qapp, settings: QSettings, context: SessionContext
 ) -> None:
     path = default_session_path(context.folder, None)
-    holder = Session.open(path, context.folder, None, "0" * 64, "layer4", "gradcam")
+    holder = Session.open(path, replace(context, weights_sha256="0" * 64))
     review, seen = _controller(settings)
     try:
-        review.open(context)
-        review.open(context)  # a retry (e.g. the model loaded again) stays quiet
+        review.open(context, IMAGES)
+        review.open(context, IMAGES)  # a retry (e.g. the model loaded again) stays quiet
         assert review.session is None
         assert len(seen.warnings) == 1
         assert seen.warnings[0][0] == "Verdicts will not be recorded"
@@ -178,9 +185,9 @@ def test_changed_model_warns_once_when_resuming(
     qapp, settings: QSettings, context: SessionContext
 ) -> None:
     path = default_session_path(context.folder, None)
-    Session.open(path, context.folder, None, "0" * 64, "layer4", "gradcam").close()
+    Session.open(path, replace(context, weights_sha256="0" * 64)).close()
     review, seen = _controller(settings)
-    review.open(context)
+    review.open(context, IMAGES)
     try:
         assert review.session is not None
         assert any("weights sha256 changed" in w for w in review.session.warnings)
@@ -194,16 +201,16 @@ def test_chosen_session_file_is_remembered_for_the_next_start(
 ) -> None:
     chosen = tmp_path / "line-3" / "shift.sqlite"
     first, seen = _controller(settings)
-    first.open(context)
+    first.open(context, IMAGES)
     try:
-        assert first.use_file(chosen, context)
+        assert first.use_file(chosen, context, IMAGES)
         assert seen.messages[-1] == f"Session file: {chosen}"
         assert first.session_path(context.folder, None) == chosen
         first.set_verdict(IMAGES[1], 2)
     finally:
         first.close()
     second, _ = _controller(settings)  # a new start: only the settings remember the choice
-    second.open(context)
+    second.open(context, IMAGES)
     try:
         assert second.session is not None and second.session.path == chosen
         assert second.session.verdict(IMAGES[1]).code == 2
@@ -212,7 +219,7 @@ def test_chosen_session_file_is_remembered_for_the_next_start(
     chosen.unlink()  # a remembered file that has gone: back to the default place
     chosen.with_name(chosen.name + ".lock").unlink(missing_ok=True)
     third, _ = _controller(settings)
-    third.open(context)
+    third.open(context, IMAGES)
     try:
         assert third.session.path == default_session_path(context.folder, None).absolute()
     finally:
@@ -248,10 +255,10 @@ def test_bad_session_file_is_refused_and_left_untouched(
     elif kind == "newer":
         _newer_schema(bad)
     else:  # open elsewhere: this session holds the file's lock
-        holder = Session.open(bad, context.folder, None, "0" * 64, "layer4", "gradcam")
+        holder = Session.open(bad, replace(context, weights_sha256="0" * 64))
     before = bad.read_bytes()
     try:
-        assert not review.use_file(bad, context)
+        assert not review.use_file(bad, context, IMAGES)
         assert bad.read_bytes() == before
     finally:
         if holder is not None:

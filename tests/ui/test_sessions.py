@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from engine.session import Session, default_session_path
+from engine.session import Session, SessionContext, default_session_path
 from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window, stored_verdicts
 from ui.images_dock import VERDICT_COLUMN
 from ui.main_window import MainWindow
@@ -120,7 +120,7 @@ def test_second_window_is_refused_and_keeps_working(
         assert other.session_label.text() == "no session"
         assert not any(b.isEnabled() for b in other.prediction.verdict_buttons)
         other.set_verdict(1)  # no session: nothing recorded, no crash
-        assert other.last_explained is not None
+        assert other.explain.last_explained is not None
         assert window.review.session is not None
     finally:
         other.close()
@@ -152,14 +152,14 @@ def test_export_report_writes_the_verdicts(qtbot, window: MainWindow, tmp_path: 
     assert len(rows) == window.images.model.rowCount()
     assert rows[rel]["verdict"] == "3"
     assert rows[rel]["note"] == "wrong class, heat on the roller mark"
-    assert rows[rel]["prediction"] == window.last_explained.result.predicted.name
+    assert rows[rel]["prediction"] == window.explain.last_explained.result.predicted.name
     page = files.html.read_text(encoding="utf-8")
     assert "roller mark" in page
     assert "data:image/png;base64," in page  # the cached overlay of the marked image
 
 
 def test_summary_counts_verdicts_per_predicted_class(qtbot, window: MainWindow) -> None:
-    predicted = window.last_explained.result.predicted.name
+    predicted = window.explain.last_explained.result.predicted.name
     _verdict_key(qtbot, window, Qt.Key.Key_4)
     summary = window.summary
     summary.raise_()  # a hidden Summary tab is brought up to date when it is shown
@@ -287,7 +287,7 @@ def test_bad_session_file_is_refused_and_left_untouched(
     bad = tmp_path / "bad.sqlite"
     expected = "another window"
     # Open elsewhere: this session holds the file's lock.
-    holder = Session.open(bad, neu_folder, None, "0" * 64, "layer4", "gradcam")
+    holder = Session.open(bad, SessionContext(neu_folder, None, "0" * 64, "layer4", "gradcam"))
     before = bad.read_bytes()
     try:
         assert not window.use_session_file(bad)

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine.report import report_html
-from engine.session import ReviewedImage, Session
+from engine.session import ReviewedImage, Session, SessionContext
 from ui.summary_dock import SummaryDock
 
 
@@ -66,7 +66,9 @@ def _n_a(values: np.ndarray) -> list[str]:
 @pytest.fixture
 def session(tmp_path: Path):
     """Images with and without ground truth, with and without boxes, one not explained."""
-    with Session.open(tmp_path / "s.sqlite", tmp_path, None, "x", "l", "m", "ann") as opened:
+    with Session.open(
+        tmp_path / "s.sqlite", SessionContext(tmp_path, None, "x", "l", "m"), "ann"
+    ) as opened:
         opened.record_result("a.png", "crazing", 0.9, "crazing", True, 0.8)
         opened.record_result("b.png", "patches", 0.6, "crazing", False, 0.2)
         opened.record_result("c.png", "patches", 0.8, "patches", True, 0.6)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
-from ui.view_state import MODE_LABELS, ViewMode, ViewState
+from engine.layers import LayerInfo, LayerInventory
+from engine.profile import CamDefaults
+from engine.tokens import GridLayout
+from ui.view_state import MODE_LABELS, ViewMode, ViewOptions, ViewState, model_options
 
 
 def test_update_reports_only_real_changes() -> None:
@@ -67,3 +71,48 @@ def test_mode_is_stored_as_a_view_mode() -> None:
     with pytest.raises(InspectorError, match="unknown view mode '3d': use original, heatmap, "):
         state.update(mode="3d")
     assert list(MODE_LABELS) == list(ViewMode)  # every mode has a label in the chooser
+
+
+INVENTORY = LayerInventory(
+    (
+        LayerInfo("", "Net", (10,), 0, 0),
+        LayerInfo("features", "Conv2d", (8, 7, 7), 10, 1, GridLayout("nchw", 7, 7)),
+        LayerInfo("head", "Linear", (10,), 10, 1),
+    ),
+    default_layer="features",
+)
+CAM = CamDefaults(None, "layercam", Colormap.VIRIDIS, 0.3, blend=Blend.ADDITIVE)
+
+
+def test_a_new_model_keeps_a_layer_it_has_and_its_profile_blend() -> None:
+    options = ViewOptions(layer="features", method="gradcam", target=2)
+    assert model_options(options, CAM, INVENTORY, first_run=False) == {
+        "layer": "features",
+        "target": "pred",
+        "blend": Blend.ADDITIVE,
+    }
+
+
+def test_a_layer_the_model_lacks_becomes_the_profile_or_default_layer() -> None:
+    for old in ("", "layer4", "head"):  # none yet, another model's, not spatial
+        changes = model_options(ViewOptions(layer=old), CAM, INVENTORY, first_run=False)
+        assert changes["layer"] == "features"
+    named = CamDefaults("head.0", "gradcam", Colormap.JET, 0.5)
+    assert model_options(ViewOptions(), named, INVENTORY, first_run=False)["layer"] == "head.0"
+    bare = LayerInventory(INVENTORY.layers[:1], default_layer=None)
+    assert model_options(ViewOptions(), CAM, bare, first_run=False)["layer"] == ""
+
+
+def test_a_first_run_takes_the_profile_defaults() -> None:
+    changes = model_options(ViewOptions(), CAM, INVENTORY, first_run=True)
+    assert changes == {
+        "layer": "features",
+        "target": "pred",
+        "method": "layercam",
+        "colormap": Colormap.VIRIDIS,
+        "alpha": 0.3,
+        "blend": Blend.ADDITIVE,
+    }
+    state = ViewState()
+    state.update(**changes)  # what the window does with them: all valid
+    assert (state.options.method, state.options.alpha) == ("layercam", 0.3)
