@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -36,6 +38,18 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class CountingNet(TinyNet):
+    """TinyNet that counts its forward passes."""
+
+    def __init__(self) -> None:
+        super().__init__(classes=3)
+        self.passes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.passes += 1
+        return super().forward(x)
 
 
 def engine_records(
@@ -92,3 +106,19 @@ def neu_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("neu")
     write_neu_det(folder, 12, seed=3)
     return folder
+
+
+def modules_loaded_by(code: str, watched: Sequence[str]) -> list[str]:
+    """Which of ``watched`` a fresh interpreter has imported after running ``code``.
+
+    A subprocess, because this test process has long imported torch itself.
+    """
+    report = f"\nimport sys\nprint(','.join(m for m in {tuple(watched)!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code + report],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [name for name in out.stdout.strip().split(",") if name]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import ast
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import modules_loaded_by
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN_IN_ENGINE = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "qtpy", "ui")
@@ -38,28 +38,13 @@ def test_engine_never_imports_qt() -> None:
 
 def test_window_modules_do_not_import_torch() -> None:
     """The window shows while the worker thread imports torch; importing ui must not pull it in."""
-    code = (
-        "import sys, main, ui.main_window;"
-        "bad = [m for m in ('torch', 'torchvision') if m in sys.modules];"
-        "print(','.join(bad))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    assert modules_loaded_by("import main, ui.main_window", ("torch", "torchvision")) == []
 
 
 def test_method_registry_imports_without_torch() -> None:
     """The window lists methods before torch is loaded: the registry must not pull it in."""
-    code = (
-        "import sys, engine.methods, engine.profile;"
-        "engine.methods.get_method('scorecam');"
-        "print(','.join(m for m in ('torch', 'numpy') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    code = "import engine.methods, engine.profile\nengine.methods.get_method('scorecam')"
+    assert modules_loaded_by(code, ("torch", "numpy")) == []
 
 
 def test_the_method_registry_is_the_only_list_of_methods(qtbot, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 
 from engine.cam import CamEngine, TargetSpec, parse_target, resolve_device
 from engine.errors import CamCancelled, InspectorError
-from tests.conftest import TinyNet, engine_records, make_torchvision
+from tests.conftest import CountingNet, TinyNet, engine_records, make_torchvision
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -142,18 +142,6 @@ def test_flat_map_stays_flat_without_nan() -> None:
     result = engine.explain([np.zeros((40, 40), np.uint8)], "gradcam")[0]
     assert not np.isnan(result.cam).any()
     assert np.all(result.cam == result.cam.flat[0])
-
-
-class CountingNet(TinyNet):
-    """TinyNet that counts its forward passes."""
-
-    def __init__(self) -> None:
-        super().__init__(classes=3)
-        self.passes = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.passes += 1
-        return super().forward(x)
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"])

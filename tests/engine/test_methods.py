@@ -17,19 +17,7 @@ from engine.methods import DEFAULT_METHOD, METHODS, MethodInputs, get_method, me
 from engine.methods.gradient import gradcam
 from engine.methods.registry import describe_method
 from engine.methods.scorecam import scorecam
-from tests.conftest import TinyNet, engine_records
-
-
-class CountingNet(TinyNet):
-    """TinyNet that counts its forward passes."""
-
-    def __init__(self) -> None:
-        super().__init__(classes=3)
-        self.passes = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.passes += 1
-        return super().forward(x)
+from tests.conftest import CountingNet, engine_records
 
 
 def test_names_labels_and_order() -> None:

@@ -28,13 +28,19 @@ def settings(tmp_path: Path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 
 
-def stored_verdicts(path: Path) -> dict[str, int | None]:
-    """What is on disk now, read by a connection of the test's own."""
+def stored_rows(path: Path) -> dict[str, tuple[int | None, str | None, str | None]]:
+    """Each image's (code, corrected, note) on disk now, read by a connection of the test's own."""
     conn = sqlite3.connect(path)
     try:
-        return dict(conn.execute("SELECT rel_path, code FROM verdicts").fetchall())
+        rows = conn.execute("SELECT rel_path, code, corrected, note FROM verdicts").fetchall()
+        return {rel: (code, corrected, note) for rel, code, corrected, note in rows}
     finally:
         conn.close()
+
+
+def stored_verdicts(path: Path) -> dict[str, int | None]:
+    """Each image's verdict code on disk now."""
+    return {rel: row[0] for rel, row in stored_rows(path).items()}
 
 
 def open_window(qtbot, settings: QSettings, folder: Path, profile: Path, **kwargs) -> MainWindow:

@@ -18,7 +18,7 @@ from engine.session import (
     SessionContext,
     default_session_path,
 )
-from tests.ui.conftest import stored_verdicts
+from tests.ui.conftest import stored_rows, stored_verdicts
 from ui.review import ReviewController
 from ui.settings import SettingsStore
 
@@ -118,32 +118,23 @@ def test_no_session_records_nothing(qapp, settings: QSettings) -> None:
     assert review.verdict(IMAGES[0]) is None and review.verdicts() == {}
 
 
-def _stored_rows(path: Path) -> dict[str, tuple[int | None, str | None, str | None]]:
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute("SELECT rel_path, code, corrected, note FROM verdicts").fetchall()
-        return {rel: (code, corrected, note) for rel, code, corrected, note in rows}
-    finally:
-        conn.close()
-
-
 def test_corrected_class_stays_with_wrong_and_unsure_only(review: ReviewController) -> None:
     rel = IMAGES[0]
     seen = Seen(review)
     review.set_corrected(rel, "scratches")  # no verdict yet: refused, nothing stored
-    assert _stored_rows(review.session.path) == {}
+    assert stored_rows(review.session.path) == {}
     assert seen.messages == ["Give a verdict (keys 1-4) before a corrected class"]
     review.set_verdict(rel, 3)
     review.set_note(rel, "rolled-in scale, not a scratch")
     review.set_corrected(rel, "scratches")
     assert seen.messages[-1] == f"{rel}: corrected class scratches"
-    assert _stored_rows(review.session.path) == {
+    assert stored_rows(review.session.path) == {
         rel: (3, "scratches", "rolled-in scale, not a scratch")
     }
     review.set_verdict(rel, 4)  # unsure: the correction stays
-    assert _stored_rows(review.session.path)[rel][:2] == (4, "scratches")
+    assert stored_rows(review.session.path)[rel][:2] == (4, "scratches")
     review.set_verdict(rel, 1)  # right class: no correction
-    assert _stored_rows(review.session.path)[rel][:2] == (1, None)
+    assert stored_rows(review.session.path)[rel][:2] == (1, None)
     review.set_corrected(rel, None)
     assert seen.messages[-1] == f"{rel}: corrected class cleared"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from engine.session import Session, SessionContext, default_session_path
-from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window, stored_verdicts
+from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window, stored_rows, stored_verdicts
 from ui.images_dock import VERDICT_COLUMN
 from ui.main_window import MainWindow
 
@@ -171,15 +170,6 @@ def test_summary_counts_verdicts_per_predicted_class(qtbot, window: MainWindow) 
     assert "Reviewed 1 of" in summary.caption.text()
 
 
-def _stored_rows(path: Path) -> dict[str, tuple[int | None, str | None, str | None]]:
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute("SELECT rel_path, code, corrected, note FROM verdicts").fetchall()
-        return {rel: (code, corrected, note) for rel, code, corrected, note in rows}
-    finally:
-        conn.close()
-
-
 def test_corrected_class_is_stored_with_the_verdict(qtbot, window: MainWindow) -> None:
     window.auto_advance.setChecked(False)
     rel = window.images.current_record().rel_path.as_posix()
@@ -187,13 +177,13 @@ def test_corrected_class_is_stored_with_the_verdict(qtbot, window: MainWindow) -
     assert combo.itemData(0) is None
     assert [combo.itemText(i) for i in range(1, combo.count())] == list(window.classes)
     combo.setCurrentIndex(1)  # no verdict yet: refused, nothing stored
-    assert _stored_rows(window.review.session.path) == {}
+    assert stored_rows(window.review.session.path) == {}
     assert combo.currentIndex() == 0
     _press(qtbot, window, Qt.Key.Key_3)
     window.set_note("rolled-in scale, not a scratch")
     chosen = window.classes[-1]
     combo.setCurrentIndex(combo.findData(chosen))
-    assert _stored_rows(window.review.session.path) == {
+    assert stored_rows(window.review.session.path) == {
         rel: (3, chosen, "rolled-in scale, not a scratch")
     }
     assert window.review.session.history(rel)[-1].new == (
@@ -202,14 +192,14 @@ def test_corrected_class_is_stored_with_the_verdict(qtbot, window: MainWindow) -
         "rolled-in scale, not a scratch",
     )
     _press(qtbot, window, Qt.Key.Key_4)  # unsure: the correction stays
-    assert _stored_rows(window.review.session.path)[rel][:2] == (4, chosen)
+    assert stored_rows(window.review.session.path)[rel][:2] == (4, chosen)
     _press(qtbot, window, Qt.Key.Key_1)  # right class: no correction
-    assert _stored_rows(window.review.session.path)[rel][:2] == (1, None)
+    assert stored_rows(window.review.session.path)[rel][:2] == (1, None)
     assert combo.currentIndex() == 0
     combo.setCurrentIndex(combo.findData(chosen))
-    assert _stored_rows(window.review.session.path)[rel][:2] == (1, chosen)
+    assert stored_rows(window.review.session.path)[rel][:2] == (1, chosen)
     combo.setCurrentIndex(0)
-    assert _stored_rows(window.review.session.path)[rel][:2] == (1, None)
+    assert stored_rows(window.review.session.path)[rel][:2] == (1, None)
     combo.setCurrentIndex(combo.findData(chosen))
     window.images.step(1)
     assert combo.currentIndex() == 0  # the next image has no correction
