@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.errors import InspectorError
+from engine.errors import InspectorError, first_line
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".bmp", ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".webp"}
@@ -41,7 +41,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     try:
         raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _DECODE_FLAGS)
     except cv2.error as err:  # e.g. an image over OpenCV's pixel limit
-        raise _undecodable(name, f"OpenCV error: {_first_line(str(err))}") from err
+        raise _undecodable(name, f"OpenCV error: {first_line(err)}") from err
     if raw is None or raw.size == 0:
         raise _undecodable(name, "unknown format or corrupt data")
     return _channels_to_rgb(_to_uint8(raw), _is_gray_png(data), name)
@@ -78,10 +78,6 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 def _undecodable(name: str, reason: str) -> InspectorError:
     return InspectorError(f"cannot read '{name}': not a decodable image ({reason})")
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown"
 
 
 def _is_truncated_jpeg(data: bytes) -> bool:
