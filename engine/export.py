@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import errno
 import io
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +15,7 @@ from typing import IO, Self
 import cv2
 import numpy as np
 
+from engine.csv_cells import csv_line
 from engine.errors import InspectorError
 
 PathLike = str | os.PathLike[str]
@@ -179,6 +179,8 @@ class CsvAppender:
       inside the `with` block leaves the earlier file untouched and the completed rows in
       '<name>.partial' for inspection.
 
+    Cells go through engine.csv_cells (formula guard, quoting, NUL, length). A row that cannot
+    be written whole (a full disk) is cut off again, so the file never ends in a torn row.
     Usage: `with CsvAppender(path, ["image", "pred", "score"]) as out: out.append(row)`.
     Missing keys are written empty; unknown keys raise ValueError (a caller bug).
     """
@@ -194,31 +196,40 @@ class CsvAppender:
         )
         _make_parent(self.path)
         try:
-            self._file: IO[str] | None = open(  # noqa: SIM115 - lives until close()
-                self.writing_path, "w", newline="", encoding="utf-8"
-            )
+            # Unbuffered: each row is one write we can measure and, if it fails, undo.
+            self._file: io.FileIO | None = open(self.writing_path, "wb", buffering=0)  # noqa: SIM115
         except OSError as exc:
             raise write_error(self.writing_path, exc) from exc
-        self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames, restval="")
+        self._size = 0  # bytes of complete rows
         try:
-            self._guarded(self._writer.writeheader)
+            self._write_line(csv_line(self.fieldnames))
         except BaseException:
             self.abort()  # don't leak the handle of a file we could not even start
             raise
 
-    def _guarded(self, write: Callable[[], object]) -> None:
-        """Run a write and flush it to the OS; OSErrors become InspectorError."""
+    def _write_line(self, line: str) -> None:
+        """Write one whole line or, on an OSError, cut the file back to its last whole row."""
         if self._file is None:
             raise ValueError(f"CSV '{self.path}' is already closed")
+        data = line.encode("utf-8")
         try:
-            write()
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view) or 0 :]
             self._file.flush()
         except OSError as exc:
+            with suppress(OSError):
+                self._file.truncate(self._size)
+                self._file.seek(self._size)
             raise write_error(self.writing_path, exc) from exc
+        self._size += len(data)
 
     def append(self, row: Mapping[str, object]) -> None:
         """Write one row and flush it, so readers (and a crash) see it at once."""
-        self._guarded(lambda: self._writer.writerow(row))
+        unknown = set(row) - set(self.fieldnames)
+        if unknown:
+            raise ValueError(f"CSV '{self.path}' has no column(s) {sorted(unknown)}")
+        self._write_line(csv_line(row.get(name) for name in self.fieldnames))
 
     def close(self) -> None:
         """Finish cleanly: fsync, close and, when replacing an earlier file, swap it in."""
@@ -227,7 +238,6 @@ class CsvAppender:
         file, self._file = self._file, None
         try:
             with file:
-                file.flush()
                 os.fsync(file.fileno())
             if self.writing_path != self.path:
                 os.replace(self.writing_path, self.path)

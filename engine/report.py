@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.csv_cells import csv_text
 from engine.errors import InspectorError
 from engine.export import atomic_write_text, encode_png, ensure_output_dir
 from engine.methods.registry import describe_method
@@ -72,25 +71,12 @@ def write_report(
 # --- CSV ------------------------------------------------------------------------------------
 
 
-# A text cell starting with one of these is run as a formula by spreadsheet programs (OWASP
-# "CSV injection"): a note like "=HYPERLINK(...)" must stay text when the report is opened.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+def _cell(value: object) -> object:
+    """Floats with 4 decimals; everything else as engine.csv_cells writes it."""
+    return f"{value:.4f}" if isinstance(value, float) else value
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    text = str(value)
-    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
-        return "'" + text
-    return text
-
-
-def _csv_row(record: ReviewedImage) -> list[str]:
+def _csv_row(record: ReviewedImage) -> list[object]:
     v = record.verdict
     values = (
         record.rel_path,
@@ -109,12 +95,8 @@ def _csv_row(record: ReviewedImage) -> list[str]:
 
 
 def report_csv(records: Sequence[ReviewedImage]) -> str:
-    """The CSV text: a header, then one row per image in path order."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_row(record) for record in records)
-    return buffer.getvalue()
+    """The CSV text: a header, then one row per image in path order (engine.csv_cells)."""
+    return csv_text(CSV_COLUMNS, (_csv_row(record) for record in records))
 
 
 # --- figures --------------------------------------------------------------------------------

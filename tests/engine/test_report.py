@@ -162,3 +162,19 @@ def test_csv_keeps_formula_like_notes_as_text(session: Session, tmp_path: Path) 
     assert rows["c.png"]["note"] == "'-2 mm from the edge"
     assert rows["b.png"]["note"] == EVIL_NOTE  # ordinary text is unchanged
     assert rows["b.png"]["confidence"] == "0.5500"  # numbers are not text cells
+
+
+def test_csv_guard_holds_after_a_bare_carriage_return_and_a_huge_note(
+    session: Session, tmp_path: Path
+) -> None:
+    """A bare CR in a note used to end the row there; the next 'row' began with +cmd|..."""
+    session.set_note("a.png", "fine\r+cmd|' /C calc'!A0")
+    session.set_note("c.png", "\x00=1" + "y" * 1_000_000)
+    files = write_report(session, tmp_path / "rep")
+    with files.csv.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 5  # header + 4 images: no extra record split off at the CR
+    notes = {row[0]: row[CSV_COLUMNS.index("note")] for row in rows[1:]}
+    assert notes["a.png"] == "fine\r+cmd|' /C calc'!A0"
+    assert notes["c.png"].startswith("'=1y") and len(notes["c.png"]) == 32_767
+    assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row)
