@@ -230,7 +230,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine.report import write_report
     from engine.session import Session
 
-    with Session.open_existing(args.session) as session:
+    with Session.open_existing(args.session, read_only=True) as session:
         files = write_report(session, args.output)
     print(f"wrote {files.csv} and {files.html}", file=sys.stderr)
     return EXIT_OK

@@ -23,6 +23,8 @@ _DASH_ON, _DASH_PERIOD = 6, 10
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _TEXT_COLOR: tuple[int, int, int] = (30, 30, 30)
 _MIN_PANEL_HEIGHT = 224
+# The figure is for looking at: 3 panels of at most 2048 px make it at most ~6200x2100.
+PANEL_MAX_SIDE = 2048
 _PANEL_LABELS: tuple[str, str, str] = ("original", "heatmap", "overlay")
 
 
@@ -309,20 +311,26 @@ def draw_boxes(rgb: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
 # --- three-panel figure ----------------------------------------------------------------------
 
 
-def _upscale_for_panels(
+def _panel_factor(height: int, width: int) -> tuple[float, int]:
+    """Scale factor and interpolation for a panel: at least ~224 px high where the longer side
+    allows, never a side over PANEL_MAX_SIDE (a 1x100000 strip would ask for 15 GB)."""
+    grow = max(1.0, _MIN_PANEL_HEIGHT / height)
+    cap = PANEL_MAX_SIDE / max(height, width)
+    if grow >= 2.0 and cap >= 2.0:
+        # Whole-number nearest-neighbour keeps tiny images' pixels crisp and equal-sized.
+        return float(min(math.ceil(grow), math.floor(cap))), cv2.INTER_NEAREST
+    factor = min(grow, cap)
+    return factor, cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
+
+
+def _scale_for_panels(
     image: np.ndarray, cam: np.ndarray, boxes: Sequence[Box]
 ) -> tuple[np.ndarray, np.ndarray, list[Box]]:
-    """Image, map and boxes grown so panels are at least ~224 px high (text stays readable)."""
+    """Image, map and boxes resized for the figure (see _panel_factor)."""
     height, width = cam.shape
-    if height >= _MIN_PANEL_HEIGHT:
+    factor, interpolation = _panel_factor(height, width)
+    if factor == 1.0:
         return image, cam, list(boxes)
-    factor = _MIN_PANEL_HEIGHT / height
-    if factor >= 2.0:
-        # Whole-number nearest-neighbour keeps tiny images' pixels crisp and equal-sized.
-        factor = float(math.ceil(factor))
-        interpolation = cv2.INTER_NEAREST
-    else:
-        interpolation = cv2.INTER_LINEAR
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     sx, sy = size[0] / width, size[1] / height
     big_image = cv2.resize(image, size, interpolation=interpolation)
@@ -359,11 +367,12 @@ def render_panels(
 ) -> np.ndarray:
     """Figure 'original | heatmap | overlay' with a caption strip, RGB uint8 on white.
 
-    Panels smaller than 224 px high are upscaled first; boxes are drawn on the overlay panel,
+    Panels smaller than 224 px high are upscaled first and none has a side over
+    PANEL_MAX_SIDE (larger images are shrunk), so the figure's size is bounded; boxes are drawn on the overlay panel,
     which is blended as the style says; the panels show the whole map (no threshold).
     """
     rgb, cam = _check_pair(image, cam)
-    rgb, cam, boxes = _upscale_for_panels(rgb, cam, boxes)
+    rgb, cam, boxes = _scale_for_panels(rgb, cam, boxes)
     panels = (
         rgb,
         render_heatmap(cam, style.colormap),

@@ -8,10 +8,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import struct
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import tempfile
+import types
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -19,7 +22,8 @@ from types import TracebackType
 from typing import IO, Self
 
 import engine
-from engine.errors import InspectorError
+from engine import file_lock
+from engine.errors import InspectorError, first_line
 from engine.resources import user_data_dir
 from engine.summary import ClassCounts, verdict_table
 
@@ -189,52 +193,49 @@ def _check_header(path: Path) -> None:
 
 
 def _is_fresh(path: Path) -> bool:
-    """No file, or an empty one with no WAL beside it: nothing can be lost by creating here."""
-    wal = path.with_name(path.name + "-wal")
+    """No file, or an empty one with no changes beside it: nothing is lost by creating here."""
     if not path.exists():
         return True
-    return path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
+    return path.stat().st_size == 0 and not _pending_side_files(path)
 
 
-def _flock(handle: IO[bytes]) -> None:
-    """POSIX: an exclusive advisory lock on the whole file, refused at once if held elsewhere."""
-    import fcntl
+def _writable_check(path: Path) -> None:
+    # SQLite writes a '-journal' beside the session during each commit: the folder must be
+    # writable as well as the file.
+    for target in (path, path.parent):
+        if target.exists() and not os.access(target, os.R_OK | os.W_OK):
+            raise InspectorError(
+                f"session '{path}' is read-only ('{target}' is not writable); "
+                "make it writable or choose another session location"
+            )
 
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
+def _lock(path: Path, read_only: bool) -> IO[bytes]:
+    """Hold a lock on the session file itself, so every name and link of it shares one lock
+    (a '<name>.lock' beside it let a hard link or symlink in); the OS drops it if we die.
 
-def _msvcrt_lock(handle: IO[bytes]) -> None:
-    """Windows (no flock): a mandatory lock on byte 0, which may lie past the end of the file.
-
-    msvcrt.locking locks from the descriptor's position, so it is moved to 0 first; the lock
-    goes when the handle is closed or the process ends, like flock.
+    Writers lock exclusively (creating an empty file for a new session); a read-only open
+    takes a shared lock, so it waits for no reader but refuses while a writer has the file.
     """
-    import msvcrt
-
-    os.lseek(handle.fileno(), 0, os.SEEK_SET)
-    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-
-
-def _lock_function(platform: str) -> Callable[[IO[bytes]], None]:
-    return _msvcrt_lock if platform == "win32" else _flock
-
-
-_try_lock = _lock_function(sys.platform)
-
-
-def _lock(path: Path) -> IO[bytes]:
-    """Hold an exclusive lock on '<file>.lock'; the OS drops it if the process dies."""
-    lock_path = path.with_name(path.name + ".lock")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("ab")
+        if read_only:
+            handle = path.open("rb")
+        else:
+            _writable_check(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("ab")
     except OSError as exc:
         raise InspectorError(
             f"cannot open session '{path}': {exc.strerror or exc} (the folder must be writable); "
             "choose a session location you can write to"
         ) from exc
     try:
-        _try_lock(handle)
+        if read_only and sys.platform != "win32":
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        else:
+            file_lock.try_lock(handle)
     except OSError as exc:
         handle.close()
         raise InspectorError(
@@ -243,16 +244,48 @@ def _lock(path: Path) -> IO[bytes]:
     return handle
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    # SQLite writes '-wal' and '-shm' files beside the session, so the folder must be writable.
-    for target in (path, path.parent):
-        if target.exists() and not os.access(target, os.R_OK | os.W_OK):
-            raise InspectorError(
-                f"session '{path}' is read-only ('{target}' is not writable); "
-                "make it writable or choose another session location"
-            )
+def _pending_side_files(path: Path) -> list[Path]:
+    """A '-wal' or '-journal' with content: changes that are not (or not yet) in the file."""
+    side = (path.with_name(path.name + suffix) for suffix in ("-wal", "-journal"))
+    return [p for p in side if p.exists() and p.stat().st_size > 0]
+
+
+def _read_only_uri(path: Path) -> str:
+    # immutable: SQLite neither locks nor looks for journals, so nothing is ever written, even
+    # on read-only media. Safe because we hold the file's lock and no side file is pending.
+    return f"{path.absolute().as_uri()}?mode=ro&immutable=1"
+
+
+def _check_untouched(path: Path) -> bool:
+    """_validate without ever writing to path: on an immutable read-only open, or, when a
+    '-wal' or '-journal' holds changes, on a private copy (recovering them writes the file)."""
+    pending = _pending_side_files(path)
+    with tempfile.TemporaryDirectory(prefix="gci-session-") as scratch:
+        target, uri = path, True
+        if pending:
+            target, uri = Path(scratch) / path.name, False
+            for source in (path, *pending):
+                shutil.copyfile(source, Path(scratch) / source.name)
+        try:
+            conn = sqlite3.connect(_read_only_uri(target) if uri else target, uri=uri)
+        except sqlite3.Error as exc:
+            raise InspectorError(f"cannot open session '{path}': {exc}") from exc
+        try:
+            return _validate(conn, path)
+        finally:
+            conn.close()
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if read_only and _pending_side_files(path):
+        raise InspectorError(
+            f"session '{path}' has changes in a '-wal' or '-journal' file beside it that only "
+            "a writable open can bring in; open it once where it can be written"
+        )
     try:
         # Autocommit mode: every change runs in an explicit transaction of our own (_write).
+        if read_only:
+            return sqlite3.connect(_read_only_uri(path), uri=True, isolation_level=None)
         return sqlite3.connect(path, isolation_level=None, timeout=0)
     except sqlite3.Error as exc:
         raise InspectorError(f"cannot open session '{path}': {exc}") from exc
@@ -291,10 +324,15 @@ def _validate(conn: sqlite3.Connection, path: Path) -> bool:
 
 def _set_pragmas(conn: sqlite3.Connection, path: Path) -> None:
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL fsyncs the WAL at every commit: a verdict shown as recorded survives SIGKILL
-        # (NORMAL would too) and also a power cut (NORMAL would not); at one commit per key
-        # press the few milliseconds cost nothing.
+        # A rollback journal, not WAL: after each commit the file itself holds every verdict,
+        # so copying the one file copies the session (a WAL kept them in '<name>-wal', per
+        # name). Switching an older WAL session folds its WAL into the file once.
+        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        if str(mode).lower() != "delete":
+            raise sqlite3.OperationalError(f"journal mode stays '{mode}'")
+        # FULL fsyncs the journal and the file at every commit: a verdict shown as recorded
+        # survives SIGKILL and a power cut; at one commit per key press the milliseconds
+        # cost nothing.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
@@ -372,9 +410,14 @@ class Session:
         return cls._attach(Path(path).expanduser().absolute(), context.meta(), labels, reviewer)
 
     @classmethod
-    def open_existing(cls, path: str | Path, reviewer: str | None = None) -> Session:
-        """Resume a session without a model to compare against (reports, the command line)."""
-        return cls._attach(Path(path).expanduser().absolute(), None, None, reviewer)
+    def open_existing(
+        cls, path: str | Path, reviewer: str | None = None, read_only: bool = False
+    ) -> Session:
+        """Resume a session without a model to compare against (reports, the command line).
+
+        read_only opens it without ever writing (it may sit on read-only media); writes refuse.
+        """
+        return cls._attach(Path(path).expanduser().absolute(), None, None, reviewer, read_only)
 
     @classmethod
     def _attach(
@@ -383,6 +426,7 @@ class Session:
         context: dict[str, str] | None,
         labels: Sequence[str] | None,
         reviewer: str | None,
+        read_only: bool = False,
     ) -> Session:
         """Lock, validate and open path; context None means the session must already exist."""
         fresh = _is_fresh(path)
@@ -390,39 +434,29 @@ class Session:
             raise InspectorError(f"there is no session at '{path}'; check the path")
         if not fresh:
             _check_header(path)
-        lock = _lock(path)
+        lock = _lock(path, read_only)
         try:
-            conn = _connect(path)
+            existing = False if fresh else _check_untouched(path)
+            if not existing and context is None:
+                raise InspectorError(
+                    f"'{path}' is an empty database, not a session; check the path"
+                )
+            conn = _connect(path, read_only)
             try:
-                return cls._start(conn, lock, path, fresh, context, labels, reviewer)
+                if not read_only:
+                    _set_pragmas(conn, path)
+                if context is not None and not existing:
+                    _create(conn, path, context, labels)
+                session = cls(path, conn, lock, reviewer or _default_reviewer())
+                if existing:
+                    session.warnings = session._compare(context, labels)
+                return session
             except BaseException:
                 conn.close()
                 raise
         except BaseException:
             lock.close()
             raise
-
-    @classmethod
-    def _start(
-        cls,
-        conn: sqlite3.Connection,
-        lock: IO[bytes],
-        path: Path,
-        fresh: bool,
-        context: dict[str, str] | None,
-        labels: Sequence[str] | None,
-        reviewer: str | None,
-    ) -> Session:
-        existing = False if fresh else _validate(conn, path)
-        if not existing and context is None:
-            raise InspectorError(f"'{path}' is an empty database, not a session; check the path")
-        _set_pragmas(conn, path)
-        if context is not None and not existing:
-            _create(conn, path, context, labels)
-        session = cls(path, conn, lock, reviewer or _default_reviewer())
-        if existing:
-            session.warnings = session._compare(context, labels)
-        return session
 
     def _compare(
         self, context: dict[str, str] | None, labels: Sequence[str] | None
@@ -464,8 +498,34 @@ class Session:
                 raise InspectorError(f"cannot write session '{self.path}': {exc}") from exc
             raise
 
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        """A query's rows; a row SQLite cannot read (a flipped byte in its text) is refused."""
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._damaged(first_line(exc)) from exc
+
+    def _damaged(self, what: str) -> InspectorError:
+        return InspectorError(
+            f"session '{self.path}' has a damaged row ({what}); "
+            "restore it from a backup or start a new session file"
+        )
+
     def _meta(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        rows = self._rows("SELECT key, value FROM meta")
+        if not all(isinstance(key, str) and isinstance(value, str) for key, value in rows):
+            raise self._damaged("meta holds a value that is not text")
+        return dict(rows)
+
+    def _verdict(self, row: tuple) -> Verdict:
+        _, code, corrected, note, reviewer, time = row
+        if not (
+            (code is None or code in CODES)
+            and all(_is(text, str) for text in (corrected, note))
+            and all(isinstance(text, str) for text in (reviewer, time))
+        ):
+            raise self._damaged(f"verdict of '{row[0]}' has values of the wrong kind")
+        return Verdict(*row)
 
     # --- model results ---
 
@@ -546,34 +606,32 @@ class Session:
 
     def undo(self) -> Verdict | None:
         """Revert the latest change made since this open; None when there is nothing to undo."""
-        row = self._db.execute(
+        rows = self._rows(
             "SELECT id, rel_path, old_code, old_corrected, old_note FROM history h"
             " WHERE id > ? AND action != 'undo'"
             " AND NOT EXISTS (SELECT 1 FROM history u WHERE u.undoes = h.id)"
             " ORDER BY id DESC LIMIT 1",
             (self._undo_floor,),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
-        entry_id, rel, *old = row
+        entry_id, rel, *old = rows[0]
         return self._change(rel, "undo", tuple(old), undoes=entry_id)  # type: ignore[arg-type]
 
     def verdict(self, rel_path: str) -> Verdict | None:
-        row = self._db.execute(
-            "SELECT * FROM verdicts WHERE rel_path = ?", (_rel_path(rel_path),)
-        ).fetchone()
-        return Verdict(*row) if row else None
+        rows = self._rows("SELECT * FROM verdicts WHERE rel_path = ?", (_rel_path(rel_path),))
+        return self._verdict(rows[0]) if rows else None
 
     def verdicts(self) -> dict[str, Verdict]:
-        rows = self._db.execute("SELECT * FROM verdicts ORDER BY rel_path").fetchall()
-        return {row[0]: Verdict(*row) for row in rows}
+        rows = self._rows("SELECT * FROM verdicts ORDER BY rel_path")
+        return {row[0]: self._verdict(row) for row in rows}
 
     def history(self, rel_path: str | None = None) -> list[HistoryEntry]:
         sql = "SELECT * FROM history"
         args: tuple[str, ...] = ()
         if rel_path is not None:
             sql, args = sql + " WHERE rel_path = ?", (_rel_path(rel_path),)
-        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        rows = self._rows(sql + " ORDER BY id", args)
         return [HistoryEntry(*r[:6], tuple(r[6:9]), tuple(r[9:12])) for r in rows]
 
     # --- summaries ---
@@ -586,17 +644,18 @@ class Session:
 
     def _read_records(self) -> Iterator[ReviewedImage]:
         verdicts = self.verdicts()
-        rows = self._db.execute("SELECT * FROM images ORDER BY rel_path").fetchall()
+        rows = self._rows("SELECT * FROM images ORDER BY rel_path")
         for rel, truth, pred, conf, hit, energy in rows:
+            kinds = (_is(truth, str), _is(pred, str), _is(hit, int))
+            if not (all(kinds) and _is(conf, int | float) and _is(energy, int | float)):
+                raise self._damaged(f"result of '{rel}' has values of the wrong kind")
             scored = None if hit is None else bool(hit)
             yield ReviewedImage(rel, truth, pred, conf, scored, energy, verdicts.get(rel))
 
     def progress(self) -> tuple[int, int]:
         """(reviewed, total): images with a verdict, images known to the session."""
-        reviewed = self._db.execute(
-            "SELECT COUNT(*) FROM verdicts WHERE code IS NOT NULL"
-        ).fetchone()[0]
-        total = self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        reviewed = self._rows("SELECT COUNT(*) FROM verdicts WHERE code IS NOT NULL")[0][0]
+        total = self._rows("SELECT COUNT(*) FROM images")[0][0]
         return reviewed, total
 
     def class_counts(self) -> list[ClassCounts]:
@@ -607,7 +666,11 @@ class Session:
 
     @property
     def labels(self) -> tuple[str, str, str, str]:
-        return _labels(json.loads(self._meta()["labels"]))
+        try:
+            stored = json.loads(self._meta()["labels"])
+            return _labels(stored if isinstance(stored, list) else ())
+        except (KeyError, ValueError, InspectorError) as exc:
+            raise self._damaged("meta 'labels' is not a list of 4 labels") from exc
 
     def set_labels(self, labels: Sequence[str]) -> None:
         chosen = _labels(labels)
@@ -644,6 +707,12 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _is(value: object, kind: type | types.UnionType) -> bool:
+    """Whether a stored value is None or of the kind its column holds (SQLite keeps any kind
+    in any column: a crafted file can hold text where a number belongs)."""
+    return value is None or (isinstance(value, kind) and not isinstance(value, bool))
 
 
 def _default_reviewer() -> str:

@@ -389,12 +389,12 @@ def test_every_verdict_reported_as_recorded_survives_sigkill(
 
 
 def test_lock_function_follows_the_platform() -> None:
-    from engine import session as module
+    from engine import file_lock as module
 
-    assert module._lock_function("win32") is module._msvcrt_lock
-    assert module._lock_function("linux") is module._flock
-    assert module._lock_function("darwin") is module._flock
-    assert module._try_lock is module._lock_function(sys.platform)
+    assert module.lock_function("win32") is module._msvcrt_lock
+    assert module.lock_function("linux") is module._flock
+    assert module.lock_function("darwin") is module._flock
+    assert module.try_lock is module.lock_function(sys.platform)
 
 
 class _FakeMsvcrt:
@@ -419,21 +419,21 @@ class _FakeMsvcrt:
 def test_windows_lock_refuses_a_second_open_and_keeps_the_first(
     session_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The msvcrt path as far as Linux can run it: byte 0, non-blocking, refusal message."""
-    from engine import session as module
+    """The msvcrt path as far as Linux can run it: one byte SQLite never reads or writes,
+    non-blocking, refusal message."""
+    from engine import file_lock as module
 
     fake = _FakeMsvcrt()
     monkeypatch.setitem(sys.modules, "msvcrt", fake)
-    monkeypatch.setattr(module, "_try_lock", module._lock_function("win32"))
-    session_path.parent.mkdir(parents=True)
-    session_path.with_name(session_path.name + ".lock").write_bytes(b"earlier bytes")
+    monkeypatch.setattr(module, "try_lock", module.lock_function("win32"))
     with _open(session_path) as session:
         session.set_verdict("a.png", 2)
         with pytest.raises(InspectorError, match="open in another window or process"):
             _open(session_path)
         assert session.verdict("a.png").code == 2  # type: ignore[union-attr]
-    # Locked from byte 0 even though append mode left the position at the end of the file.
-    assert fake.calls == [(0, fake.LK_NBLCK, 1), (0, fake.LK_NBLCK, 1)]
+    # Locked at the offset even though append mode left the position at the end of the file.
+    offset = module.WINDOWS_LOCK_OFFSET
+    assert fake.calls == [(offset, fake.LK_NBLCK, 1), (offset, fake.LK_NBLCK, 1)]
 
 
 def test_session_module_imports_without_fcntl() -> None:
