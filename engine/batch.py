@@ -9,15 +9,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from engine.batch_options import BatchOptions, BatchSummary
+from engine.batch_options import DISK_FULL, BatchOptions, BatchSummary
+from engine.batch_outputs import RowReserve, finished_rows, is_disk_full, output_stems
 from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
 from engine.dataset import ImageRecord, load_boxes
-from engine.errors import CamCancelled, InspectorError
+from engine.errors import CamCancelled, InspectorError, first_line
 from engine.export import CsvAppender
-from engine.images import load_image
+from engine.file_lock import lock_output_folder
+from engine.images import DecodeLimits, load_image
 from engine.localization import Box, energy_in_box, pointing_hit
 from engine.map_files import MapFiles, write_map_files
 
@@ -35,7 +38,10 @@ CSV_COLUMNS = (
     "energy_in_box",
     "top5",
 )
-BatchProgress = Callable[[int, int, int], None]  # done, total, failed
+BatchProgress = Callable[[int, int, int], None]
+_OUT_OF_MEMORY = getattr(
+    torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError
+)  # done, total, failed
 BatchResult = Callable[[ImageRecord, CamResult], None]  # one image's finished map
 
 
@@ -47,26 +53,13 @@ class _Loaded:
     error: str
 
 
-def output_stems(records: Sequence[ImageRecord], output: Path) -> list[Path]:
-    """Output path prefix per image, mirroring sub-folders; 'a.png' and 'a.jpg' stay apart."""
-    seen: dict[Path, int] = {}
-    for record in records:
-        key = record.rel_path.with_suffix("")
-        seen[key] = seen.get(key, 0) + 1
-    stems = []
-    for record in records:
-        key = record.rel_path.with_suffix("")
-        if seen[key] > 1:
-            key = key.with_name(f"{key.name}_{record.rel_path.suffix.lstrip('.').lower()}")
-        stems.append(output / key)
-    return stems
-
-
-def _load(record: ImageRecord) -> _Loaded:
+def _load(record: ImageRecord, limits: DecodeLimits) -> _Loaded:
     try:
-        image = load_image(record.path)
+        image = load_image(record.path, limits)
     except InspectorError as exc:
         return _Loaded(record, None, (), str(exc))
+    except MemoryError:
+        return _Loaded(record, None, (), "cannot read it: out of memory while decoding")
     try:
         boxes = load_boxes(record)
     except InspectorError as exc:
@@ -93,8 +86,8 @@ class _InlineExecutor:
         return None
 
 
-def _load_all(records: Sequence[ImageRecord]) -> list[_Loaded]:
-    return [_load(record) for record in records]
+def _load_all(records: Sequence[ImageRecord], limits: DecodeLimits) -> list[_Loaded]:
+    return [_load(record, limits) for record in records]
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -121,6 +114,9 @@ class BatchRunner:
         self.on_result = on_result  # called once the image's files are written
         self._target = parse_target(options.target, engine.classes)
         self.layer = engine.resolve_layers(options.layer)[0]
+        self._limits = DecodeLimits(max_pixels=options.max_pixels)
+        self._stopped = ""  # set by the writer when the disk fills; the rest is not explained
+        self._reserve: RowReserve | None = None
 
     def _write_files(self, stem: Path, loaded: _Loaded, result: CamResult) -> None:
         """The image's PNGs (and .npy): atomic, not fsynced, as they can be made again."""
@@ -176,6 +172,8 @@ class BatchRunner:
             batch_error = ""
         except InspectorError as exc:
             results, batch_error = iter(()), str(exc)
+        except (MemoryError, _OUT_OF_MEMORY) as exc:  # every image still gets its row
+            results, batch_error = iter(()), f"out of memory explaining it: {first_line(exc)}"
         outcomes = []
         for item in chunk:
             if item.image is None or batch_error:
@@ -201,16 +199,44 @@ class BatchRunner:
         """Write each image's files and its CSV row; returns how many failed."""
         failed = 0
         for (item, result, error), stem in zip(outcomes, stems, strict=True):
-            if result is not None:
-                try:
-                    self._write_files(stem, item, result)
-                except InspectorError as exc:
-                    result, error = None, str(exc)
+            if self._stopped:
+                result, error = None, self._stopped
+            elif result is not None:
+                result, error = self._try_write(stem, item, result, error)
             if result is not None and self.on_result is not None:
                 self.on_result(item.record, result)
             failed += result is None
-            csv.append(self._row(item, result, error))
+            self._append(csv, self._row(item, result, error))
         return failed
+
+    def _try_write(
+        self, stem: Path, item: _Loaded, result: CamResult, error: str
+    ) -> tuple[CamResult | None, str]:
+        """The image's files, or no result and why; a full disk stops the run's writing."""
+        try:
+            self._write_files(stem, item, result)
+        except InspectorError as exc:
+            if not is_disk_full(exc):
+                return None, str(exc)
+            self._stop(DISK_FULL)
+            return None, DISK_FULL
+        except (MemoryError, cv2.error) as exc:
+            return None, f"cannot draw its files: {first_line(exc) or 'out of memory'}"
+        return result, error
+
+    def _stop(self, reason: str) -> None:
+        self._stopped = reason
+        if self._reserve is not None:  # the space kept for the remaining rows
+            self._reserve.release()
+
+    def _append(self, csv: CsvAppender, row: dict[str, str]) -> None:
+        try:
+            csv.append(row)
+        except InspectorError as exc:
+            if not is_disk_full(exc) or self._reserve is None or self._stopped:
+                raise
+            self._stop(DISK_FULL)  # frees the reserve: the row fits now
+            csv.append(row)
 
     def run(
         self,
@@ -220,20 +246,46 @@ class BatchRunner:
     ) -> BatchSummary:
         """Process every record; a bad file becomes an error row and the run goes on.
 
-        Where a core is free, one helper thread decodes the next chunk and writes the previous
-        one while the model works on the current one (OpenCV releases the GIL); at most three
-        chunks are alive at once, so memory stays flat however long the run.
+        The output folder is locked for the run (a second run into it is refused). Every image
+        gets one row: when the disk fills, the rest get 'disk full' rows, written into space
+        set aside at the start, and the summary says the run stopped. With options.resume the
+        ok rows of an earlier results.csv are kept and their images skipped.
         """
         start = time.perf_counter()
         output = self.options.output
         output.mkdir(parents=True, exist_ok=True)
-        stems = output_stems(records, output)
-        size = max(1, self.options.batch_size)
-        chunks = list(zip(_chunks(records, size), _chunks(stems, size), strict=True))
-        done = failed = 0
-        cancelled = False
+        lock = lock_output_folder(output)
+        try:
+            self._reserve = RowReserve(output, len(records))
+            try:
+                return self._run_locked(records, progress, cancel, start)
+            finally:
+                self._reserve.release()
+        finally:
+            lock.close()
+
+    def _run_locked(
+        self,
+        records: Sequence[ImageRecord],
+        progress: BatchProgress | None,
+        cancel: CancelCheck | None,
+        start: float,
+    ) -> BatchSummary:
+        output = self.options.output
         csv_path = output / "results.csv"
+        kept = finished_rows(csv_path, records) if self.options.resume else {}
+        todo = [
+            (record, stem)
+            for record, stem in zip(records, output_stems(records, output), strict=True)
+            if record.rel_path.as_posix() not in kept
+        ]
+        size = max(1, self.options.batch_size)
+        chunks = list(_chunks(todo, size))
+        done, failed = len(kept), 0
+        cancelled = False
         with CsvAppender(csv_path, CSV_COLUMNS) as csv, self._executor() as pool:
+            for row in kept.values():
+                csv.append({key: row.get(key) or "" for key in CSV_COLUMNS})
 
             def settle(writing: Future | None, count: int) -> None:
                 nonlocal done, failed
@@ -244,22 +296,52 @@ class BatchRunner:
                 if progress is not None:
                     progress(done, len(records), failed)
 
-            loading = pool.submit(_load_all, chunks[0][0]) if chunks else None
+            def load(index: int) -> Future:
+                return pool.submit(_load_all, [r for r, _ in chunks[index]], self._limits)
+
+            loading = load(0) if chunks else None
             writing: Future | None = None
             written = 0
-            for index, (_records, chunk_stems) in enumerate(chunks):
+            index = 0
+            for index, chunk in enumerate(chunks):
                 loaded = loading.result()
+                if self._stopped:
+                    break
                 if index + 1 < len(chunks):
-                    loading = pool.submit(_load_all, chunks[index + 1][0])
+                    loading = load(index + 1)
                 try:
                     outcomes = self._explain_chunk(loaded, cancel)
                 except CamCancelled:
                     cancelled = True
                     break
                 settle(writing, written)
-                writing = pool.submit(self._write_chunk, outcomes, chunk_stems, csv)
+                stems = [stem for _, stem in chunk]
+                writing = pool.submit(self._write_chunk, outcomes, stems, csv)
                 written = len(outcomes)
+            else:
+                index = len(chunks)
             settle(writing, written)
+            if self._stopped:
+                stopped = self._rows_for_the_rest(csv, chunks[index:])
+                done, failed = done + stopped, failed + stopped
         return BatchSummary(
-            len(records), done - failed, failed, cancelled, csv_path, time.perf_counter() - start
+            len(records),
+            done - failed,
+            failed,
+            cancelled,
+            csv_path,
+            time.perf_counter() - start,
+            self._stopped,
+            len(kept),
         )
+
+    def _rows_for_the_rest(
+        self, csv: CsvAppender, chunks: Sequence[Sequence[tuple[ImageRecord, Path]]]
+    ) -> int:
+        """A row saying why for every image the run did not reach; returns how many."""
+        count = 0
+        for chunk in chunks:
+            for record, _ in chunk:
+                self._append(csv, self._row(_Loaded(record, None, (), ""), None, self._stopped))
+                count += 1
+        return count

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.images import DEFAULT_MAX_PIXELS
 from engine.render import DEFAULT_STYLE, RenderStyle
+
+DISK_FULL = "disk full"  # the error of every image a full disk stopped, and BatchSummary.stopped
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class BatchOptions:
     save_raw: bool = False
     panels: bool = False
     draw_boxes: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are decoded reduced (JPEG) or refused
+    resume: bool = False  # keep the ok rows of results.csv and skip their images
 
 
 @dataclass(frozen=True)
@@ -33,3 +38,5 @@ class BatchSummary:
     cancelled: bool
     csv_path: Path
     seconds: float
+    stopped: str = ""  # why the run stopped early: "" or DISK_FULL
+    resumed: int = 0  # images skipped because an earlier run's results.csv has them ok

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import pickle
 import re
+import stat
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -30,7 +31,9 @@ STRIP_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
 # Auxiliary heads of inception_v3/googlenet: we build without them, so their weights are spare.
 _AUX_PREFIXES: tuple[str, ...] = ("AuxLogits.", "aux1.", "aux2.")
 _MAX_LISTED = 3
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+# torch < 2.6 says "Unsupported global: GLOBAL x", newer ones "Trying to load unsupported
+# GLOBAL x whose module y is blocked".
+_UNSUPPORTED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)")
 
 StateDict = dict[str, torch.Tensor]
 
@@ -165,11 +168,15 @@ def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
 
 def check_file(path: Path) -> None:
     """Refuse a weights path that is missing, not a file or empty, naming which."""
-    if not path.exists():
-        raise InspectorError(f"weights file not found: {path}")
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise InspectorError(f"weights file not found: {path}") from exc
+    except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte
+        raise InspectorError(f"cannot read weights path '{path}': {first_line(exc)}") from exc
+    if not stat.S_ISREG(info.st_mode):
         raise InspectorError(f"weights path is not a file: {path}")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise InspectorError(f"weights file '{path.name}' is empty (0 bytes)")
 
 

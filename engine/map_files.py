@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.export import write_npy, write_png
+from engine.export import write_error, write_npy, write_png
 from engine.localization import Box
 from engine.render import RenderStyle, render_heatmap, render_overlay, render_panels
 
@@ -54,7 +54,10 @@ def write_map_files(
     Each file is atomic (temp file, then rename); returns the paths in the order written. A
     failure raises InspectorError after the files already written, which stay whole.
     """
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a file already has the sub-folder's name
+        raise write_error(stem.parent, exc, action="create folder") from exc
     written: list[Path] = []
 
     def put(suffix: str, write: Callable[..., None], data: np.ndarray) -> None:

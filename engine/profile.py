@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from engine.choices import (
     Normalize,
     Reshape,
 )
-from engine.errors import InspectorError
+from engine.errors import InspectorError, first_line
 from engine.methods.registry import DEFAULT_METHOD, method_names
 from engine.resources import resource_path
 
@@ -33,6 +34,7 @@ DEFAULT_SIZE: tuple[int, int] = (224, 224)
 DEFAULT_ALPHA = 0.5
 # Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
 MAX_SIDE = 8192
+_MAX_PATH_CHARS = 4096  # PATH_MAX on Linux; longer is no path any system opens
 
 _TOP_KEYS = (
     "name",
@@ -118,15 +120,21 @@ def peek_classes(path: Path) -> tuple[str, ...]:
 def load_profile(path: str | Path) -> ModelProfile:
     """Read and validate a profile TOML file; relative weights resolve against its folder."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise InspectorError(f"profile file not found: {path}")
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise InspectorError(f"profile file not found: {path}") from exc
+    except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte
+        raise InspectorError(f"cannot read profile path '{path}': {first_line(exc)}") from exc
+    if not stat.S_ISREG(info.st_mode):
         raise InspectorError(f"profile path is not a file: {path}")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise InspectorError(f"profile '{path.name}' is not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per nesting level
+        raise InspectorError(f"profile '{path.name}' is nested too deeply to read") from exc
     except UnicodeDecodeError as exc:
         raise InspectorError(f"profile '{path.name}' is not UTF-8 text") from exc
     except OSError as exc:
@@ -297,10 +305,15 @@ def _weights(value: Any, base_dir: Path, where: str) -> Path | None:
     if value is None:
         return None
     text = _nonempty_str(value, "weights", where)
+    if "\0" in text or len(text) > _MAX_PATH_CHARS:
+        raise _fail(where, "weights", f"is not a usable path ({len(text)} characters)")
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = base_dir / path
-    return path.resolve()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise _fail(where, "weights", f"cannot be followed ({exc})") from exc
 
 
 def _classes(value: Any, where: str) -> tuple[str, ...]:

@@ -367,9 +367,9 @@ def render_panels(
 ) -> np.ndarray:
     """Figure 'original | heatmap | overlay' with a caption strip, RGB uint8 on white.
 
-    Panels smaller than 224 px high are upscaled first and none has a side over
-    PANEL_MAX_SIDE (larger images are shrunk), so the figure's size is bounded; boxes are drawn on the overlay panel,
-    which is blended as the style says; the panels show the whole map (no threshold).
+    Panels smaller than 224 px high are upscaled first and none has a side over PANEL_MAX_SIDE
+    (larger images are shrunk), so the figure's size is bounded; boxes are drawn on the overlay
+    panel, which is blended as the style says; the panels show the whole map (no threshold).
     """
     rgb, cam = _check_pair(image, cam)
     rgb, cam, boxes = _scale_for_panels(rgb, cam, boxes)
