@@ -15,6 +15,7 @@ from torch import nn
 from engine.errors import CamCancelled, InspectorError
 from engine.heads import Head, head_classes, make_head, select_logits
 from engine.layers import LayerInventory, dummy_input, get_module, layer_inventory
+from engine.memory import check_input_size
 from engine.methods.registry import (
     CancelCheck,
     MaskedScores,
@@ -229,6 +230,7 @@ class CamEngine:
             raise InspectorError(f"unknown input layout '{preprocess.layout}': use nchw or nhwc")
         check_reshape_mode(cam.reshape)
         self.device = resolve_device(device)
+        check_input_size(preprocess.size, self.device.type)  # before the first dummy pass
         self.preprocess = preprocess
         self.cam = cam
         self.output = output

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from engine import __version__
 from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
+from engine.images import DEFAULT_MAX_PIXELS
 from engine.methods.registry import method_names
 from engine.profile import ModelProfile, demo_profile_path, load_profile
 from engine.render import RenderStyle
@@ -20,8 +22,39 @@ from engine.resources import demo_images_dir, resource_path
 if TYPE_CHECKING:
     from engine.cam import CamResult
 
-EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
+# A blur wider than this (pixels) only flattens the map; 1e9 used to stall OpenCV.
+MAX_BLUR_SIGMA = 1000.0
+MAX_BATCH_SIZE = 4096
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2), like every other error of the tool."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message}; see '{self.prog} --help'\n")
+
+
+def _number(kind: type[int] | type[float], low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a finite kind in [low, high], named in the message when it is not."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not low <= value <= high:
+            wanted = "a whole number" if kind is int else "a number"
+            upper = "" if math.isinf(high) else f" to {high:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted} from {low:g}{upper}")
+        return value
+
+    return parse
+
+
+_UNIT = _number(float, 0.0, 1.0)
+_COUNT = _number(int, 1, math.inf)
 
 
 class ProgressBar:
@@ -58,9 +91,7 @@ def _add_profile_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gradcam-inspector", description="See where an image classifier looks."
-    )
+    parser = _Parser(prog="gradcam-inspector", description="See where an image classifier looks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -72,16 +103,33 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
     batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
     batch.add_argument("--colormap", choices=list(Colormap), help="default: the profile's")
-    batch.add_argument("--alpha", type=float, help="heatmap opacity 0..1; default: the profile's")
+    batch.add_argument("--alpha", type=_UNIT, help="heatmap opacity 0..1; default: the profile's")
     batch.add_argument(
         "--blend",
         choices=list(Blend),
         help="overlay: weighted (1-a)*image + a*heat, or additive heat*a + image (Keras); "
         "default: the profile's",
     )
-    batch.add_argument("--threshold", type=float, default=0.0, help="hide heat below 0..1")
-    batch.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in pixels")
-    batch.add_argument("--batch-size", type=int, default=8)
+    batch.add_argument("--threshold", type=_UNIT, default=0.0, help="hide heat below 0..1")
+    batch.add_argument(
+        "--blur",
+        type=_number(float, 0.0, MAX_BLUR_SIGMA),
+        default=0.0,
+        help=f"Gaussian blur sigma in pixels, 0..{MAX_BLUR_SIGMA:g}",
+    )
+    batch.add_argument("--batch-size", type=_number(int, 1, MAX_BATCH_SIZE), default=8)
+    batch.add_argument(
+        "--max-pixels",
+        type=_COUNT,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"largest image in pixels (default {DEFAULT_MAX_PIXELS:,}); larger JPEGs are "
+        "decoded at 1/2, 1/4 or 1/8, other larger images refused",
+    )
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the ok rows of the output's results.csv and skip those images",
+    )
     batch.add_argument("--save-raw", action="store_true", help="also write <stem>_cam.npy")
     batch.add_argument("--panels", action="store_true", help="also write <stem>_panels.png")
     batch.add_argument("--boxes", action="store_true", help="draw ground-truth boxes")
@@ -94,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo-data", help="write generated NEU-like images")
     demo.add_argument("--output", type=Path, required=True)
-    demo.add_argument("--count", type=int, default=60)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--count", type=_number(int, 1, 100_000), default=60)
+    demo.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=0)
 
     report = commands.add_parser("report", help="write report.csv and report.html of a session")
     report.add_argument("session", type=Path, help="the session file (.sqlite)")
@@ -105,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output", type=Path, default=None, help="weights file; default: the bundled demo"
     )
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--count", type=int, default=None, help="training images")
+    train.add_argument("--epochs", type=_number(int, 1, 10_000), default=None)
+    train.add_argument(
+        "--count", type=_number(int, 1, 100_000), default=None, help="training images"
+    )
     return parser
 
 
@@ -176,6 +226,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         save_raw=args.save_raw,
         panels=args.panels,
         draw_boxes=args.boxes,
+        max_pixels=args.max_pixels,
+        resume=args.resume,
     )
     output_note = _OutputNote()
     runner = BatchRunner(engine, options, output_note)
@@ -188,11 +240,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = runner.run(records, progress=ProgressBar())
     finally:
         output_note.print()
+    resumed = f" ({summary.resumed} kept from the earlier run)" if summary.resumed else ""
     print(
-        f"{summary.succeeded} ok, {summary.failed} failed in {summary.seconds:.1f} s; "
+        f"{summary.succeeded} ok{resumed}, {summary.failed} failed in {summary.seconds:.1f} s; "
         f"results in {summary.csv_path}",
         file=sys.stderr,
     )
+    if summary.stopped:
+        print(
+            f"stopped: {summary.stopped}; free some space, then run again with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_DISK_FULL
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
