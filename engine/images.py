@@ -234,7 +234,8 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
             raise InspectorError(f"cannot read '{path}': not a regular file")
         if info.st_size > max_bytes:
             raise _file_too_large(path, info.st_size, max_bytes)
-        data = handle.read(max_bytes + 1)  # bounded even if the file grows meanwhile
+        # read(n) allocates n bytes at once: ask for what the file holds, one more to see growth.
+        data = handle.read(min(info.st_size, max_bytes) + 1)
     if len(data) > max_bytes:
         raise _file_too_large(path, len(data), max_bytes)
     return data

@@ -40,6 +40,7 @@ CSV_COLUMNS = (
 )
 GALLERY_CODES = (2, 3, 4)
 GALLERY_MAX_SIDE = 384
+CONFUSION_MAX_CLASSES = 30  # a 30-class figure is ~1500 px square
 # RGB colours for codes 1..4, then "not reviewed".
 CODE_COLOURS = ((46, 160, 67), (245, 166, 35), (214, 39, 40), (31, 119, 180), (200, 200, 200))
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -238,14 +239,31 @@ def _verdict_section(records: Sequence[ReviewedImage], labels: Sequence[str]) ->
     return _figure("Verdicts per class", verdict_figure(names, counts, labels), table)
 
 
+def most_confused(
+    names: Sequence[str], matrix: np.ndarray, limit: int = CONFUSION_MAX_CLASSES
+) -> tuple[list[str], np.ndarray]:
+    """The classes the figure shows: all when they are few, else the `limit` with the most
+    images off the diagonal (then the most images), in their original order. A 1,000-class
+    matrix drawn whole needed a 5.9 GB canvas."""
+    if len(names) <= limit:
+        return list(names), matrix
+    wrong = matrix.sum(axis=0) + matrix.sum(axis=1) - 2 * np.diag(matrix)
+    total = matrix.sum(axis=0) + matrix.sum(axis=1)
+    keep = sorted(np.lexsort((-total, -wrong))[:limit].tolist())
+    return [names[i] for i in keep], matrix[np.ix_(keep, keep)]
+
+
 def _confusion_section(records: Sequence[ReviewedImage]) -> str:
     confusion = confusion_table(records)
-    names = confusion.classes
-    if not names:
+    if not confusion.classes:
         return ""
-    rows = [[name, *row] for name, row in zip(names, confusion.counts.tolist(), strict=True)]
+    names, counts = most_confused(confusion.classes, confusion.counts)
+    rows = [[name, *row] for name, row in zip(names, counts.tolist(), strict=True)]
     table = _table(["ground truth \\ prediction", *names], rows)
-    return _figure("Prediction vs ground truth", confusion_figure(names, confusion.counts), table)
+    title = "Prediction vs ground truth"
+    if len(names) < len(confusion.classes):
+        title += f" ({len(names)} most confused of {len(confusion.classes)} classes)"
+    return _figure(title, confusion_figure(names, counts), table)
 
 
 def _localisation_section(records: Sequence[ReviewedImage]) -> str:
