@@ -1,0 +1,211 @@
+"""Tests for a batch's outputs (engine/batch.py, engine/batch_outputs.py, engine/file_lock.py):
+formula-proof rows, names that cannot collide, the folder lock, a row per image, --resume."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine.batch import BatchRunner
+from engine.batch_options import BatchOptions
+from engine.cam import CamEngine
+from engine.cli import EXIT_DISK_FULL, EXIT_USAGE, run
+from engine.dataset import scan_images
+from engine.demo_data import write_neu_det
+from engine.errors import InspectorError
+from engine.export import CsvAppender, write_error
+from tests.conftest import NEU, TinyNet, engine_records
+from tests.engine.memory_child import ROOT
+
+
+def _engine() -> CamEngine:
+    torch.manual_seed(0)
+    return CamEngine(
+        TinyNet(classes=6), NEU, *engine_records((32, 32), (0.5,) * 3, (0.25,) * 3), "cpu"
+    )
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _images(folder: Path, names: list[str]) -> Path:
+    rng = np.random.default_rng(0)
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _, data = cv2.imencode(path.suffix, rng.integers(0, 255, (24, 24, 3), np.uint8))
+        path.write_bytes(data.tobytes())
+    return folder
+
+
+def _run(folder: Path, out: Path, **options: object) -> list[dict[str, str]]:
+    records = scan_images(folder, NEU)
+    BatchRunner(_engine(), BatchOptions(output=out, **options)).run(records)  # type: ignore[arg-type]
+    return _rows(out / "results.csv")
+
+
+def test_file_names_that_look_like_formulas_stay_text(tmp_path: Path) -> None:
+    names = ["=HYPERLINK(1).png", "+cmd|x.png", "@SUM(A1).png", "-2+3.png"]
+    rows = _run(_images(tmp_path / "in", names), tmp_path / "out")
+    assert sorted(row["path"] for row in rows) == sorted("'" + name for name in names)
+    assert {row["status"] for row in rows} == {"ok"}
+
+
+def test_names_that_differ_in_case_or_collide_get_their_own_files(tmp_path: Path) -> None:
+    """x.png and x.PNG, or a.png and a_png.bmp, used to write the same files."""
+    names = ["x.png", "x.PNG", "a.png", "a.PNG", "a_png.bmp"]
+    rows = _run(_images(tmp_path / "in", names), tmp_path / "out")
+    assert len(rows) == 5 and {row["status"] for row in rows} == {"ok"}
+    overlays = [p.name.casefold() for p in (tmp_path / "out").glob("*_overlay.png")]
+    assert len(overlays) == len(set(overlays)) == 5
+
+
+def _hold_lock(folder: Path) -> subprocess.Popen[str]:
+    code = (
+        "import sys, pathlib\n"
+        "from engine.file_lock import lock_output_folder\n"
+        f"lock = lock_output_folder(pathlib.Path({str(folder)!r}))\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+    return child
+
+
+def test_a_second_run_into_the_folder_is_refused_naming_the_first(
+    tiny_profile: Path, neu_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_bytes(b"earlier,run\r\n")
+    child = _hold_lock(out)
+    try:
+        code = run(["batch", "--profile", str(tiny_profile), "--input", str(neu_folder),
+                    "--output", str(out), "--device", "cpu"])  # fmt: skip
+    finally:
+        child.communicate("")
+    assert code == EXIT_USAGE
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(
+        f"error: output folder '{out}' is in use by another batch run "
+        f"(pid {child.pid} on {socket.gethostname()}, started "
+    )
+    assert line.endswith("); wait for it to finish or choose another output folder")
+    assert (out / "results.csv").read_bytes() == b"earlier,run\r\n"
+    assert not list(out.glob("*.png"))
+
+
+def _full_after(files: int):
+    """A stand-in for write_png on a disk that fills after `files` files."""
+    from engine import map_files
+
+    real = map_files.write_png
+    written = []
+
+    def write_png(path: Path, image: np.ndarray, durable: bool = True) -> None:
+        if len(written) >= files:
+            cause = OSError(errno.ENOSPC, "No space left on device")
+            raise write_error(path, cause) from cause
+        real(path, image, durable)
+        written.append(path)
+
+    return write_png
+
+
+def test_a_full_disk_gives_every_image_a_row_and_exit_4(
+    tiny_profile: Path,
+    neu_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("engine.map_files.write_png", _full_after(5))  # 2 images and a half
+    out = tmp_path / "out"
+    code = run(["batch", "--profile", str(tiny_profile), "--input", str(neu_folder),
+                "--output", str(out), "--batch-size", "4", "--device", "cpu"])  # fmt: skip
+    assert code == EXIT_DISK_FULL
+    rows = _rows(out / "results.csv")
+    assert len(rows) == 12  # every image has its row
+    assert [row["status"] for row in rows] == ["ok"] * 2 + ["error"] * 10
+    assert {row["error"] for row in rows[2:]} == {"disk full"}
+    assert (out / "results.csv").read_bytes().endswith(b"\r\n")
+    assert not (out / ".gradcam-inspector.reserve").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "stopped: disk full; free some space, then run again with --resume"
+
+
+def test_a_row_cut_short_by_a_full_disk_is_removed(tmp_path: Path) -> None:
+    target = tmp_path / "results.csv"
+    out = CsvAppender(target, ["path", "status"])
+    out.append({"path": "a.png", "status": "ok"})
+    whole = target.read_bytes()
+    real_write = out._file.write  # type: ignore[union-attr]
+
+    def half_then_full(data: memoryview) -> int:
+        real_write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out._file.write = half_then_full  # type: ignore[union-attr, method-assign]
+    with pytest.raises(InspectorError, match="no space left on device"):
+        out.append({"path": "b.png", "status": "ok"})
+    assert target.read_bytes() == whole  # no torn row
+    out._file.write = real_write  # type: ignore[union-attr, method-assign]
+    out.append({"path": "c.png", "status": "ok"})
+    out.close()
+    assert [row["path"] for row in _rows(target)] == ["a.png", "c.png"]
+
+
+def test_an_output_file_named_like_an_input_folder_is_an_error_row(tmp_path: Path) -> None:
+    """A file 'sub' in the output folder used to end the run with a FileExistsError traceback."""
+    folder = _images(tmp_path / "in", ["sub/x.png", "y.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_bytes(b"mine")
+    records = scan_images(folder, NEU)
+    summary = BatchRunner(_engine(), BatchOptions(output=out)).run(records)
+    rows = {row["path"]: row for row in _rows(out / "results.csv")}
+    assert rows["y.png"]["status"] == "ok"
+    assert rows["sub/x.png"]["status"] == "error"
+    assert rows["sub/x.png"]["error"].startswith(f"cannot create folder '{out / 'sub'}'")
+    assert (summary.succeeded, summary.failed) == (1, 1)
+    assert (out / "sub").read_bytes() == b"mine"
+
+
+def test_resume_skips_the_images_an_earlier_run_finished(tmp_path: Path) -> None:
+    write_neu_det(tmp_path / "in", 12, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    out = tmp_path / "out"
+    calls: list[int] = []
+    first = BatchRunner(_engine(), BatchOptions(output=out, batch_size=4))
+    first.run(records, lambda done, total, failed: calls.append(done), cancel=lambda: bool(calls))
+    done_first = [row["path"] for row in _rows(out / "results.csv")]
+    assert 4 <= len(done_first) < 12
+    seen: list[str] = []
+    options = BatchOptions(output=out, batch_size=4, resume=True)
+    runner = BatchRunner(_engine(), options, lambda record, _: seen.append(str(record.rel_path)))
+    summary = runner.run(records)
+    rows = _rows(out / "results.csv")
+    assert sorted(row["path"] for row in rows) == sorted(r.rel_path.as_posix() for r in records)
+    assert {row["status"] for row in rows} == {"ok"}
+    assert summary.resumed == len(done_first) and len(seen) == 12 - len(done_first)
+    assert not set(seen) & set(done_first)
