@@ -38,10 +38,8 @@ CSV_COLUMNS = (
     "energy_in_box",
     "top5",
 )
-BatchProgress = Callable[[int, int, int], None]
-_OUT_OF_MEMORY = getattr(
-    torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError
-)  # done, total, failed
+BatchProgress = Callable[[int, int, int], None]  # done, total, failed
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 BatchResult = Callable[[ImageRecord, CamResult], None]  # one image's finished map
 
 
@@ -255,6 +253,7 @@ class BatchRunner:
         output = self.options.output
         output.mkdir(parents=True, exist_ok=True)
         lock = lock_output_folder(output)
+        self._stopped = ""
         try:
             self._reserve = RowReserve(output, len(records))
             try:

@@ -305,14 +305,17 @@ COMMANDS = {
 
 
 def run(argv: Sequence[str]) -> int:
-    """Parse and run one command; user errors print one line on stderr and exit 2."""
+    """Parse and run one command; user errors print one line on stderr and exit 2 (4 when
+    the disk is full)."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
     try:
         return COMMANDS[args.command](args)
     except InspectorError as exc:
+        from engine.batch_outputs import is_disk_full
+
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_DISK_FULL if is_disk_full(exc) else EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

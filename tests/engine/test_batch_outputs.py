@@ -209,3 +209,28 @@ def test_resume_skips_the_images_an_earlier_run_finished(tmp_path: Path) -> None
     assert {row["status"] for row in rows} == {"ok"}
     assert summary.resumed == len(done_first) and len(seen) == 12 - len(done_first)
     assert not set(seen) & set(done_first)
+
+
+def test_when_the_csv_meets_the_full_disk_the_reserve_makes_room_for_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_append = CsvAppender.append
+    calls = []
+
+    def append(self: CsvAppender, row: dict[str, object]) -> None:
+        calls.append(row["path"])
+        if len(calls) == 3:  # the disk fills as the third row is written
+            cause = OSError(errno.ENOSPC, "No space left on device")
+            raise write_error(self.writing_path, cause) from cause
+        real_append(self, row)
+
+    monkeypatch.setattr(CsvAppender, "append", append)
+    write_neu_det(tmp_path / "in", 6, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    summary = BatchRunner(_engine(), BatchOptions(output=tmp_path / "out", batch_size=2)).run(
+        records
+    )
+    rows = _rows(tmp_path / "out" / "results.csv")
+    assert [row["path"] for row in rows] == [r.rel_path.as_posix() for r in records]
+    assert [row["error"] for row in rows] == [""] * 3 + ["disk full"] * 3
+    assert (summary.stopped, summary.succeeded, summary.failed) == ("disk full", 3, 3)
