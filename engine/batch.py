@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,25 @@ CSV_COLUMNS = (
 BatchProgress = Callable[[int, int, int], None]  # done, total, failed
 _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 BatchResult = Callable[[ImageRecord, CamResult], None]  # one image's finished map
+
+
+@dataclass
+class _Tally:
+    """How many images a run has finished and how many of those failed; tells progress."""
+
+    total: int
+    progress: BatchProgress | None
+    done: int = 0
+    failed: int = 0
+
+    def settle(self, writing: Future | None, count: int) -> None:
+        """Wait for a chunk's writing and count its images."""
+        if writing is None:
+            return
+        self.failed += writing.result()
+        self.done += count
+        if self.progress is not None:
+            self.progress(self.done, self.total, self.failed)
 
 
 @dataclass(frozen=True)
@@ -82,15 +101,6 @@ class _InlineExecutor:
 
     def __exit__(self, *exc_info: object) -> None:
         return None
-
-
-def _load_all(records: Sequence[ImageRecord], limits: DecodeLimits) -> list[_Loaded]:
-    return [_load(record, limits) for record in records]
-
-
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for first in range(0, len(items), size):
-        yield items[first : first + size]
 
 
 def _format_score(value: float | bool | None) -> str:
@@ -278,55 +288,18 @@ class BatchRunner:
             for record, stem in zip(records, output_stems(records, output), strict=True)
             if record.rel_path.as_posix() not in kept
         ]
-        size = max(1, self.options.batch_size)
-        chunks = list(_chunks(todo, size))
-        done, failed = len(kept), 0
-        cancelled = False
+        tally = _Tally(len(records), progress, done=len(kept))
         with CsvAppender(csv_path, CSV_COLUMNS) as csv, self._executor() as pool:
             for row in kept.values():
                 csv.append({key: row.get(key) or "" for key in CSV_COLUMNS})
-
-            def settle(writing: Future | None, count: int) -> None:
-                nonlocal done, failed
-                if writing is None:
-                    return
-                failed += writing.result()
-                done += count
-                if progress is not None:
-                    progress(done, len(records), failed)
-
-            def load(index: int) -> Future:
-                return pool.submit(_load_all, [r for r, _ in chunks[index]], self._limits)
-
-            loading = load(0) if chunks else None
-            writing: Future | None = None
-            written = 0
-            index = 0
-            for index, chunk in enumerate(chunks):
-                loaded = loading.result()
-                if self._stopped:
-                    break
-                if index + 1 < len(chunks):
-                    loading = load(index + 1)
-                try:
-                    outcomes = self._explain_chunk(loaded, cancel)
-                except CamCancelled:
-                    cancelled = True
-                    break
-                settle(writing, written)
-                stems = [stem for _, stem in chunk]
-                writing = pool.submit(self._write_chunk, outcomes, stems, csv)
-                written = len(outcomes)
-            else:
-                index = len(chunks)
-            settle(writing, written)
+            reached, cancelled = self._stream(todo, csv, pool, tally, cancel)
             if self._stopped:
-                stopped = self._rows_for_the_rest(csv, chunks[index:])
-                done, failed = done + stopped, failed + stopped
+                rest = self._rows_for_the_rest(csv, todo[reached:])
+                tally.done, tally.failed = tally.done + rest, tally.failed + rest
         return BatchSummary(
             len(records),
-            done - failed,
-            failed,
+            tally.done - tally.failed,
+            tally.failed,
             cancelled,
             csv_path,
             time.perf_counter() - start,
@@ -334,13 +307,56 @@ class BatchRunner:
             len(kept),
         )
 
-    def _rows_for_the_rest(
-        self, csv: CsvAppender, chunks: Sequence[Sequence[tuple[ImageRecord, Path]]]
-    ) -> int:
+    def _stream(
+        self,
+        todo: Sequence[tuple[ImageRecord, Path]],
+        csv: CsvAppender,
+        pool: ThreadPoolExecutor | _InlineExecutor,
+        tally: _Tally,
+        cancel: CancelCheck | None,
+    ) -> tuple[int, bool]:
+        """Decode, explain and write todo chunk by chunk; returns (how many images it took on,
+        whether it was cancelled). At most three chunks are alive at once: one decoding, one on
+        the model, one being written."""
+        loading = pool.submit(self._load_chunk, todo, 0) if todo else None
+        writing: Future | None = None
+        written = first = 0
+        cancelled = False
+        while loading is not None:
+            loaded, end = loading.result()
+            if self._stopped:
+                break
+            loading = pool.submit(self._load_chunk, todo, end) if end < len(todo) else None
+            try:
+                outcomes = self._explain_chunk(loaded, cancel)
+            except CamCancelled:
+                cancelled = True
+                break
+            tally.settle(writing, written)
+            stems = [stem for _, stem in todo[first:end]]
+            writing = pool.submit(self._write_chunk, outcomes, stems, csv)
+            written, first = len(outcomes), end
+        tally.settle(writing, written)
+        return first, cancelled
+
+    def _load_chunk(
+        self, todo: Sequence[tuple[ImageRecord, Path]], first: int
+    ) -> tuple[list[_Loaded], int]:
+        """Decode todo[first:end] and return it with end: batch_size images, fewer once they
+        hold max_pixels, so a chunk stays under twice that however large the corpus' images."""
+        loaded: list[_Loaded] = []
+        pixels, end = 0, first
+        size = max(1, self.options.batch_size)
+        while end < len(todo) and len(loaded) < size and pixels < self.options.max_pixels:
+            item = _load(todo[end][0], self._limits)
+            loaded.append(item)
+            end += 1
+            if item.image is not None:
+                pixels += item.image.shape[0] * item.image.shape[1]
+        return loaded, end
+
+    def _rows_for_the_rest(self, csv: CsvAppender, rest: Sequence[tuple[ImageRecord, Path]]) -> int:
         """A row saying why for every image the run did not reach; returns how many."""
-        count = 0
-        for chunk in chunks:
-            for record, _ in chunk:
-                self._append(csv, self._row(_Loaded(record, None, (), ""), None, self._stopped))
-                count += 1
-        return count
+        for record, _ in rest:
+            self._append(csv, self._row(_Loaded(record, None, (), ""), None, self._stopped))
+        return len(rest)

@@ -234,3 +234,17 @@ def test_when_the_csv_meets_the_full_disk_the_reserve_makes_room_for_every_row(
     assert [row["path"] for row in rows] == [r.rel_path.as_posix() for r in records]
     assert [row["error"] for row in rows] == [""] * 3 + ["disk full"] * 3
     assert (summary.stopped, summary.succeeded, summary.failed) == ("disk full", 3, 3)
+
+
+def test_chunks_hold_a_bounded_number_of_pixels_whatever_the_batch_size(tmp_path: Path) -> None:
+    """Eight 25 MP images in each of three chunks alive at once would be ~10 GB: a chunk ends
+    once its images hold max_pixels."""
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), rng.integers(0, 255, (300, 300), np.uint8))
+    records = scan_images(tmp_path, NEU)
+    calls: list[int] = []
+    options = BatchOptions(output=tmp_path / "out", batch_size=8, max_pixels=100_000)
+    BatchRunner(_engine(), options).run(records, lambda done, total, failed: calls.append(done))
+    assert calls == [2, 4, 5]  # 90,000 px per image: a second one passes 100,000
+    assert len(_rows(tmp_path / "out" / "results.csv")) == 5
