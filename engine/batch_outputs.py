@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from engine.csv_cells import cell_text
 from engine.dataset import ImageRecord
 from engine.errors import InspectorError
 
@@ -104,7 +105,7 @@ def finished_rows(csv_path: Path, records: Sequence[ImageRecord]) -> dict[str, d
             path.open(newline="", encoding="utf-8") as handle,
         ):
             for row in csv.DictReader(handle):
-                key = row.get("path") or ""
+                key = cell_text(row.get("path") or "")
                 if key in wanted and row.get("status") == "ok":
                     rows[key] = row
     return rows

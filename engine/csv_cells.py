@@ -38,6 +38,14 @@ def csv_cell(value: object) -> str:
     return text
 
 
+def cell_text(cell: str) -> str:
+    """The text a guarded cell stands for (csv_cell's apostrophe taken off again), for reading
+    back a CSV this tool wrote."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
 def _quoted(cell: str) -> str:
     # The stdlib writer leaves a bare CR unquoted when the line ends in LF, and readers split
     # the row there; here any cell holding a CR, LF, quote or comma is quoted.

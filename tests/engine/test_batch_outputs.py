@@ -20,6 +20,7 @@ from engine.batch import BatchRunner
 from engine.batch_options import BatchOptions
 from engine.cam import CamEngine
 from engine.cli import EXIT_DISK_FULL, EXIT_USAGE, run
+from engine.csv_cells import cell_text
 from engine.dataset import scan_images
 from engine.demo_data import write_neu_det
 from engine.errors import InspectorError
@@ -193,22 +194,24 @@ def test_an_output_file_named_like_an_input_folder_is_an_error_row(tmp_path: Pat
 
 def test_resume_skips_the_images_an_earlier_run_finished(tmp_path: Path) -> None:
     write_neu_det(tmp_path / "in", 12, seed=1)
+    _images(tmp_path / "in", ["=a formula.png"])  # its row reads "'=a formula.png"
     records = scan_images(tmp_path / "in", NEU)
     out = tmp_path / "out"
     calls: list[int] = []
     first = BatchRunner(_engine(), BatchOptions(output=out, batch_size=4))
     first.run(records, lambda done, total, failed: calls.append(done), cancel=lambda: bool(calls))
     done_first = [row["path"] for row in _rows(out / "results.csv")]
-    assert 4 <= len(done_first) < 12
+    assert 4 <= len(done_first) < 13 and "'=a formula.png" in done_first
     seen: list[str] = []
     options = BatchOptions(output=out, batch_size=4, resume=True)
     runner = BatchRunner(_engine(), options, lambda record, _: seen.append(str(record.rel_path)))
     summary = runner.run(records)
     rows = _rows(out / "results.csv")
-    assert sorted(row["path"] for row in rows) == sorted(r.rel_path.as_posix() for r in records)
+    paths = sorted(cell_text(row["path"]) for row in rows)
+    assert paths == sorted(r.rel_path.as_posix() for r in records)
     assert {row["status"] for row in rows} == {"ok"}
-    assert summary.resumed == len(done_first) and len(seen) == 12 - len(done_first)
-    assert not set(seen) & set(done_first)
+    assert summary.resumed == len(done_first) and len(seen) == 13 - len(done_first)
+    assert not set(seen) & {cell_text(path) for path in done_first}
 
 
 def test_when_the_csv_meets_the_full_disk_the_reserve_makes_room_for_every_row(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from engine.csv_cells import CUT_MARKER, MAX_CELL_CHARS, csv_cell, csv_line, csv_text
+from engine.csv_cells import CUT_MARKER, MAX_CELL_CHARS, cell_text, csv_cell, csv_line, csv_text
 
 
 def _parse(text: str) -> list[list[str]]:
@@ -51,3 +51,8 @@ def test_csv_text_round_trips_through_a_reader() -> None:
         ["'=1", 'say "hi", ok\n'],
         ["plain", ""],
     ]
+
+
+def test_cell_text_takes_the_guard_off_again() -> None:
+    for text in ("=1", "+cmd", "'quoted already", "plain", "-0.25"):
+        assert cell_text(csv_cell(text)) == text
