@@ -40,6 +40,15 @@ CSV_COLUMNS = (
 )
 BatchProgress = Callable[[int, int, int], None]  # done, total, failed
 _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+# torch's CPU allocator raises a plain RuntimeError when an allocation fails.
+_CPU_ALLOCATION_FAILED = "can't allocate memory"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether a pass failed for want of memory (CPU or GPU), not from a bug."""
+    return isinstance(exc, MemoryError | _OUT_OF_MEMORY) or _CPU_ALLOCATION_FAILED in str(exc)
+
+
 BatchResult = Callable[[ImageRecord, CamResult], None]  # one image's finished map
 
 
@@ -180,7 +189,9 @@ class BatchRunner:
             batch_error = ""
         except InspectorError as exc:
             results, batch_error = iter(()), str(exc)
-        except (MemoryError, _OUT_OF_MEMORY) as exc:  # every image still gets its row
+        except (MemoryError, RuntimeError) as exc:  # every image still gets its row
+            if not _out_of_memory(exc):
+                raise
             results, batch_error = iter(()), f"out of memory explaining it: {first_line(exc)}"
         outcomes = []
         for item in chunk:

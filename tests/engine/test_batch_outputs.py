@@ -251,3 +251,29 @@ def test_chunks_hold_a_bounded_number_of_pixels_whatever_the_batch_size(tmp_path
     BatchRunner(_engine(), options).run(records, lambda done, total, failed: calls.append(done))
     assert calls == [2, 4, 5]  # 90,000 px per image: a second one passes 100,000
     assert len(_rows(tmp_path / "out" / "results.csv")) == 5
+
+
+def test_a_pass_out_of_memory_gives_its_images_error_rows_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_neu_det(tmp_path / "in", 6, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    engine = _engine()
+    real_explain = engine.explain
+    calls: list[int] = []
+
+    def explain(images: list[np.ndarray], *args: object, **kwargs: object) -> list:
+        calls.append(len(images))
+        if len(calls) == 2:  # what torch's CPU allocator raises
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                "allocate memory: you tried to allocate 4294967296 bytes."
+            )
+        return real_explain(images, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "explain", explain)
+    summary = BatchRunner(engine, BatchOptions(output=tmp_path / "out", batch_size=2)).run(records)
+    rows = _rows(tmp_path / "out" / "results.csv")
+    assert [row["status"] for row in rows] == ["ok", "ok", "error", "error", "ok", "ok"]
+    assert rows[2]["error"].startswith("out of memory explaining it: [enforce fail")
+    assert (summary.succeeded, summary.failed) == (4, 2)
