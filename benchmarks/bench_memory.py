@@ -1,9 +1,10 @@
 """Memory benchmark: peak RSS of a one-image batch run per kind of hostile image.
 
 Run: `PYTHONPATH=. python benchmarks/bench_memory.py [--device cpu]`.
-Each case is a fresh child process running `batch` on the demo model with one image; its peak
-resident memory comes from os.wait4. The first case (a normal 200x200 image) is the model's own
-footprint, so every other figure is also printed as what it adds to it.
+Each case is a fresh child process running `batch` on the demo model with one image (the last
+case: a folder of four); its peak resident memory comes from os.wait4. The first case (a normal
+200x200 image) is the model's own footprint, so every other figure is also printed as what it
+adds to it.
 """
 
 from __future__ import annotations
@@ -74,7 +75,15 @@ def make_cases(folder: Path) -> list[tuple[str, Path, list[str]]]:
         ["--panels"],
     )
     put("20000x20000 PNG of zeros (refused)", "zeros.png", lambda p: zeros_png(p, 20000, 20000))
+    put("4 x 5000x5000 JPEG, --batch-size 8", "many0.jpg", _four_large_jpegs, ["--batch-size", "8"])
     return cases
+
+
+def _four_large_jpegs(first: Path) -> None:
+    """Four 25 MP JPEGs in one folder: a chunk ends once it holds --max-pixels."""
+    image = smooth(5000, 5000)
+    for index in range(4):
+        cv2.imwrite(str(first.with_name(f"many{index}.jpg")), np.roll(image, index, axis=0))
 
 
 def peak_rss(image: Path, extra: list[str], device: str, output: Path) -> tuple[int, int]:
@@ -100,7 +109,8 @@ def main() -> None:
         print(f"{'image':38} {'file':>9} {'exit':>4} {'peak RSS':>9} {'over normal':>11}")
         base = None
         for index, (label, image, extra) in enumerate(cases):
-            rss, code = peak_rss(image, extra, args.device, folder / f"out{index}")
+            source = image.parent if image.name.startswith("many") else image
+            rss, code = peak_rss(source, extra, args.device, folder / f"out{index}")
             base = rss if base is None else base
             size = image.stat().st_size
             print(
