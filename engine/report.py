@@ -302,7 +302,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _figure(title: str, image: np.ndarray, table: str) -> str:
     return (
         f"<section><h2>{_e(title)}</h2>"
-        f'<img class="figure" alt="{_e(title)}" src="{png_data_uri(image)}">{table}</section>'
+        f'<p><img class="figure" alt="{_e(title)}" src="{png_data_uri(image)}"></p>'
+        f"{table}</section>"
     )
 
 
@@ -362,7 +363,8 @@ def _overlay_html(rel_path: str, overlay_for: OverlayFor | None) -> str:
         return f'<p class="missing">overlay unavailable: {_e(exc)}</p>'
     if overlay is None:
         return '<p class="missing">no overlay</p>'
-    return f'<img alt="{_e(rel_path)}" src="{jpeg_data_uri(_thumbnail(np.asarray(overlay)))}">'
+    uri = jpeg_data_uri(_thumbnail(np.asarray(overlay)))
+    return f'<p class="overlay"><img alt="{_e(rel_path)}" src="{uri}"></p>'
 
 
 def describe_view(view: VerdictView, recorded: bool) -> str:
