@@ -421,7 +421,9 @@ def _signoff(data: ReportData, model: ReportModel, generated: str) -> str:
     """Who reviewed, what model judged, and lines to sign: what is filed with the printout."""
     info = data.info
     counts = Counter(r.verdict.reviewer for r in data.records if r.verdict and r.verdict.code)
-    reviewers = ", ".join(f"{name} ({n} verdicts)" for name, n in sorted(counts.items()))
+    reviewers = ", ".join(
+        f"{name} ({n} verdict{'' if n == 1 else 's'})" for name, n in sorted(counts.items())
+    )
     rows = [
         ("reviewers", reviewers or "(no verdicts)"),
         ("reviewed", f"{data.reviewed} of {data.total} images"),
