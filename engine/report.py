@@ -91,6 +91,10 @@ class ReportData:
         """The images marked 2, 3 or 4, in path order."""
         return [r for r in self.records if r.verdict and r.verdict.code in GALLERY_CODES]
 
+    def shown(self) -> list[ReviewedImage]:
+        """The gallery's cards: the first GALLERY_LIMIT images marked 2, 3 or 4."""
+        return self.gallery()[:GALLERY_LIMIT]
+
 
 @dataclass(frozen=True)
 class ReportModel:
@@ -346,7 +350,8 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _thumbnail(image: np.ndarray) -> np.ndarray:
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """The image scaled down to fit GALLERY_MAX_SIDE pixels (never up)."""
     height, width = image.shape[:2]
     scale = GALLERY_MAX_SIDE / max(height, width)
     if scale >= 1:
@@ -363,7 +368,7 @@ def _overlay_html(rel_path: str, overlay_for: OverlayFor | None) -> str:
         return f'<p class="missing">overlay unavailable: {_e(exc)}</p>'
     if overlay is None:
         return '<p class="missing">no overlay</p>'
-    uri = jpeg_data_uri(_thumbnail(np.asarray(overlay)))
+    uri = jpeg_data_uri(thumbnail(np.asarray(overlay)))
     return f'<p class="overlay"><img alt="{_e(rel_path)}" src="{uri}"></p>'
 
 
@@ -401,7 +406,7 @@ def _gallery(data: ReportData, overlay_for: OverlayFor | None) -> str:
     marked = data.gallery()
     if not marked:
         return "<section><h2>Images to look at</h2><p>No image was marked 2, 3 or 4.</p></section>"
-    shown = marked[:GALLERY_LIMIT]
+    shown = data.shown()
     cards = "".join(
         _gallery_card(r, r.verdict, data, overlay_for)  # type: ignore[arg-type]
         for r in shown

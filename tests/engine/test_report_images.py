@@ -11,14 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import report
+from engine import report, report_images
 from engine.cam import CamEngine
 from engine.cli import run
 from engine.dataset import ImageRecord, load_boxes, scan_images
 from engine.images import load_image
 from engine.profile import load_profile
 from engine.render import RenderStyle, render_overlay
-from engine.report import jpeg_data_uri
+from engine.report import ReportData, jpeg_data_uri
+from engine.report_images import GalleryOverlays
 from engine.session import Session, SessionContext, VerdictView
 
 GRADCAMPP_VIEW = VerdictView("layer3", "gradcam++", 1)
@@ -167,3 +168,28 @@ def test_the_gallery_is_capped_and_the_rest_is_in_the_csv(
     assert "Images to look at (3)" in html
     rows = (tmp_path / "r" / "report.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + 4
+
+
+def test_cards_drawn_in_one_batch_match_cards_drawn_one_by_one(
+    reviewed: Path, engine: CamEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Session.open_existing(reviewed) as session:
+        session.set_verdict(session.records()[3].rel_path, 2)  # a third card on Grad-CAM
+        data = ReportData.read(session)
+    cards = [r.rel_path for r in data.shown()]
+    explain, batches = engine.explain, []
+
+    def counted(images: list[np.ndarray], *args: object, **kwargs: object) -> list:
+        batches.append(len(images))
+        return explain(images, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "explain", counted)
+    batched = GalleryOverlays(engine, data)
+    together = {rel: batched(rel) for rel in cards}
+    assert batches == [3, 1]  # Grad-CAM's three cards in one pass, then Grad-CAM++'s one
+    monkeypatch.setattr(report_images, "BATCH_SIZE", 1)
+    single = GalleryOverlays(engine, data)
+    for rel in cards:
+        alone = single(rel).astype(int)
+        assert np.abs(alone - together[rel]).mean() < 0.5, rel
+    assert batches == [3, 1, 1, 1, 1, 1]
