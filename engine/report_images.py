@@ -6,6 +6,7 @@ so the two reports are the same bytes apart from the report's date.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,12 +46,16 @@ class GalleryOverlays:
     card's note.
 
     Asked for one card, it draws the next BATCH_SIZE cards given on the same map in one pass;
-    they wait (as thumbnails) until their card is written.
+    they wait (as thumbnails) until their card is written. ``between`` runs after each pass (the
+    window answers the user there, and stops a report when it closes).
     """
 
-    def __init__(self, engine: CamEngine, data: ReportData) -> None:
+    def __init__(
+        self, engine: CamEngine, data: ReportData, between: Callable[[], None] | None = None
+    ) -> None:
         self.engine = engine
         self.data = data
+        self.between = between
         self.folder = Path(data.info.folder)
         cam = engine.cam
         self.style = RenderStyle(cam.colormap, cam.alpha, 0.0, cam.blend)
@@ -69,6 +74,8 @@ class GalleryOverlays:
     def __call__(self, rel_path: str) -> np.ndarray:
         if rel_path not in self._ready:
             self._draw(self._batch(rel_path))
+            if self.between is not None:
+                self.between()
         found = self._ready.pop(rel_path)
         if isinstance(found, InspectorError):
             raise found
@@ -138,10 +145,12 @@ def write_model_report(
     model_name: str = "",
     no_model_reason: str = "no model is loaded",
     generated: str = "",
+    between: Callable[[], None] | None = None,
 ) -> ReportFiles:
     """report.csv and report.html with the gallery's overlays drawn by engine.
 
-    engine None: the cards say no_model_reason (a missing profile, --no-images).
+    engine None: the cards say no_model_reason (a missing profile, --no-images); ``between``
+    runs after each model pass (see GalleryOverlays).
     """
     if engine is None:
         model = ReportModel(_Unavailable(no_model_reason), model_name)
@@ -149,5 +158,6 @@ def write_model_report(
         loaded = engine.load_info.weights_sha256 or ""
         mismatch = weights_mismatch(data.info.weights_sha256, loaded)
         notices = (mismatch,) if mismatch else ()
-        model = ReportModel(GalleryOverlays(engine, data), model_name, loaded, notices)
+        overlays = GalleryOverlays(engine, data, between)
+        model = ReportModel(overlays, model_name, loaded, notices)
     return write_report(data, output_dir, model=model, generated=generated)

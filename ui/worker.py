@@ -303,11 +303,21 @@ class CamWorker(QObject):
         self.sig_export_finished.emit(ExportFinished(job.job_id, summary))
 
     def _report(self, job: ExportReport) -> None:
-        """The same writer as the command line's `report`, with this model (or none loaded)."""
+        """The same writer as the command line's `report`, with this model (or none loaded);
+        between its model passes the image the user is looking at is answered."""
         from engine.report_images import write_model_report
 
+        def between() -> None:
+            if self._stopping.is_set():
+                raise CamCancelled  # the window is closing: the report is not finished
+            self._serve_interactive()
+
         try:
-            files = write_model_report(job.data, job.output, self._engine, self._profile_name)
+            files = write_model_report(
+                job.data, job.output, self._engine, self._profile_name, between=between
+            )
+        except CamCancelled:
+            return
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(job.job_id, "report", str(exc)))
             return
