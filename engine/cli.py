@@ -109,7 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("session", type=Path, help="the session file (.sqlite)")
     report.add_argument("--output", type=Path, required=True, help="output folder")
     _add_profile_args(report)
-    report.set_defaults(profile=None)
     report.add_argument(
         "--allow-other-weights",
         action="store_true",
@@ -281,7 +280,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine.report_images import write_model_report
     from engine.session import Session
 
-    write_pdf: PdfWriter | None = getattr(args, "write_pdf", None)
+    write_pdf: PdfWriter | None = args.write_pdf
     if args.pdf and write_pdf is None:
         raise InspectorError("--pdf needs Qt: run it as 'gradcam-inspector report ... --pdf'")
     with Session.open_existing(args.session) as session:
