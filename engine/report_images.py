@@ -38,6 +38,7 @@ def weights_mismatch(recorded: str, loaded: str | None) -> str:
 # the demo model a batch of 8 costs 5-6x less per image than one pass each (2-core CPU).
 BATCH_SIZE = 8
 Overlay = np.ndarray | InspectorError  # a card's overlay, or why it has none
+Progress = Callable[[int, int], None]  # (cards drawn, cards in the gallery)
 
 
 class GalleryOverlays:
@@ -46,12 +47,12 @@ class GalleryOverlays:
     card's note.
 
     Asked for one card, it draws the next BATCH_SIZE cards given on the same map in one pass;
-    they wait (as thumbnails) until their card is written. ``between`` runs after each pass (the
-    window answers the user there, and stops a report when it closes).
+    they wait (as thumbnails) until their card is written. ``between(drawn, cards)`` runs after
+    each pass (the window shows progress and answers the user there, and stops when it closes).
     """
 
     def __init__(
-        self, engine: CamEngine, data: ReportData, between: Callable[[], None] | None = None
+        self, engine: CamEngine, data: ReportData, between: Progress | None = None
     ) -> None:
         self.engine = engine
         self.data = data
@@ -61,6 +62,7 @@ class GalleryOverlays:
         self.style = RenderStyle(cam.colormap, cam.alpha, 0.0, cam.blend)
         self._records = self._scan()
         self._cards = [r.rel_path for r in data.shown()]
+        self._drawn = 0
         self._ready: dict[str, Overlay] = {}
 
     def _scan(self) -> dict[str, ImageRecord]:
@@ -73,9 +75,11 @@ class GalleryOverlays:
 
     def __call__(self, rel_path: str) -> np.ndarray:
         if rel_path not in self._ready:
-            self._draw(self._batch(rel_path))
+            batch = self._batch(rel_path)
+            self._draw(batch)
+            self._drawn += len(batch)
             if self.between is not None:
-                self.between()
+                self.between(self._drawn, len(self._cards))
         found = self._ready.pop(rel_path)
         if isinstance(found, InspectorError):
             raise found
@@ -145,7 +149,7 @@ def write_model_report(
     model_name: str = "",
     no_model_reason: str = "no model is loaded",
     generated: str = "",
-    between: Callable[[], None] | None = None,
+    between: Progress | None = None,
 ) -> ReportFiles:
     """report.csv and report.html with the gallery's overlays drawn by engine.
 

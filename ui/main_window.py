@@ -213,6 +213,7 @@ class MainWindow(QMainWindow):
         self.worker.sig_idle.connect(self.sig_worker_idle)
         self.worker.sig_notice.connect(self._notice)
         self.worker.sig_report_written.connect(self._report_written)
+        self.worker.sig_report_progress.connect(self._report_progress)
 
     # -- start and settings ---------------------------------------------------------------------
     def start(self) -> None:
@@ -532,6 +533,9 @@ class MainWindow(QMainWindow):
         self.worker.submit(ExportReport(job_id, data, output))
         self.statusBar().showMessage(f"Writing the report to {output}…")
         return job_id
+
+    def _report_progress(self, drawn: int, cards: int) -> None:
+        self.statusBar().showMessage(f"Writing the report: {drawn}/{cards} overlays drawn…")
 
     def _report_written(self, written: ReportWritten) -> None:
         if self._closing:

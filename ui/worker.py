@@ -59,6 +59,7 @@ class CamWorker(QObject):
     sig_export_progress = Signal(object)  # ExportProgress
     sig_export_finished = Signal(object)  # ExportFinished
     sig_report_written = Signal(object)  # ReportWritten
+    sig_report_progress = Signal(int, int)  # overlays drawn, gallery cards
     sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
     sig_notice = Signal(str)  # a remark on the model, once: how loading or its output was read
@@ -307,9 +308,10 @@ class CamWorker(QObject):
         between its model passes the image the user is looking at is answered."""
         from engine.report_images import write_model_report
 
-        def between() -> None:
+        def between(drawn: int, cards: int) -> None:
             if self._stopping.is_set():
                 raise CamCancelled  # the window is closing: the report is not finished
+            self.sig_report_progress.emit(drawn, cards)
             self._serve_interactive()
 
         try:

@@ -184,11 +184,16 @@ def test_cards_drawn_in_one_batch_match_cards_drawn_one_by_one(
         return explain(images, *args, **kwargs)
 
     monkeypatch.setattr(engine, "explain", counted)
-    passes: list[int] = []
-    batched = GalleryOverlays(engine, data, between=lambda: passes.append(len(batches)))
+    passes: list[tuple[int, int, int]] = []
+
+    def between(drawn: int, total: int) -> None:
+        passes.append((len(batches), drawn, total))
+
+    batched = GalleryOverlays(engine, data, between)
     together = {rel: batched(rel) for rel in cards}
     assert batches == [3, 1]  # Grad-CAM's three cards in one pass, then Grad-CAM++'s one
-    assert passes == [1, 2]  # `between` ran after each pass (the window answers the user there)
+    # `between` ran after each pass with the cards drawn so far (the window shows it).
+    assert passes == [(1, 3, 4), (2, 4, 4)]
     monkeypatch.setattr(report_images, "BATCH_SIZE", 1)
     single = GalleryOverlays(engine, data)
     for rel in cards:
