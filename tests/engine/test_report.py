@@ -210,3 +210,42 @@ def test_an_overlay_that_cannot_be_drawn_is_a_note_on_its_card(
     assert "b.png&#x27;: the file does not exist" in gallery
     # A verdict given without a recorded map names the session's layer and method.
     assert "map: Grad-CAM (gradcam) at features, predicted class (the session" in gallery
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium (/usr/bin/chromium) is not installed"
+)
+def test_report_prints_with_a_header_on_every_page_and_a_page_per_section(
+    session: Session, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    files = write_report(session, tmp_path / "out", _overlay)
+    pdf = tmp_path / "printed.pdf"
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--no-pdf-header-footer",  # the page-margin boxes are the report's own header
+        f"--print-to-pdf={pdf}",
+        files.html.as_uri(),
+    ]
+    subprocess.run(command, capture_output=True, timeout=120, check=False)
+    pages = [" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages]
+    # The summary, three figures, the gallery, the sign-off: one page each.
+    assert len(pages) == 6
+    for number, text in enumerate(pages, 1):
+        header = f"Inspection report: images - weights {'ab' * 6} page {number} of 6 "
+        assert text.startswith(header), text[:120]
+    body = [text.split(" of 6 ", 1)[1] for text in pages]  # (Chromium sets "ff" as a ligature)
+    assert body[0].startswith("Inspection report: images folder")
+    assert [b.split()[0] for b in body[1:]] == [
+        "Verdicts",
+        "Prediction",
+        "Localisation",
+        "Images",
+        "Sign-o\ufb00",
+    ]
