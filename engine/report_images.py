@@ -29,8 +29,9 @@ def weights_mismatch(recorded: str, loaded: str | None) -> str:
         return ""
     return (
         f"The model's weights changed since the session was reviewed: the verdicts were given "
-        f"on weights sha256 {recorded or '(random initialisation)'}, the overlays below are drawn "
-        f"with {loaded or '(random initialisation)'}; they may not show what the reviewer saw."
+        f"on weights sha256 {recorded or '(random initialisation)'}, the model's weights are now "
+        f"{loaded or '(random initialisation)'}; overlays drawn with them may not show what the "
+        "reviewer saw."
     )
 
 
