@@ -196,6 +196,13 @@ def run_window(args: argparse.Namespace) -> int:
     return code
 
 
+def _write_report_pdf(html: Path, pdf: Path, paper: str) -> int:
+    """`report --pdf`: Qt's PDF writer, imported only when a PDF is asked for."""
+    from ui.report_pdf import write_report_pdf
+
+    return write_report_pdf(html, pdf, paper)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ui.crash import guard_streams
 
@@ -204,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in CLI_COMMANDS:
         from engine.cli import run
 
-        return run(args)
+        return run(args, write_pdf=_write_report_pdf)
     options = window_parser().parse_args(args)
     set_application_metadata()
     if options.self_test:

@@ -1,4 +1,4 @@
-"""The command line: batch export, the layer table, demo data and demo training."""
+"""The command line: batch export, the layer table, session reports, demo data and training."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
 
 if TYPE_CHECKING:
-    from engine.cam import CamResult
+    from engine.cam import CamEngine, CamResult
+    from engine.report import ReportData
+
+# Writes report.pdf from report.html (html, pdf, paper) and returns its page count; Qt's, so
+# main.py passes it in (engine/ never imports Qt).
+PdfWriter = Callable[[Path, Path, str], int]
+PAPERS = ("a4", "letter")
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
@@ -145,9 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=_number(int, 1, 100_000), default=60)
     demo.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=0)
 
-    report = commands.add_parser("report", help="write report.csv and report.html of a session")
+    report = commands.add_parser(
+        "report", help="write report.csv and report.html (and report.pdf) of a session"
+    )
     report.add_argument("session", type=Path, help="the session file (.sqlite)")
     report.add_argument("--output", type=Path, required=True, help="output folder")
+    _add_profile_args(report)
+    report.add_argument(
+        "--allow-other-weights",
+        action="store_true",
+        help="draw the overlays even when the profile's weights are not the session's",
+    )
+    report.add_argument(
+        "--no-images", action="store_true", help="no overlays: no model is loaded (fast)"
+    )
+    report.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    report.add_argument("--paper", choices=PAPERS, default="a4", help="the PDF's paper size")
 
     train = commands.add_parser("train-demo", help="retrain the demo model and measure it")
     train.add_argument(
@@ -285,13 +304,55 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report_engine(args: argparse.Namespace, data: ReportData) -> tuple[CamEngine | None, str, str]:
+    """The model that draws the gallery and its profile's name, or None and why not.
+
+    Weights other than the session's are refused unless --allow-other-weights.
+    """
+    from engine.report_images import weights_mismatch
+
+    if args.no_images:
+        return None, "", "overlays not drawn (--no-images)"
+    path = args.profile or data.info.profile_path
+    if not path:
+        return None, "", "the session names no profile: pass --profile to draw the overlays"
+    if not Path(path).is_file():
+        return None, "", f"profile '{path}' not found: pass --profile to draw the overlays"
+    try:
+        profile = load_profile(path)
+        engine = _engine(args, profile)
+    except InspectorError as exc:
+        return None, "", f"the model could not be loaded: {exc}"
+    mismatch = weights_mismatch(data.info.weights_sha256, engine.load_info.weights_sha256)
+    if mismatch and not args.allow_other_weights:
+        raise InspectorError(
+            f"{mismatch} Pass --allow-other-weights to draw them anyway (the report says so), "
+            "or --no-images for a report without overlays"
+        )
+    if mismatch:
+        print(f"warning: {mismatch}", file=sys.stderr)
+    return engine, profile.name, ""
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.report import write_report
+    from engine.report import ReportData
+    from engine.report_images import write_model_report
     from engine.session import Session
 
+    write_pdf: PdfWriter | None = args.write_pdf
+    if args.pdf and write_pdf is None:
+        raise InspectorError("--pdf needs Qt: run it as 'gradcam-inspector report ... --pdf'")
     with Session.open_existing(args.session, read_only=True) as session:
-        files = write_report(session, args.output)
+        data = ReportData.read(session)
+    engine, name, reason = _report_engine(args, data)
+    if reason and not args.no_images:
+        print(f"warning: {reason}", file=sys.stderr)
+    files = write_model_report(data, args.output, engine, name, reason)
     print(f"wrote {files.csv} and {files.html}", file=sys.stderr)
+    if args.pdf and write_pdf is not None:
+        pdf = files.html.with_suffix(".pdf")
+        pages = write_pdf(files.html, pdf, args.paper)
+        print(f"wrote {pdf} ({pages} pages, {args.paper.upper()})", file=sys.stderr)
     return EXIT_OK
 
 
@@ -304,11 +365,15 @@ COMMANDS = {
 }
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: Sequence[str], write_pdf: PdfWriter | None = None) -> int:
     """Parse and run one command; user errors print one line on stderr and exit 2 (4 when
-    the disk is full)."""
+    the disk is full).
+
+    write_pdf: how `report --pdf` writes report.pdf (main.py passes Qt's).
+    """
     parser = build_parser()
     args = parser.parse_args(list(argv))
+    args.write_pdf = write_pdf
     try:
         return COMMANDS[args.command](args)
     except InspectorError as exc:

@@ -1,11 +1,13 @@
-"""Session reports: report.csv and a self-contained report.html with figures drawn by OpenCV."""
+"""Session reports: report.csv and a self-contained, printable report.html (OpenCV figures)."""
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -15,7 +17,7 @@ from engine.csv_cells import csv_text
 from engine.errors import InspectorError
 from engine.export import atomic_write_text, encode_png, ensure_output_dir
 from engine.methods.registry import describe_method
-from engine.session import ReviewedImage, Session, Verdict
+from engine.session import ReviewedImage, Session, SessionInfo, Verdict, VerdictView
 from engine.summary import (
     NO_GROUND_TRUTH,
     NO_PREDICTION,
@@ -41,6 +43,10 @@ CSV_COLUMNS = (
 GALLERY_CODES = (2, 3, 4)
 GALLERY_MAX_SIDE = 384
 CONFUSION_MAX_CLASSES = 30  # a 30-class figure is ~1500 px square
+# Cards beyond this are listed in report.csv only: 200 JPEG thumbnails keep the page a few MB
+# and a browser's print preview quick.
+GALLERY_LIMIT = 200
+JPEG_QUALITY = 85
 # RGB colours for codes 1..4, then "not reviewed".
 CODE_COLOURS = ((46, 160, 67), (245, 166, 35), (214, 39, 40), (31, 119, 180), (200, 200, 200))
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -57,15 +63,66 @@ class ReportFiles:
     html: Path
 
 
+@dataclass(frozen=True)
+class ReportData:
+    """What a report shows of a session, read at once: it may be written on another thread."""
+
+    info: SessionInfo
+    records: tuple[ReviewedImage, ...]
+    views: Mapping[str, VerdictView]
+    reviewed: int
+    total: int
+
+    @classmethod
+    def read(cls, session: Session) -> ReportData:
+        reviewed, total = session.progress()
+        records = tuple(session.records())
+        return cls(session.info(), records, session.verdict_views(), reviewed, total)
+
+    def view(self, rel_path: str) -> tuple[VerdictView, bool]:
+        """The map a verdict was given on, and whether it was recorded with the verdict (an
+        older session's was not: then the layer and method the session began with)."""
+        recorded = self.views.get(rel_path)
+        if recorded is not None:
+            return recorded, True
+        return VerdictView(self.info.layer, self.info.method), False
+
+    def gallery(self) -> list[ReviewedImage]:
+        """The images marked 2, 3 or 4, in path order."""
+        return [r for r in self.records if r.verdict and r.verdict.code in GALLERY_CODES]
+
+    def shown(self) -> list[ReviewedImage]:
+        """The gallery's cards: the first GALLERY_LIMIT images marked 2, 3 or 4."""
+        return self.gallery()[:GALLERY_LIMIT]
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    """The model that drew the gallery's overlays, as the header and sign-off name it."""
+
+    overlay_for: OverlayFor | None = None
+    name: str = ""  # the profile's name; "" when no model was loaded
+    weights_sha256: str = ""  # the loaded weights'; compared with the session's
+    notices: tuple[str, ...] = ()  # shown at the top: weights differ, no profile, no images
+
+
 def write_report(
-    session: Session, output_dir: str | Path, overlay_for: OverlayFor | None = None
+    source: Session | ReportData,
+    output_dir: str | Path,
+    overlay_for: OverlayFor | None = None,
+    model: ReportModel | None = None,
+    generated: str = "",
 ) -> ReportFiles:
-    """Write report.csv and report.html for the session into output_dir (created if missing)."""
+    """Write report.csv and report.html for the session into output_dir (created if missing).
+
+    ``overlay_for`` alone draws overlays without naming a model; ``model`` replaces it.
+    """
+    data = source if isinstance(source, ReportData) else ReportData.read(source)
+    drawn = model if model is not None else ReportModel(overlay_for)
     out = ensure_output_dir(Path(output_dir), None)
-    records = session.records()
     files = ReportFiles(out / "report.csv", out / "report.html")
-    atomic_write_text(files.csv, report_csv(records))
-    atomic_write_text(files.html, report_html(session, records, overlay_for))
+    atomic_write_text(files.csv, report_csv(data.records))
+    atomic_write_text(files.html, report_html(data, drawn, generated))
     return files
 
 
@@ -210,6 +267,15 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
+def jpeg_data_uri(image: np.ndarray) -> str:
+    """An RGB or gray uint8 image as a JPEG data: URI: an overlay is ~5x smaller than as PNG."""
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise InspectorError(f"cannot encode a {image.shape} image as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
 def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
@@ -223,7 +289,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _figure(title: str, image: np.ndarray, table: str) -> str:
     return (
         f"<section><h2>{_e(title)}</h2>"
-        f'<img class="figure" alt="{_e(title)}" src="{png_data_uri(image)}">{table}</section>'
+        f'<p><img class="figure" alt="{_e(title)}" src="{png_data_uri(image)}"></p>'
+        f"{table}</section>"
     )
 
 
@@ -283,7 +350,8 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _thumbnail(image: np.ndarray) -> np.ndarray:
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """The image scaled down to fit GALLERY_MAX_SIDE pixels (never up)."""
     height, width = image.shape[:2]
     scale = GALLERY_MAX_SIDE / max(height, width)
     if scale >= 1:
@@ -293,18 +361,29 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 
 def _overlay_html(rel_path: str, overlay_for: OverlayFor | None) -> str:
+    """The card's overlay as a JPEG thumbnail, or a visible note saying why there is none."""
     try:
         overlay = overlay_for(rel_path) if overlay_for else None
-        if overlay is None:
-            return '<p class="missing">no overlay</p>'
-        return f'<img alt="{_e(rel_path)}" src="{png_data_uri(_thumbnail(np.asarray(overlay)))}">'
     except InspectorError as exc:
         return f'<p class="missing">overlay unavailable: {_e(exc)}</p>'
+    if overlay is None:
+        return '<p class="missing">no overlay</p>'
+    uri = jpeg_data_uri(thumbnail(np.asarray(overlay)))
+    return f'<p class="overlay"><img alt="{_e(rel_path)}" src="{uri}"></p>'
+
+
+def describe_view(view: VerdictView, recorded: bool) -> str:
+    """The map a verdict was given on, in words: method, layer, class, blur."""
+    target = "predicted class" if view.target == "pred" else f"class {view.target}"
+    blur = f", blurred (sigma {view.blur_sigma:g} px)" if view.blur_sigma else ""
+    text = f"map: {describe_method(view.method)} at {view.layer or '(default layer)'}, {target}"
+    return text + blur + ("" if recorded else " (the session's; not recorded with this verdict)")
 
 
 def _gallery_card(
-    record: ReviewedImage, v: Verdict, labels: Sequence[str], overlay_for: OverlayFor | None
+    record: ReviewedImage, v: Verdict, data: ReportData, overlay_for: OverlayFor | None
 ) -> str:
+    labels = data.info.labels
     facts = [
         f"verdict {v.code}: {labels[(v.code or 4) - 1]}",
         f"prediction: {record.predicted or '?'}"
@@ -313,6 +392,7 @@ def _gallery_card(
     ]
     if v.corrected:
         facts.append(f"corrected class: {v.corrected}")
+    facts.append(describe_view(*data.view(record.rel_path)))
     facts.append(f"{v.reviewer}, {v.time}")
     note = f'<p class="note">{_e(v.note)}</p>' if v.note else ""
     items = "".join(f"<li>{_e(f)}</li>" for f in facts)
@@ -322,18 +402,57 @@ def _gallery_card(
     )
 
 
-def _gallery(
-    records: Sequence[ReviewedImage], labels: Sequence[str], overlay_for: OverlayFor | None
-) -> str:
-    marked = [r for r in records if r.verdict and r.verdict.code in GALLERY_CODES]
+def _gallery(data: ReportData, overlay_for: OverlayFor | None) -> str:
+    marked = data.gallery()
     if not marked:
         return "<section><h2>Images to look at</h2><p>No image was marked 2, 3 or 4.</p></section>"
+    shown = data.shown()
     cards = "".join(
-        _gallery_card(r, r.verdict, labels, overlay_for)  # type: ignore[arg-type]
-        for r in marked
+        _gallery_card(r, r.verdict, data, overlay_for)  # type: ignore[arg-type]
+        for r in shown
+    )
+    rest = len(marked) - len(shown)
+    more = (
+        f'<p class="more">The first {len(shown)} are shown; the other {rest} images marked '
+        "2, 3 or 4 are listed in report.csv.</p>"
+        if rest
+        else ""
     )
     title = f"Images to look at ({len(marked)})"
-    return f'<section><h2>{title}</h2><div class="gallery">{cards}</div></section>'
+    return f'<section><h2>{title}</h2>{more}<div class="gallery">{cards}</div></section>'
+
+
+def _signoff(data: ReportData, model: ReportModel, generated: str) -> str:
+    """Who reviewed, what model judged, and lines to sign: what is filed with the printout."""
+    info = data.info
+    counts = Counter(r.verdict.reviewer for r in data.records if r.verdict and r.verdict.code)
+    reviewers = ", ".join(
+        f"{name} ({n} verdict{'' if n == 1 else 's'})" for name, n in sorted(counts.items())
+    )
+    rows = [
+        ("reviewers", reviewers or "(no verdicts)"),
+        ("reviewed", f"{data.reviewed} of {data.total} images"),
+        ("report date", generated),
+        ("model", model.name or Path(info.profile_path).name or "(no profile)"),
+        ("weights sha256", info.weights_sha256 or "(random initialisation)"),
+    ]
+    if model.weights_sha256 and model.weights_sha256 != info.weights_sha256:
+        rows.append(("overlays drawn with weights", model.weights_sha256))
+    lines = "".join(
+        f'<div class="line"><span>{label}</span></div>'
+        for label in ("Approved by (name)", "Date", "Signature")
+    )
+    return (
+        f'<section class="signoff"><h2>Sign-off</h2>{_table(["", ""], rows)}'
+        f'<div class="lines">{lines}</div></section>'
+    )
+
+
+def _css_string(text: str) -> str:
+    """Text as a CSS string literal; every character but letters and digits is escaped, so a
+    folder name cannot end the string or the <style> element."""
+    inner = "".join(c if c.isascii() and c.isalnum() else f"\\{ord(c):x} " for c in text)
+    return f'"{inner}"'
 
 
 _CSS = """
@@ -344,16 +463,38 @@ img.figure{display:block;max-width:100%;border:1px solid #eee}
 .card{border:1px solid #ccc;border-left:6px solid #999;padding:8px;width:400px}
 .card img{max-width:384px}.verdict2{border-left-color:#f5a623}.verdict3{border-left-color:#d62728}
 .verdict4{border-left-color:#1f77b4}.note{white-space:pre-wrap;background:#f6f6f6;padding:6px}
-.missing{color:#888}
+.missing{color:#888}.notice{border:2px solid #d62728;background:#fdecea;padding:8px;margin:8px 0}
+.signoff .lines{margin-top:32px}
+.signoff .line{border-bottom:1px solid #222;height:40px;margin:0 0 18px;max-width:520px}
+.signoff .line span{position:relative;top:44px;font-size:12px;color:#555}
+"""
+
+# Printing (Chrome, Firefox, Safari): the paper is the printer's (A4 or Letter: the layout is
+# fluid and fits the narrower A4 width); the header and page numbers repeat in the page
+# margins; each section starts a page; a card is never split over two pages.
+_PRINT_CSS = """
+@page{margin:18mm 12mm 16mm;@top-left{content:{header};font:9pt system-ui,sans-serif;color:#555}
+@bottom-right{content:"page " counter(page) " of " counter(pages);font:9pt system-ui,sans-serif}}
+@media print{
+body{margin:0;font-size:10pt;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+section{break-before:page;page-break-before:always}
+h2,h3{break-after:avoid;page-break-after:avoid}
+img.figure,table,.notice{break-inside:avoid;page-break-inside:avoid}
+.gallery{gap:3mm}.card{width:calc(50% - 2mm);box-sizing:border-box;padding:2mm}
+.card{break-inside:avoid;page-break-inside:avoid}.card img{max-width:100%}
+}
 """
 
 
-def report_html(
-    session: Session, records: Sequence[ReviewedImage], overlay_for: OverlayFor | None = None
-) -> str:
-    """The whole report as one HTML document; every image is embedded as a data: URI."""
-    info = session.info()
-    reviewed, total = session.progress()
+def report_html(data: ReportData, model: ReportModel | None = None, generated: str = "") -> str:
+    """The whole report as one HTML document; every image is embedded as a data: URI.
+
+    generated: the report's date and time (default: now, UTC).
+    """
+    drawn = model if model is not None else ReportModel()
+    when = generated or datetime.now(UTC).isoformat(timespec="seconds")
+    info = data.info
+    title = f"Inspection report: {Path(info.folder).name}"
     facts = [
         ("folder", info.folder),
         ("profile", info.profile_path or "(none)"),
@@ -363,21 +504,24 @@ def report_html(
         ("engine version", info.engine_version),
         ("started", info.created),
         ("last change", info.updated),
-        ("reviewed", f"{reviewed} of {total}"),
+        ("reviewed", f"{data.reviewed} of {data.total}"),
     ]
-    summary = _table(["", ""], facts)
+    notices = "".join(f'<p class="notice">{_e(n)}</p>' for n in drawn.notices)
     body = "".join(
         (
-            f"<h1>Inspection report: {_e(Path(info.folder).name)}</h1>",
-            summary,
-            _verdict_section(records, info.labels),
-            _confusion_section(records),
-            _localisation_section(records),
-            _gallery(records, info.labels, overlay_for),
+            f"<h1>{_e(title)}</h1>",
+            notices,
+            _table(["", ""], facts),
+            _verdict_section(data.records, info.labels),
+            _confusion_section(data.records),
+            _localisation_section(data.records),
+            _gallery(data, drawn.overlay_for),
+            _signoff(data, drawn, when),
         )
     )
+    header = _css_string(f"{title} - weights {info.weights_sha256[:12] or 'none'}")
+    css = _CSS + _PRINT_CSS.replace("{header}", header)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Inspection report: {_e(Path(info.folder).name)}</title>"
-        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
+        f"<title>{_e(title)}</title><style>{css}</style></head><body>{body}</body></html>\n"
     )

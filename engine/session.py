@@ -67,6 +67,19 @@ CREATE TABLE history (
     new_code INTEGER, new_corrected TEXT, new_note TEXT
 );
 """
+# Added after schema 1 and created on open, so older sessions gain it and older versions of the
+# application, which list their tables, still open the file; `time` ties a row to the verdict it
+# was recorded with (a verdict written by an older version leaves the row stale, then unused).
+_VIEWS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdict_views (
+    rel_path TEXT PRIMARY KEY REFERENCES images(rel_path),
+    layer TEXT NOT NULL,
+    method TEXT NOT NULL,
+    target TEXT NOT NULL,
+    blur_sigma REAL NOT NULL,
+    time TEXT NOT NULL
+)
+"""
 _TABLES = {"meta", "images", "verdicts", "history"}
 # Values recorded when the session began; a later open with other values gets a warning.
 _CONTEXT_KEYS = ("folder", "profile_path", "weights_sha256", "layer", "method", "engine_version")
@@ -82,6 +95,16 @@ class Verdict:
     note: str | None
     reviewer: str
     time: str
+
+
+@dataclass(frozen=True)
+class VerdictView:
+    """What the reviewer looked at when giving a verdict: the map to draw again in the report."""
+
+    layer: str
+    method: str
+    target: str | int = "pred"  # "pred" or a class index, as the window's target
+    blur_sigma: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -361,6 +384,13 @@ def _create(
         raise InspectorError(f"cannot write session '{path}': {exc}") from exc
 
 
+def _add_views_table(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        conn.execute(_VIEWS_SCHEMA)
+    except sqlite3.Error as exc:
+        raise InspectorError(f"cannot write session '{path}': {exc}") from exc
+
+
 def _rel_path(rel_path: str) -> str:
     posix = PurePosixPath(str(rel_path).replace("\\", "/"))
     if not str(rel_path) or posix.is_absolute() or ".." in posix.parts:
@@ -447,6 +477,8 @@ class Session:
                     _set_pragmas(conn, path)
                 if context is not None and not existing:
                     _create(conn, path, context, labels)
+                if not read_only:
+                    _add_views_table(conn, path)
                 session = cls(path, conn, lock, reviewer or _default_reviewer())
                 if existing:
                     session.warnings = session._compare(context, labels)
@@ -558,15 +590,21 @@ class Session:
     # --- verdicts ---
 
     def set_verdict(
-        self, rel_path: str, code: int, corrected: str | None = None, note: str | None = None
+        self,
+        rel_path: str,
+        code: int,
+        corrected: str | None = None,
+        note: str | None = None,
+        view: VerdictView | None = None,
     ) -> Verdict:
-        """Record a verdict (1..4); note None keeps the image's existing note."""
+        """Record a verdict (1..4); note None keeps the image's existing note, view None the
+        map it was given on (if one was recorded)."""
         if code not in CODES:
             raise InspectorError(f"verdict must be one of 1, 2, 3, 4, got {code!r}")
         rel = _rel_path(rel_path)
         old = self.verdict(rel)
         keep_note = old.note if old and note is None else note
-        return self._change(rel, "verdict", (code, corrected, keep_note))
+        return self._change(rel, "verdict", (code, corrected, keep_note), view=view)
 
     def set_note(self, rel_path: str, note: str | None) -> Verdict:
         """Set or clear (None or blank) an image's note, keeping its verdict."""
@@ -583,6 +621,7 @@ class Session:
         action: str,
         new: tuple[int | None, str | None, str | None],
         undoes: int | None = None,
+        view: VerdictView | None = None,
     ) -> Verdict:
         old = self.verdict(rel)
         old_state = (old.code, old.corrected, old.note) if old else (None, None, None)
@@ -602,6 +641,7 @@ class Session:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (rel, action, undoes, self.reviewer, now, *old_state, *new),
             )
+            _store_view(conn, rel, view, old.time if old and undoes is None else None, now)
         return Verdict(rel, *new, self.reviewer, now)
 
     def undo(self) -> Verdict | None:
@@ -625,6 +665,23 @@ class Session:
     def verdicts(self) -> dict[str, Verdict]:
         rows = self._rows("SELECT * FROM verdicts ORDER BY rel_path")
         return {row[0]: self._verdict(row) for row in rows}
+
+    def verdict_views(self) -> dict[str, VerdictView]:
+        """The map each current verdict was given on, where this version recorded it.
+
+        A session from an older version, opened read-only, has no such table: no views.
+        """
+        known = self._rows("SELECT 1 FROM sqlite_master WHERE name = 'verdict_views'")
+        if not known:
+            return {}
+        rows = self._rows(
+            "SELECT w.rel_path, w.layer, w.method, w.target, w.blur_sigma FROM verdict_views w"
+            " JOIN verdicts v ON v.rel_path = w.rel_path AND v.time = w.time"
+        )
+        return {
+            rel: VerdictView(str(layer), str(method), _target(str(target)), float(blur))
+            for rel, layer, method, target, blur in rows
+        }
 
     def history(self, rel_path: str | None = None) -> list[HistoryEntry]:
         sql = "SELECT * FROM history"
@@ -713,6 +770,29 @@ def _is(value: object, kind: type | types.UnionType) -> bool:
     """Whether a stored value is None or of the kind its column holds (SQLite keeps any kind
     in any column: a crafted file can hold text where a number belongs)."""
     return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+
+def _store_view(
+    conn: sqlite3.Connection, rel: str, view: VerdictView | None, kept_from: str | None, now: str
+) -> None:
+    """Record the verdict's map; without one, the old verdict's map stays with the new time.
+
+    kept_from: the old verdict's time (None after an undo, whose map was not kept).
+    """
+    if view is not None:
+        conn.execute(
+            "INSERT OR REPLACE INTO verdict_views VALUES (?, ?, ?, ?, ?, ?)",
+            (rel, view.layer, view.method, str(view.target), float(view.blur_sigma), now),
+        )
+    elif kept_from is not None:
+        conn.execute(
+            "UPDATE verdict_views SET time = ? WHERE rel_path = ? AND time = ?",
+            (now, rel, kept_from),
+        )
+
+
+def _target(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
 
 
 def _default_reviewer() -> str:

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from engine.dataset import ImageRecord
 from engine.lru import LruCache
-from engine.render import render_overlay
 from ui.jobs import Explain, Explained, Target
 from ui.view_state import ViewOptions
 
@@ -113,14 +111,6 @@ class ExplainController(QObject):
     def close(self) -> None:
         """Results queued before the worker stopped are dropped; no request is sent."""
         self._closed = True
-
-    def overlay_for(self, rel_path: str, options: ViewOptions) -> np.ndarray | None:
-        """The overlay of a kept map of this image, drawn with options; None when none is kept."""
-        for done in (self.last_explained, *reversed(self._shown.values())):
-            if done is not None and done.record.rel_path.as_posix() == rel_path:
-                boxes = done.boxes if options.show_boxes else ()
-                return render_overlay(done.image, done.result.cam, options.style, boxes)
-        return None
 
     def _explained(self, done: Explained) -> None:
         if self._closed:

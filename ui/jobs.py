@@ -12,6 +12,7 @@ from engine.batch_options import BatchOptions, BatchSummary
 from engine.dataset import ImageRecord
 from engine.localization import Box
 from engine.profile import ModelProfile
+from engine.report import ReportData, ReportFiles
 
 if TYPE_CHECKING:  # engine.cam and engine.layers import torch: the GUI thread only names them
     from engine.cam import CamResult
@@ -68,6 +69,21 @@ class ExportFolder:
 
 
 @dataclass(frozen=True)
+class ExportReport:
+    """The session's report, its gallery drawn by the loaded model (as `report` on the CLI)."""
+
+    job_id: int
+    data: ReportData  # read from the session on the GUI thread, which owns it
+    output: Path
+
+
+@dataclass(frozen=True)
+class ReportWritten:
+    job_id: int
+    files: ReportFiles
+
+
+@dataclass(frozen=True)
 class ModelLoaded:
     profile: ModelProfile
     device: str
@@ -96,7 +112,7 @@ class JobFailed:
     """A job ended with a message a person can act on; ``record`` is set for image jobs."""
 
     job_id: int
-    kind: str  # "model", "explain" or "export"
+    kind: str  # "model", "explain", "export" or "report"
     message: str
     record: ImageRecord | None = None
 

@@ -8,7 +8,6 @@ ui/actions.py.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import sys
 from pathlib import Path
@@ -31,14 +30,22 @@ from engine.localization import energy_in_box, pointing_hit
 from engine.map_files import map_title
 from engine.profile import demo_profile_path, peek_classes
 from engine.report import ReportFiles
-from engine.session import SessionContext
+from engine.session import SessionContext, VerdictView
 from ui.about import APP_NAME, AboutInfo, gather, show_about, window_title
 from ui.actions import build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
 from ui.explain import ExplainController
 from ui.exports import ExportController
 from ui.images_dock import ImagesDock, RowResult
-from ui.jobs import Explained, JobFailed, LoadModel, ModelLoaded
+from ui.jobs import (
+    BLUR_SIGMA,
+    Explained,
+    ExportReport,
+    JobFailed,
+    LoadModel,
+    ModelLoaded,
+    ReportWritten,
+)
 from ui.model_dock import ModelDock
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
@@ -67,6 +74,7 @@ class MainWindow(QMainWindow):
     sig_error = Signal(object)  # JobFailed
     sig_export_progress = Signal(object)  # ExportProgress
     sig_export_finished = Signal(object)  # ExportFinished
+    sig_report_written = Signal(object)  # ReportFiles
     sig_worker_idle = Signal()
 
     def __init__(
@@ -204,6 +212,8 @@ class MainWindow(QMainWindow):
         self.worker.sig_predicted.connect(self._predicted)
         self.worker.sig_idle.connect(self.sig_worker_idle)
         self.worker.sig_notice.connect(self._notice)
+        self.worker.sig_report_written.connect(self._report_written)
+        self.worker.sig_report_progress.connect(self._report_progress)
 
     # -- start and settings ---------------------------------------------------------------------
     def start(self) -> None:
@@ -397,6 +407,9 @@ class MainWindow(QMainWindow):
         if failed.kind == "export":
             self.exports.failed(failed.message)
             return
+        if failed.kind == "report":
+            self._tell("Report failed", failed.message)
+            return
         if failed.record is not None:
             self.images.model.set_result(failed.record, RowResult("error", None, failed.message))
         if self.explain.failed(failed.job_id):
@@ -477,7 +490,9 @@ class MainWindow(QMainWindow):
         """Record a verdict for the current image (committed at once), then move on."""
         following = self.images.neighbours(1)  # before the filter may hide this row
         after = following[0].rel_path.as_posix() if following else None
-        self._show_change(self.review.set_verdict(self._current_rel_path(), code, after))
+        o = self.state.options
+        view = VerdictView(o.layer, o.method, o.target, BLUR_SIGMA if o.blur else 0.0)
+        self._show_change(self.review.set_verdict(self._current_rel_path(), code, after, view))
 
     def set_corrected(self, corrected: str | None) -> None:
         """Store (or clear, with None) a corrected class with the current image's verdict."""
@@ -505,12 +520,29 @@ class MainWindow(QMainWindow):
         self.review.set_note(self._current_rel_path(), text)
         self._show_verdict()
 
-    def export_report(self, output: Path | None = None) -> ReportFiles | None:
-        """report.csv and report.html of the session, with overlays of the maps still cached."""
-        if output is None and self.review.session is not None:
+    def export_report(self, output: Path | None = None) -> int | None:
+        """Write report.csv and report.html of the session in the worker, each gallery overlay
+        drawn again with the loaded model, as `report` does on the command line; returns the
+        job id (sig_report_written follows), None when nothing is written."""
+        data = self.review.report_data()
+        if data is not None and output is None:
             output = self._ask_folder("Export report to")
-        overlay_for = functools.partial(self.explain.overlay_for, options=self.state.options)
-        return self.review.export_report(output, overlay_for)
+        if data is None or output is None:
+            return None
+        job_id = self.explain.new_job_id()
+        self.worker.submit(ExportReport(job_id, data, output))
+        self.statusBar().showMessage(f"Writing the report to {output}…")
+        return job_id
+
+    def _report_progress(self, drawn: int, cards: int) -> None:
+        self.statusBar().showMessage(f"Writing the report: {drawn}/{cards} overlays drawn…")
+
+    def _report_written(self, written: ReportWritten) -> None:
+        if self._closing:
+            return
+        files: ReportFiles = written.files
+        self.statusBar().showMessage(f"Wrote {files.csv} and {files.html}", 15000)
+        self.sig_report_written.emit(files)
 
     def _show_change(self, change: VerdictChange | None) -> None:
         if change is not None:

@@ -6,17 +6,15 @@ the window what to show through signals (tests/ui/test_review.py drives it on a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from engine.dataset import ImageRecord
 from engine.errors import InspectorError
-from engine.report import ReportFiles, write_report
-from engine.session import Session, SessionContext, Verdict, default_session_path
+from engine.report import ReportData
+from engine.session import Session, SessionContext, Verdict, VerdictView, default_session_path
 from ui.settings import SettingsStore
 
 CORRECTABLE = (3, 4)  # "wrong class" and "unsure" keep a corrected class; "right class" has none
@@ -175,11 +173,16 @@ class ReviewController(QObject):
         self._progress_changed()  # the summary groups by the prediction just recorded
 
     def set_verdict(
-        self, rel: str | None, code: int, following: str | None = None
+        self,
+        rel: str | None,
+        code: int,
+        following: str | None = None,
+        view: VerdictView | None = None,
     ) -> VerdictChange | None:
         """Record a verdict (committed at once); None when nothing was recorded.
 
-        ``following`` is the next listed image, shown next when auto-advance is on.
+        ``following`` is the next listed image, shown next when auto-advance is on; ``view``
+        the map shown, which the report draws again.
         """
         if self.session is None or rel is None:
             self.sig_message.emit("No session: the verdict is not recorded", 5000)
@@ -187,7 +190,7 @@ class ReviewController(QObject):
         current = self.session.verdict(rel)
         corrected = current.corrected if current is not None and code in CORRECTABLE else None
         try:
-            self.session.set_verdict(rel, code, corrected=corrected)
+            self.session.set_verdict(rel, code, corrected=corrected, view=view)
         except InspectorError as exc:
             self.sig_warning.emit("Verdict not recorded", str(exc))
             return None
@@ -261,22 +264,14 @@ class ReviewController(QObject):
         session = self.session
         self.sig_summary.emit(session.class_counts(), session.labels, session.records())
 
-    def export_report(
-        self, output: Path | None, overlay_for: Callable[[str], np.ndarray | None]
-    ) -> ReportFiles | None:
-        """report.csv and report.html of the session; overlay_for draws the cached maps.
-
-        output None: no folder was chosen, nothing is written.
-        """
+    def report_data(self) -> ReportData | None:
+        """The session as its report shows it, read now (the report is written on the worker);
+        None, with a warning, when no session is open."""
         if self.session is None:
             self.sig_warning.emit("No session", "There is no open session to report on.")
             return None
-        if output is None:
-            return None
         try:
-            files = write_report(self.session, output, overlay_for=overlay_for)
+            return ReportData.read(self.session)
         except InspectorError as exc:
             self.sig_warning.emit("Report failed", str(exc))
             return None
-        self.sig_message.emit(f"Wrote {files.csv} and {files.html}", 15000)
-        return files

@@ -3,8 +3,9 @@
 It exercises what a double-click start needs, one step at a time: the Qt platform plugin
 (offscreen), the bundled demo profile and weights, torch and torchvision's compiled operators,
 one CAM on a bundled sample image (and on CUDA where a GPU is present), the overlay as numpy
-and as a QImage, an atomic PNG export and decoding that file back. Each step prints one line;
-the last line is `self-test passed`.
+and as a QImage, an atomic PNG export and decoding that file back, and a report page with the
+overlay as a JPEG written to PDF (`report --pdf`: Qt's JPEG plugin and PDF writer). Each step
+prints one line; the last line is `self-test passed`.
 A failure prints the step and the reason and returns 1, so a broken bundle is caught by a
 script, not by an inspector.
 """
@@ -158,6 +159,30 @@ def _export(state: dict[str, Any]) -> str:
     return f"PNG written atomically ({size} bytes) and decoded back identical"
 
 
+def _pdf(state: dict[str, Any]) -> str:
+    import base64
+
+    from PySide6.QtGui import QImage
+
+    from engine.report import jpeg_data_uri
+    from ui.report_pdf import write_report_pdf
+
+    uri = jpeg_data_uri(state["overlay"])
+    jpeg = base64.b64decode(uri.split(",", 1)[1])
+    _check(not QImage.fromData(jpeg).isNull(), "Qt cannot decode JPEG (imageformats plugin)")
+    with tempfile.TemporaryDirectory(prefix="gradcam-selftest-") as folder:
+        html, pdf = Path(folder) / "report.html", Path(folder) / "report.pdf"
+        html.write_text(
+            f'<html><head><title>self-test</title></head><body><h1>Report</h1><img src="{uri}">'
+            "</body></html>",
+            encoding="utf-8",
+        )
+        pages = write_report_pdf(html, pdf)
+        data = pdf.read_bytes()
+    _check(data.startswith(b"%PDF-") and pages == 1, f"report.pdf: {pages} pages, {data[:8]!r}")
+    return f"a report page with a JPEG overlay written as PDF ({len(data)} bytes)"
+
+
 def _steps(state: dict[str, Any]) -> list[tuple[str, Callable[[], str]]]:
     return [
         ("qt", _qt_app),
@@ -167,6 +192,7 @@ def _steps(state: dict[str, Any]) -> list[tuple[str, Callable[[], str]]]:
         ("cuda", lambda: _cuda_cam(state)),
         ("render", lambda: _render(state)),
         ("export", lambda: _export(state)),
+        ("pdf", lambda: _pdf(state)),
     ]
 
 

@@ -27,9 +27,11 @@ from ui.jobs import (
     ExportFinished,
     ExportFolder,
     ExportProgress,
+    ExportReport,
     JobFailed,
     LoadModel,
     ModelLoaded,
+    ReportWritten,
     Target,
 )
 
@@ -56,6 +58,8 @@ class CamWorker(QObject):
     sig_failed = Signal(object)  # JobFailed
     sig_export_progress = Signal(object)  # ExportProgress
     sig_export_finished = Signal(object)  # ExportFinished
+    sig_report_written = Signal(object)  # ReportWritten
+    sig_report_progress = Signal(int, int)  # overlays drawn, gallery cards
     sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
     sig_notice = Signal(str)  # a remark on the model, once: how loading or its output was read
@@ -69,20 +73,21 @@ class CamWorker(QObject):
         self.cache_hits = 0
         self._lock = threading.Lock()
         self._latest: Explain | None = None
-        self._queue: deque[LoadModel | ExportFolder] = deque()
+        self._queue: deque[LoadModel | ExportFolder | ExportReport] = deque()
         self._prefetch: deque[tuple[ImageRecord, str, Target]] = deque()
         self._stopping = threading.Event()
         self._cancel_export = threading.Event()
         self._superseded = 0  # explain jobs below this number are cancelled (see supersede)
         self.job_lock = threading.Lock()  # held while a job may touch torch (see GcPolicy)
         self._engine: Any = None
+        self._profile_name = ""  # the loaded model's, for reports
         self._output_note_said = False  # the model's output note is said once per loaded model
         self._captures: LruCache[CaptureKey, Any] = LruCache(CAPTURE_CACHE_SIZE)
         self._images: LruCache[str, tuple[np.ndarray, tuple[Box, ...]]] = LruCache(IMAGE_CACHE_SIZE)
         self._wake.connect(self._drain)
 
     # -- called from the GUI thread -------------------------------------------------------------
-    def submit(self, job: LoadModel | Explain | ExportFolder) -> None:
+    def submit(self, job: LoadModel | Explain | ExportFolder | ExportReport) -> None:
         with self._lock:
             if isinstance(job, Explain):
                 self._latest = job
@@ -108,7 +113,7 @@ class CamWorker(QObject):
         with self._lock:
             return self._latest is not None or bool(self._queue)
 
-    def _take(self) -> LoadModel | Explain | ExportFolder | None:
+    def _take(self) -> LoadModel | Explain | ExportFolder | ExportReport | None:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
@@ -127,11 +132,13 @@ class CamWorker(QObject):
         if not self._stopping.is_set():
             self.sig_idle.emit()
 
-    def _run(self, job: LoadModel | Explain | ExportFolder) -> None:
+    def _run(self, job: LoadModel | Explain | ExportFolder | ExportReport) -> None:
         if isinstance(job, LoadModel):
             self._load(job)
         elif isinstance(job, Explain):
             self._explain(job)
+        elif isinstance(job, ExportReport):
+            self._report(job)
         else:
             self._export(job)
 
@@ -154,6 +161,7 @@ class CamWorker(QObject):
             self.sig_failed.emit(JobFailed(0, "model", f"{type(exc).__name__}: {exc}"))
             return
         self._engine = engine
+        self._profile_name = profile.name
         self._output_note_said = False
         self._captures.clear()
         self._prefetch.clear()
@@ -294,6 +302,32 @@ class CamWorker(QObject):
             self.sig_failed.emit(JobFailed(job.job_id, "export", f"{type(exc).__name__}: {exc}"))
             return
         self.sig_export_finished.emit(ExportFinished(job.job_id, summary))
+
+    def _report(self, job: ExportReport) -> None:
+        """The same writer as the command line's `report`, with this model (or none loaded);
+        between its model passes the image the user is looking at is answered."""
+        from engine.report_images import write_model_report
+
+        def between(drawn: int, cards: int) -> None:
+            if self._stopping.is_set():
+                raise CamCancelled  # the window is closing: the report is not finished
+            self.sig_report_progress.emit(drawn, cards)
+            self._serve_interactive()
+
+        try:
+            files = write_model_report(
+                job.data, job.output, self._engine, self._profile_name, between=between
+            )
+        except CamCancelled:
+            return
+        except InspectorError as exc:
+            self.sig_failed.emit(JobFailed(job.job_id, "report", str(exc)))
+            return
+        except Exception as exc:
+            log.exception("report failed")
+            self.sig_failed.emit(JobFailed(job.job_id, "report", f"{type(exc).__name__}: {exc}"))
+            return
+        self.sig_report_written.emit(ReportWritten(job.job_id, files))
 
     def _exported(self, record: ImageRecord, result: object) -> None:
         """Fill the list's predicted column as the folder export goes (any thread may emit)."""

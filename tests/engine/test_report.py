@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from engine.errors import InspectorError
 from engine.report import CSV_COLUMNS, write_report
 from engine.session import Session, SessionContext
 from engine.summary import confusion_table, localisation_table
@@ -64,7 +65,7 @@ def test_csv_has_one_row_per_image_with_the_columns(session: Session, tmp_path: 
 
 
 def _data_images(text: str) -> list[np.ndarray]:
-    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    uris = re.findall(r'src="data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+)"', text)
     buffers = [np.frombuffer(base64.b64decode(u, validate=True), np.uint8) for u in uris]
     return [cv2.imdecode(b, cv2.IMREAD_COLOR) for b in buffers]
 
@@ -83,7 +84,9 @@ def test_html_is_one_file_with_decodable_figures_and_overlays(
     figures, overlay = images[:3], images[3]
     assert all(image.std() > 0 for image in figures), "a figure is blank"
     assert overlay.shape == (256, 384, 3)  # 600x400 scaled to fit 384 pixels
-    assert np.all(overlay[..., [0, 2]] == 255) and np.all(overlay[..., 1] == 0)  # magenta
+    # Overlays are JPEG thumbnails (figures stay PNG): magenta within JPEG's rounding.
+    assert text.count("data:image/jpeg;base64,") == 1 and text.count("data:image/png") == 3
+    assert np.all(overlay[..., [0, 2]] >= 250) and np.all(overlay[..., 1] <= 5)
     # The method is named as the window names it, from the method registry.
     assert "<td>method</td><td>Grad-CAM (gradcam)</td>" in text
 
@@ -178,3 +181,87 @@ def test_csv_guard_holds_after_a_bare_carriage_return_and_a_huge_note(
     assert notes["a.png"] == "fine\r+cmd|' /C calc'!A0"
     assert notes["c.png"].startswith("'=1y") and len(notes["c.png"]) == 32_767
     assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+
+
+def test_print_stylesheet_and_sign_off(session: Session, tmp_path: Path) -> None:
+    session.set_verdict("d.png", 4)
+    other = Session.open_existing  # a second reviewer's verdict, in another sitting
+    session.close()
+    with other(tmp_path / "s.sqlite", "bob") as again:
+        again.set_verdict("a.png", 2)
+        text = write_report(again, tmp_path / "out", _overlay, generated="GEN").html.read_text(
+            encoding="utf-8"
+        )
+    css = text[text.index("<style>") : text.index("</style>")]
+    assert "@page{" in css and "@top-left{content:" in css and "counter(pages)" in css
+    assert "section{break-before:page;page-break-before:always}" in css
+    assert ".card{break-inside:avoid;page-break-inside:avoid}" in css
+    signoff = text[text.index("<h2>Sign-off</h2>") :]
+    assert "<td>reviewers</td><td>ann (3 verdicts), bob (1 verdict)</td>" in signoff
+    assert "<td>report date</td><td>GEN</td>" in signoff
+    assert f"<td>weights sha256</td><td>{'ab' * 32}</td>" in signoff
+    assert "<td>reviewed</td><td>4 of 4 images</td>" in signoff
+    for line in ("Approved by (name)", "Date", "Signature"):
+        assert f'<div class="line"><span>{line}</span></div>' in signoff
+
+
+def test_css_header_cannot_leave_its_string(tmp_path: Path) -> None:
+    folder = tmp_path / 'x"}<script>'
+    context = SessionContext(folder, None, "ab" * 32, "l", "gradcam")
+    with Session.open(tmp_path / "s.sqlite", context, "ann") as opened:
+        text = write_report(opened, tmp_path / "out").html.read_text(encoding="utf-8")
+    assert "<script>" not in text and text.count("</style>") == 1
+    assert '@top-left{content:"Inspection\\20 report\\3a \\20 x\\22 \\7d \\3c script\\3e ' in text
+
+
+def test_an_overlay_that_cannot_be_drawn_is_a_note_on_its_card(
+    session: Session, tmp_path: Path
+) -> None:
+    def broken(rel_path: str) -> np.ndarray:
+        raise InspectorError(f"cannot read '{rel_path}': the file does not exist")
+
+    text = write_report(session, tmp_path / "out", broken).html.read_text(encoding="utf-8")
+    gallery = text[text.index("Images to look at") :]
+    assert gallery.count('<p class="missing">overlay unavailable: cannot read') == 2
+    assert "b.png&#x27;: the file does not exist" in gallery
+    # A verdict given without a recorded map names the session's layer and method.
+    assert "map: Grad-CAM (gradcam) at features, predicted class (the session" in gallery
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium (/usr/bin/chromium) is not installed"
+)
+def test_report_prints_with_a_header_on_every_page_and_a_page_per_section(
+    session: Session, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    files = write_report(session, tmp_path / "out", _overlay)
+    pdf = tmp_path / "printed.pdf"
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--no-pdf-header-footer",  # the page-margin boxes are the report's own header
+        f"--print-to-pdf={pdf}",
+        files.html.as_uri(),
+    ]
+    subprocess.run(command, capture_output=True, timeout=120, check=False)
+    pages = [" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages]
+    # The summary, three figures, the gallery, the sign-off: one page each.
+    assert len(pages) == 6
+    for number, text in enumerate(pages, 1):
+        header = f"Inspection report: images - weights {'ab' * 6} page {number} of 6 "
+        assert text.startswith(header), text[:120]
+    body = [text.split(" of 6 ", 1)[1] for text in pages]  # (Chromium sets "ff" as a ligature)
+    assert body[0].startswith("Inspection report: images folder")
+    assert [b.split()[0] for b in body[1:]] == [
+        "Verdicts",
+        "Prediction",
+        "Localisation",
+        "Images",
+        "Sign-o\ufb00",
+    ]

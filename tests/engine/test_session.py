@@ -18,6 +18,7 @@ from engine.session import (
     SCHEMA_VERSION,
     Session,
     SessionContext,
+    VerdictView,
     default_session_path,
 )
 
@@ -441,3 +442,41 @@ def test_session_module_imports_without_fcntl() -> None:
     code = "import sys; sys.modules['fcntl'] = None; import engine.session; print('ok')"
     child = subprocess.run(_python(code), env=_child_env(), capture_output=True, text=True)
     assert child.returncode == 0 and child.stdout.strip() == "ok", child.stderr
+
+
+def test_a_verdict_keeps_the_map_it_was_given_on(session_path: Path) -> None:
+    view = VerdictView("layer3", "gradcam++", 2, 4.0)
+    with _open(session_path) as s:
+        s.set_verdict("a.png", 3, view=view)
+        s.set_note("a.png", "heat on the roller")  # a note keeps the verdict's map
+        s.set_verdict("a.png", 3, corrected="crazing")  # so does re-recording without one
+        s.set_verdict("b.png", 2)  # none recorded
+        s.set_verdict("c.png", 2, view=VerdictView("layer4", "gradcam"))
+        s.set_verdict("c.png", 4, view=VerdictView("layer4", "gradcam"))
+        s.undo()  # back to c's 2: the map of that verdict was not kept
+        assert s.verdict_views() == {"a.png": view}
+    with _open(session_path) as s:  # and it is read back after a restart
+        assert s.verdict_views() == {"a.png": view}
+
+
+def test_sessions_without_the_view_table_gain_it_and_stale_views_are_ignored(
+    session_path: Path,
+) -> None:
+    with _open(session_path) as s:
+        s.set_verdict("a.png", 2, view=VerdictView("layer3", "gradcam"))
+        s.set_verdict("b.png", 3, view=VerdictView("layer3", "gradcam"))
+    conn = sqlite3.connect(session_path)
+    # An older version changes b's verdict without knowing the views table...
+    conn.execute("UPDATE verdicts SET code = 4, time = 'later' WHERE rel_path = 'b.png'")
+    conn.commit()
+    conn.close()
+    with _open(session_path) as s:
+        assert set(s.verdict_views()) == {"a.png"}  # ...so b's old map is not used
+    conn = sqlite3.connect(session_path)
+    conn.execute("DROP TABLE verdict_views")  # a session written before the table existed
+    conn.commit()
+    conn.close()
+    with _open(session_path) as s:
+        assert s.verdict_views() == {}
+        s.set_verdict("a.png", 1, view=VerdictView("layer4", "eigencam"))
+        assert s.verdict_views() == {"a.png": VerdictView("layer4", "eigencam")}

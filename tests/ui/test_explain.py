@@ -11,7 +11,6 @@ import pytest
 from PySide6.QtCore import QObject, Signal
 
 from engine.dataset import ImageRecord
-from engine.render import render_overlay
 from ui.explain import SHOWN_CACHE_SIZE, ExplainController
 from ui.jobs import Explain, Explained
 from ui.view_state import ViewOptions
@@ -188,19 +187,6 @@ def test_clear_and_close(worker: FakeWorker, controller: ExplainController) -> N
     worker.finish(worker.submitted[-1])  # queued before the worker stopped
     assert controller.request(record("b.png"), OPTIONS) is None
     assert seen.events == [] and len(worker.submitted) == 2
-
-
-def test_overlay_for_draws_a_kept_map_with_the_given_options(
-    worker: FakeWorker, controller: ExplainController
-) -> None:
-    controller.request(record("a.png"), OPTIONS)
-    done = worker.finish(worker.submitted[0], value=0.8)
-    controller.request(record("b.png"), OPTIONS)
-    worker.finish(worker.submitted[1], value=0.2)
-    options = ViewOptions(layer="layer4", alpha=0.3, colormap="viridis")
-    expected = render_overlay(done.image, done.result.cam, options.style, ())
-    np.testing.assert_array_equal(controller.overlay_for("a.png", options), expected)
-    assert controller.overlay_for("c.png", options) is None
 
 
 def test_results_from_the_worker_thread_are_handled_on_the_gui_thread(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from engine.session import (
     SCHEMA_VERSION,
     Session,
     SessionContext,
+    VerdictView,
     default_session_path,
 )
 from tests.ui.conftest import stored_rows, stored_verdicts
@@ -283,24 +283,21 @@ def test_hidden_summary_is_rebuilt_only_when_shown(review: ReviewController, fol
     assert len(seen.summaries) == 2
 
 
-def test_export_report_writes_the_verdicts(review: ReviewController, tmp_path: Path) -> None:
-    seen = Seen(review)
-    review.set_verdict(IMAGES[0], 3)
+def test_report_data_reads_the_verdicts_and_their_maps(review: ReviewController) -> None:
+    view = VerdictView("layer4", "gradcam++", 2, 4.0)
+    review.set_verdict(IMAGES[0], 3, view=view)
     review.set_note(IMAGES[0], "wrong class, heat on the roller mark")
-    assert review.export_report(None, lambda _rel: None) is None  # no folder chosen
-    files = review.export_report(tmp_path / "report", lambda _rel: None)
-    assert files is not None
-    assert seen.messages[-1] == f"Wrote {files.csv} and {files.html}"
-    with files.csv.open(newline="", encoding="utf-8") as fh:
-        rows = {row["path"]: row for row in csv.DictReader(fh)}
+    data = review.report_data()
+    assert data is not None
+    rows = {r.rel_path: r for r in data.records}
     assert set(rows) == set(IMAGES)
-    assert rows[IMAGES[0]]["verdict"] == "3"
-    assert rows[IMAGES[0]]["note"] == "wrong class, heat on the roller mark"
-    assert "roller mark" in files.html.read_text(encoding="utf-8")
+    assert rows[IMAGES[0]].verdict.code == 3
+    assert rows[IMAGES[0]].verdict.note == "wrong class, heat on the roller mark"
+    assert data.view(IMAGES[0]) == (view, True)  # the note kept the verdict's map
+    assert (data.reviewed, data.total) == (1, len(IMAGES))
 
 
-def test_export_report_without_a_session_says_so(qapp, settings: QSettings, tmp_path) -> None:
+def test_report_data_without_a_session_says_so(qapp, settings: QSettings) -> None:
     review, seen = _controller(settings)
-    assert review.export_report(tmp_path / "report", lambda _rel: None) is None
+    assert review.report_data() is None
     assert seen.warnings == [("No session", "There is no open session to report on.")]
-    assert not (tmp_path / "report").exists()

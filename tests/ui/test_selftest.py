@@ -14,7 +14,7 @@ import engine.resources
 from ui import selftest
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ("qt", "torch", "model", "cam", "render", "export")
+STEPS = ("qt", "torch", "model", "cam", "render", "export", "pdf")
 CUDA = torch.cuda.is_available()
 
 

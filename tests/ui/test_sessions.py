@@ -144,8 +144,9 @@ def test_export_report_writes_the_verdicts(qtbot, window: MainWindow, tmp_path: 
     rel = window.images.current_record().rel_path.as_posix()
     window.set_verdict(3)
     window.set_note("wrong class, heat on the roller mark")
-    files = window.export_report(tmp_path / "report")
-    assert files is not None
+    with qtbot.waitSignal(window.sig_report_written, timeout=RESULT_TIMEOUT_MS) as written:
+        assert window.export_report(tmp_path / "report") is not None
+    files = written.args[0]
     with files.csv.open(newline="", encoding="utf-8") as fh:
         rows = {row["path"]: row for row in csv.DictReader(fh)}
     assert len(rows) == window.images.model.rowCount()
@@ -154,7 +155,7 @@ def test_export_report_writes_the_verdicts(qtbot, window: MainWindow, tmp_path: 
     assert rows[rel]["prediction"] == window.explain.last_explained.result.predicted.name
     page = files.html.read_text(encoding="utf-8")
     assert "roller mark" in page
-    assert "data:image/png;base64," in page  # the cached overlay of the marked image
+    assert "data:image/jpeg;base64," in page  # the marked image's overlay, drawn again
 
 
 def test_summary_counts_verdicts_per_predicted_class(qtbot, window: MainWindow) -> None:

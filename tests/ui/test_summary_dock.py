@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.report import report_html
+from engine.report import ReportData, report_html
 from engine.session import ReviewedImage, Session, SessionContext
 from ui.summary_dock import SummaryDock
 
@@ -88,7 +88,7 @@ def test_summary_tab_and_report_show_the_same_numbers(qtbot, session: Session) -
     qtbot.addWidget(dock)
     dock.show_counts(session.class_counts(), session.labels)  # as the window refreshes it
     dock.show_records(session.records())
-    report = _report_tables(report_html(session, session.records()))
+    report = _report_tables(report_html(ReportData.read(session)))
 
     verdicts = report["Verdicts per class"][1:]
     assert [row[0] for row in verdicts] == dock.classes
