@@ -110,17 +110,15 @@ def _format_score(value: float | bool | None) -> str:
     return f"{value:.4f}"
 
 
-class BatchRunner:
-    """Runs one batch export; decoding and file writing overlap the model on a helper thread."""
+class BatchWriter:
+    """Writes explained images' files and results rows; needs no model, so a Ray task can too."""
 
     def __init__(
-        self, engine: CamEngine, options: BatchOptions, on_result: BatchResult | None = None
+        self, options: BatchOptions, layer: str, on_result: BatchResult | None = None
     ) -> None:
-        self.engine = engine
         self.options = options
+        self.layer = layer
         self.on_result = on_result  # called once the image's files are written
-        self._target = parse_target(options.target, engine.classes)
-        self.layer = engine.resolve_layers(options.layer)[0]
 
     def _write_files(self, stem: Path, loaded: _Loaded, result: CamResult) -> None:
         """The image's PNGs (and .npy): atomic, not fsynced, as they can be made again."""
@@ -148,6 +146,37 @@ class BatchRunner:
                 "top5": ";".join(f"{p.name}:{p.probability:.4f}" for p in result.top_k),
             }
         return row
+
+    def _write_chunk(
+        self,
+        outcomes: Sequence[tuple[_Loaded, CamResult | None, str]],
+        stems: Sequence[Path],
+        csv: CsvAppender,
+    ) -> int:
+        """Write each image's files and its CSV row; returns how many failed."""
+        failed = 0
+        for (item, result, error), stem in zip(outcomes, stems, strict=True):
+            if result is not None:
+                try:
+                    self._write_files(stem, item, result)
+                except InspectorError as exc:
+                    result, error = None, str(exc)
+            if result is not None and self.on_result is not None:
+                self.on_result(item.record, result)
+            failed += result is None
+            csv.append(self._row(item, result, error))
+        return failed
+
+
+class BatchRunner(BatchWriter):
+    """Runs one batch export; decoding and file writing overlap the model on a helper thread."""
+
+    def __init__(
+        self, engine: CamEngine, options: BatchOptions, on_result: BatchResult | None = None
+    ) -> None:
+        super().__init__(options, engine.resolve_layers(options.layer)[0], on_result)
+        self.engine = engine
+        self._target = parse_target(options.target, engine.classes)
 
     def _explain(self, good: list[_Loaded], cancel: CancelCheck | None) -> list[CamResult]:
         truth = [self._truth_index(item.record) for item in good]
@@ -191,26 +220,6 @@ class BatchRunner:
         if self.engine.device.type == "cuda" or spare_core:
             return ThreadPoolExecutor(1)
         return _InlineExecutor()
-
-    def _write_chunk(
-        self,
-        outcomes: Sequence[tuple[_Loaded, CamResult | None, str]],
-        stems: Sequence[Path],
-        csv: CsvAppender,
-    ) -> int:
-        """Write each image's files and its CSV row; returns how many failed."""
-        failed = 0
-        for (item, result, error), stem in zip(outcomes, stems, strict=True):
-            if result is not None:
-                try:
-                    self._write_files(stem, item, result)
-                except InspectorError as exc:
-                    result, error = None, str(exc)
-            if result is not None and self.on_result is not None:
-                self.on_result(item.record, result)
-            failed += result is None
-            csv.append(self._row(item, result, error))
-        return failed
 
     def run(
         self,

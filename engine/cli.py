@@ -18,7 +18,9 @@ from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
 
 if TYPE_CHECKING:
+    from engine.batch_options import BatchSummary
     from engine.cam import CamResult
+    from engine.dataset import ImageRecord
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
@@ -88,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--allow-inside-input", action="store_true", help="allow an output inside the input"
     )
+    batch.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on Ray (pip install '.[ray]'): alone, a local Ray on this machine's cores and "
+        "GPUs; 'auto' or ray://host:10001 joins a cluster",
+    )
+    batch.add_argument(
+        "--ray-actors",
+        type=int,
+        metavar="N",
+        help="model actors with --ray; default: one per GPU, or one per node on CPUs",
+    )
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip images whose row in the output's results.csv is ok and whose files exist",
+    )
 
     layers = commands.add_parser("layers", help="print the model's layer table")
     _add_profile_args(layers)
@@ -152,21 +173,10 @@ class _OutputNote:
             print(f"note: {self.text}", file=sys.stderr)
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from engine.batch import BatchRunner
+def _batch_options(args: argparse.Namespace, profile: ModelProfile, output: Path):
     from engine.batch_options import BatchOptions
-    from engine.dataset import scan_images
-    from engine.export import ensure_output_dir
 
-    profile = _profile(args)
-    input_path = args.input if args.input else demo_images_dir()
-    records = scan_images(input_path, profile.classes)
-    if not records:
-        raise InspectorError(f"no images found in '{input_path}'")
-    root = input_path if input_path.is_dir() else None
-    output = ensure_output_dir(args.output, root, args.allow_inside_input)
-    engine = _engine(args, profile)
-    options = BatchOptions(
+    return BatchOptions(
         output=output,
         method=args.method or profile.cam.method,
         layer=args.layer,
@@ -177,6 +187,35 @@ def cmd_batch(args: argparse.Namespace) -> int:
         panels=args.panels,
         draw_boxes=args.boxes,
     )
+
+
+def _print_summary(summary: BatchSummary) -> int:
+    print(
+        f"{summary.succeeded} ok, {summary.failed} failed in {summary.seconds:.1f} s; "
+        f"results in {summary.csv_path}",
+        file=sys.stderr,
+    )
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from engine.batch import BatchRunner
+    from engine.dataset import scan_images
+    from engine.export import ensure_output_dir
+
+    profile = _profile(args)
+    input_path = args.input if args.input else demo_images_dir()
+    records = scan_images(input_path, profile.classes)
+    if not records:
+        raise InspectorError(f"no images found in '{input_path}'")
+    root = input_path if input_path.is_dir() else None
+    output = ensure_output_dir(args.output, root, args.allow_inside_input)
+    if args.ray is not None:
+        return _batch_on_ray(args, profile, records, output)
+    if args.resume or args.ray_actors is not None:
+        raise InspectorError("--resume and --ray-actors need --ray")
+    engine = _engine(args, profile)
+    options = _batch_options(args, profile, output)
     output_note = _OutputNote()
     runner = BatchRunner(engine, options, output_note)
     print(
@@ -188,12 +227,48 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = runner.run(records, progress=ProgressBar())
     finally:
         output_note.print()
-    print(
-        f"{summary.succeeded} ok, {summary.failed} failed in {summary.seconds:.1f} s; "
-        f"results in {summary.csv_path}",
-        file=sys.stderr,
-    )
-    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+    return _print_summary(summary)
+
+
+def _batch_on_ray(
+    args: argparse.Namespace, profile: ModelProfile, records: list[ImageRecord], output: Path
+) -> int:
+    """The batch on Ray: checked here first (model, layer, target), then run by the cluster."""
+    from engine.batch import BatchRunner
+    from engine.cam import CamEngine
+
+    try:
+        from engine.ray_batch import RayBatch, RayOptions, ray_session, ship_model
+    except ImportError as exc:
+        raise InspectorError(
+            f"--ray needs Ray: pip install 'gradcam-inspector[ray]' ({exc.name} is missing)"
+        ) from exc
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise InspectorError(f"--ray-actors must be at least 1, got {args.ray_actors}")
+    options = _batch_options(args, profile, output)
+    # The driver loads the model once on the CPU so a wrong layer or target is one line here,
+    # not an error in every actor.
+    checker = CamEngine.from_profile(profile, "cpu", trust_pickle=args.trust_pickle)
+    for note in checker.load_info.notes:
+        print(f"note: {note}", file=sys.stderr)
+    layer = BatchRunner(checker, options).layer
+    shipment = ship_model(profile, args.device, args.trust_pickle)
+    ray_options = RayOptions(args.ray_actors, args.resume)
+    batch = RayBatch(shipment, options, layer, ray_options)
+    with ray_session(args.ray) as dashboard:
+        print(
+            f"{len(records)} images, {profile.name} on Ray ({batch.cluster_text()}), "
+            f"{options.method} @ {layer}, output {output}",
+            file=sys.stderr,
+        )
+        if dashboard:
+            print(f"Ray dashboard: {dashboard}", file=sys.stderr)
+        summary = batch.run(records, progress=ProgressBar())
+    if batch.skipped:
+        print(f"resumed: {batch.skipped} images already done", file=sys.stderr)
+    if batch.output_note:
+        print(f"note: {batch.output_note}", file=sys.stderr)
+    return _print_summary(summary)
 
 
 def cmd_layers(args: argparse.Namespace) -> int:

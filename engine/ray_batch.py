@@ -1,0 +1,372 @@
+"""The batch export on a Ray cluster: the local batch's per-image steps as a Ray Data pipeline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import pickle
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import ray
+import ray.data
+from ray.data import ActorPoolStrategy
+
+import engine
+from engine.batch import (
+    CSV_COLUMNS,
+    BatchProgress,
+    BatchRunner,
+    BatchWriter,
+    _load,
+    output_stems,
+)
+from engine.batch_options import BatchOptions, BatchSummary
+from engine.dataset import ImageRecord
+from engine.errors import InspectorError, first_line
+from engine.export import CsvAppender
+from engine.map_files import MapFiles, map_file_paths
+from engine.profile import ModelProfile
+
+# Decode and write tasks take half a logical CPU so they still fit beside actors that hold the
+# rest; the OS shares the real cores (the local batch's helper thread does the same).
+_TASK_CPUS = 0.5
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a Ray batch runs."""
+
+    actors: int | None = None  # model actors; None: one per GPU, else one per node
+    resume: bool = False  # skip images whose row is ok and whose files exist
+
+
+@dataclass(frozen=True)
+class ModelShipment:
+    """What an actor needs to build its engine, sent through the object store (no shared disk)."""
+
+    profile: ModelProfile
+    weights: bytes | None  # the profile's weights file, read once on the driver
+    device: str
+    trust_pickle: bool
+    threads: int | None  # torch threads per actor on CPU; None: torch's default
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The actor pool: how many, what each holds, what each asks of the scheduler."""
+
+    actors: int
+    num_gpus: float
+    num_cpus: float
+    threads: int | None
+
+
+def ship_model(profile: ModelProfile, device: str, trust_pickle: bool) -> ModelShipment:
+    """Read the weights on the driver so workers need no access to the driver's disk."""
+    weights = None
+    if profile.weights is not None:
+        try:
+            weights = profile.weights.read_bytes()
+        except OSError as exc:
+            raise InspectorError(
+                f"cannot read weights '{profile.weights}': {exc.strerror or exc}"
+            ) from exc
+    return ModelShipment(profile, weights, device, trust_pickle, None)
+
+
+def completed_rows(
+    records: Sequence[ImageRecord], stems: Sequence[Path], options: BatchOptions
+) -> dict[int, dict[str, str]]:
+    """Rows of an earlier run to keep: status ok and every file the options ask for present."""
+    path = options.output / "results.csv"
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            earlier = {row.get("path"): row for row in csv.DictReader(fh)}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InspectorError(f"cannot resume from '{path}': {first_line(exc)}") from exc
+    files = MapFiles(panels=options.panels, raw=options.save_raw)
+    kept = {}
+    for index, (record, stem) in enumerate(zip(records, stems, strict=True)):
+        row = earlier.get(record.rel_path.as_posix())
+        if row is None or row.get("status") != "ok":
+            continue
+        if all(p.is_file() for p in map_file_paths(stem, files)):
+            kept[index] = {name: row.get(name) or "" for name in CSV_COLUMNS}
+    return kept
+
+
+def _cluster_layout(requested: int | None, device: str) -> _Layout:
+    """One actor per GPU; on CPUs one per node, its torch threads filling the node's cores."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus and device != "cpu":
+        return _Layout(requested or gpus, 1.0, 1.0, None)
+    cpus = max(1.0, resources.get("CPU", 1.0))
+    nodes = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+    actors = requested or nodes
+    # Reserve less than the whole cluster, or decode and write tasks could never be scheduled.
+    reserve = max(0.1, min(1.0, (cpus - 2 * _TASK_CPUS) / actors))
+    return _Layout(actors, 0.0, reserve, max(1, int(cpus // actors)))
+
+
+def _record_columns(
+    todo: Sequence[int], records: Sequence[ImageRecord], stems: Sequence[Path]
+) -> list[dict[str, object]]:
+    """The listing as plain rows: names only, nothing decoded on the driver."""
+    return [
+        {
+            "index": index,
+            "record": pickle.dumps(records[index]),
+            "stem": str(stems[index]),
+        }
+        for index in todo
+    ]
+
+
+def _column(values: Iterable[bytes | str]) -> np.ndarray:
+    return np.array(list(values), dtype=object)
+
+
+def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Read and decode images (a task): the local batch's own loader, errors kept per image."""
+    loaded = [_load(pickle.loads(raw)) for raw in batch["record"]]
+    return {
+        "index": batch["index"],
+        "stem": batch["stem"],
+        "loaded": _column(pickle.dumps(item) for item in loaded),
+    }
+
+
+class ExplainActor:
+    """Holds one CamEngine; explains each batch as the local batch explains a chunk."""
+
+    def __init__(self, shipment_ref: ray.ObjectRef, options: BatchOptions) -> None:
+        from engine.cam import CamEngine
+
+        shipment: ModelShipment = ray.get(shipment_ref)
+
+        if shipment.threads is not None:
+            import torch
+
+            torch.set_num_threads(shipment.threads)
+        with tempfile.TemporaryDirectory(prefix="gradcam-weights-") as folder:
+            profile = shipment.profile
+            if shipment.weights is not None and profile.weights is not None:
+                local = Path(folder) / profile.weights.name  # the suffix picks the loader
+                local.write_bytes(shipment.weights)
+                profile = replace(profile, weights=local)
+            engine = CamEngine.from_profile(profile, shipment.device, shipment.trust_pickle)
+        self.runner = BatchRunner(engine, options)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        chunk = [pickle.loads(raw) for raw in batch["loaded"]]
+        outcomes = self.runner._explain_chunk(chunk, None)
+        return {
+            "index": batch["index"],
+            "stem": batch["stem"],
+            "outcome": _column(pickle.dumps(outcome) for outcome in outcomes),
+        }
+
+
+def write_batch(batch: dict[str, np.ndarray], writer: BatchWriter) -> dict[str, np.ndarray]:
+    """Render and write each image's files (a task); returns its results row as JSON."""
+    outcomes = [pickle.loads(raw) for raw in batch["outcome"]]
+    rows: list[dict[str, str]] = []
+    notes = [item.output_note if item is not None else "" for _, item, _ in outcomes]
+    stems = [Path(stem) for stem in batch["stem"]]
+    writer._write_chunk(outcomes, stems, rows)  # a list has the appender's append()
+    return {
+        "index": batch["index"],
+        "row": _column(json.dumps(row) for row in rows),
+        "note": _column(notes),
+    }
+
+
+class _OrderedRows:
+    """Writes rows to results.csv in the local batch's order as they arrive in any order;
+    a row that comes twice (a retried task) is written once."""
+
+    def __init__(self, csv_out: CsvAppender, kept: dict[int, dict[str, str]], total: int) -> None:
+        self.csv = csv_out
+        self.pending: dict[int, dict[str, str]] = dict(kept)
+        self.seen: set[int] = set(kept)
+        self.next = 0
+        self.total = total
+        self.failed = 0
+        self.duplicates = 0
+
+    def add(self, index: int, row: dict[str, str]) -> None:
+        if index in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(index)
+        self.failed += row["status"] != "ok"
+        self.pending[index] = row
+        self.flush()
+
+    def flush(self) -> None:
+        while self.next in self.pending:
+            self.csv.append(self.pending.pop(self.next))
+            self.next += 1
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.total) if i not in self.seen]
+
+
+def _spread() -> dict[str, str]:
+    return {"scheduling_strategy": "SPREAD"}
+
+
+def _dataset(
+    todo: Sequence[int],
+    records: Sequence[ImageRecord],
+    stems: Sequence[Path],
+    options: BatchOptions,
+    layer: str,
+    shipment_ref: ray.ObjectRef,
+    layout: _Layout,
+) -> ray.data.Dataset:
+    """List -> decode (tasks) -> explain (actor pool) -> render and write (tasks), streamed."""
+    size = max(1, options.batch_size)
+    items = _record_columns(todo, records, stems)
+    blocks = max(1, min(len(items), math.ceil(len(items) / size)))
+    return (
+        ray.data.from_items(items, override_num_blocks=blocks)
+        .map_batches(decode_batch, batch_size=size, num_cpus=_TASK_CPUS)
+        .map_batches(
+            ExplainActor,
+            batch_size=size,
+            compute=ActorPoolStrategy(size=layout.actors),
+            fn_constructor_args=(shipment_ref, options),
+            num_gpus=layout.num_gpus or None,
+            num_cpus=layout.num_cpus,
+            # Spread CPU actors over the nodes: packing them would leave nodes idle.
+            ray_remote_args_fn=_spread,
+        )
+        .map_batches(
+            write_batch,
+            batch_size=size,
+            fn_kwargs={"writer": BatchWriter(options, layer)},
+            num_cpus=_TASK_CPUS,
+        )
+    )
+
+
+@contextmanager
+def ray_session(address: str) -> Iterator[str]:
+    """Start a local Ray ('local') or join a cluster ('auto', 'ray://host:10001') for the block;
+    yields the dashboard URL or ''. A Ray already started in this process is used as it is."""
+    if ray.is_initialized():
+        yield ""
+        return
+    try:
+        context = ray.init(
+            address=address,
+            logging_level="WARNING",
+            # The project's code travels with the job: workers need no checkout of it.
+            runtime_env={"py_modules": [engine]},
+            # Workers' logs go to Ray's session folder; the terminal keeps our progress line.
+            log_to_driver=False,
+        )
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise InspectorError(f"cannot start or join Ray at '{address}': {first_line(exc)}") from exc
+    try:
+        url = context.dashboard_url or ""
+        yield url if not url or url.startswith("http") else f"http://{url}"
+    finally:
+        ray.shutdown()
+
+
+class RayBatch:
+    """Runs one batch export on Ray with the local batch's files, rows and order."""
+
+    def __init__(
+        self,
+        shipment: ModelShipment,
+        options: BatchOptions,
+        layer: str,
+        ray_options: RayOptions = RayOptions(),
+    ) -> None:
+        self.shipment = shipment
+        self.options = options
+        self.layer = layer
+        self.ray_options = ray_options
+        self.output_note = ""
+        self.skipped = 0
+
+    def run(
+        self, records: Sequence[ImageRecord], progress: BatchProgress | None = None
+    ) -> BatchSummary:
+        """Process every record on the cluster Ray is connected to (ray.init first)."""
+        start = time.perf_counter()
+        output = self.options.output
+        output.mkdir(parents=True, exist_ok=True)
+        stems = output_stems(records, output)
+        kept = completed_rows(records, stems, self.options) if self.ray_options.resume else {}
+        self.skipped = len(kept)
+        todo = [i for i in range(len(records)) if i not in kept]
+        layout = _cluster_layout(self.ray_options.actors, self.shipment.device)
+        shipment = replace(self.shipment, threads=layout.threads)
+        # Our progress line replaces Ray Data's bars and its per-run INFO lines.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        csv_path = output / "results.csv"
+        # An interrupt or error leaves the rows finished so far (see CsvAppender), for --resume.
+        with CsvAppender(csv_path, CSV_COLUMNS) as csv_out:
+            ordered = _OrderedRows(csv_out, kept, len(records))
+            ordered.flush()
+            if todo:
+                self._stream(todo, records, stems, shipment, layout, ordered, progress)
+            if ordered.missing():
+                raise InspectorError(
+                    f"the Ray run lost {len(ordered.missing())} images; run again with --resume"
+                )
+        return BatchSummary(
+            len(records),
+            len(records) - ordered.failed,
+            ordered.failed,
+            False,
+            csv_path,
+            time.perf_counter() - start,
+        )
+
+    def cluster_text(self) -> str:
+        """What the run will use, for the first line the command prints."""
+        layout = _cluster_layout(self.ray_options.actors, self.shipment.device)
+        resources = ray.cluster_resources()
+        gpus = f", {int(resources['GPU'])} GPUs" if resources.get("GPU") else ""
+        return f"{int(resources.get('CPU', 0))} CPUs{gpus}, {layout.actors} model actors"
+
+    def _stream(
+        self,
+        todo: Sequence[int],
+        records: Sequence[ImageRecord],
+        stems: Sequence[Path],
+        shipment: ModelShipment,
+        layout: _Layout,
+        ordered: _OrderedRows,
+        progress: BatchProgress | None,
+    ) -> None:
+        shipment_ref = ray.put(shipment)
+        dataset = _dataset(todo, records, stems, self.options, self.layer, shipment_ref, layout)
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for index, row, note in zip(
+                    batch["index"], batch["row"], batch["note"], strict=True
+                ):
+                    ordered.add(int(index), json.loads(row))
+                    self.output_note = self.output_note or note
+                if progress is not None:
+                    progress(len(ordered.seen), len(records), ordered.failed)
+        except ray.exceptions.RayError as exc:
+            raise InspectorError(f"the Ray run failed: {first_line(exc)}") from exc
