@@ -9,7 +9,7 @@ import math
 import pickle
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +38,9 @@ from engine.profile import ModelProfile
 # Decode and write tasks take half a logical CPU so they still fit beside actors that hold the
 # rest; the OS shares the real cores (the local batch's helper thread does the same).
 _TASK_CPUS = 0.5
+# A block per chunk lets small runs spread at once; past this many, blocks hold several chunks
+# so a million-image listing does not become a million tiny objects.
+_MAX_BLOCKS = 4096
 
 
 @dataclass(frozen=True)
@@ -111,50 +114,45 @@ def _cluster_layout(requested: int | None, device: str) -> _Layout:
     gpus = int(resources.get("GPU", 0))
     if gpus and device != "cpu":
         return _Layout(requested or gpus, 1.0, 1.0, None)
-    cpus = max(1.0, resources.get("CPU", 1.0))
     nodes = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+    node_cpus = max(1.0, resources.get("CPU", 1.0) / nodes)
     actors = requested or nodes
-    # Reserve less than the whole cluster, or decode and write tasks could never be scheduled.
-    reserve = max(0.1, min(1.0, (cpus - 2 * _TASK_CPUS) / actors))
-    return _Layout(actors, 0.0, reserve, max(1, int(cpus // actors)))
+    per_node = math.ceil(actors / nodes)
+    # Each actor asks for its share of a node less room for the decode and write tasks: so Ray
+    # places them node by node, and the tasks can always be scheduled beside them.
+    reserve = max(0.1, (node_cpus - 2 * _TASK_CPUS) / per_node)
+    return _Layout(actors, 0.0, reserve, max(1, int(node_cpus // per_node)))
 
 
-def _record_columns(
-    todo: Sequence[int], records: Sequence[ImageRecord], stems: Sequence[Path]
-) -> list[dict[str, object]]:
-    """The listing as plain rows: names only, nothing decoded on the driver."""
-    return [
-        {
-            "index": index,
-            "record": pickle.dumps(records[index]),
-            "stem": str(stems[index]),
-        }
-        for index in todo
-    ]
-
-
-def _column(values: Iterable[bytes | str]) -> np.ndarray:
-    return np.array(list(values), dtype=object)
+def _chunk_rows(
+    todo: Sequence[int], records: Sequence[ImageRecord], stems: Sequence[Path], size: int
+) -> list[dict[str, bytes]]:
+    """The listing, one row per chunk of the local batch (names only, nothing decoded): the
+    model sees the same batches as in a local run, so the maps are the same to the last bit."""
+    rows = []
+    for first in range(0, len(todo), size):
+        indices = list(todo[first : first + size])
+        chunk = [(i, records[i], str(stems[i])) for i in indices]
+        rows.append({"chunk": pickle.dumps(chunk)})
+    return rows
 
 
 def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Read and decode images (a task): the local batch's own loader, errors kept per image."""
-    loaded = [_load(pickle.loads(raw)) for raw in batch["record"]]
-    return {
-        "index": batch["index"],
-        "stem": batch["stem"],
-        "loaded": _column(pickle.dumps(item) for item in loaded),
-    }
+    decoded = []
+    for raw in batch["chunk"]:
+        chunk = pickle.loads(raw)
+        decoded.append(pickle.dumps([(i, _load(record), stem) for i, record, stem in chunk]))
+    return {"chunk": np.array(decoded, dtype=object)}
 
 
 class ExplainActor:
-    """Holds one CamEngine; explains each batch as the local batch explains a chunk."""
+    """Holds one CamEngine; explains each chunk as the local batch does."""
 
     def __init__(self, shipment_ref: ray.ObjectRef, options: BatchOptions) -> None:
         from engine.cam import CamEngine
 
         shipment: ModelShipment = ray.get(shipment_ref)
-
         if shipment.threads is not None:
             import torch
 
@@ -169,26 +167,28 @@ class ExplainActor:
         self.runner = BatchRunner(engine, options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        chunk = [pickle.loads(raw) for raw in batch["loaded"]]
-        outcomes = self.runner._explain_chunk(chunk, None)
-        return {
-            "index": batch["index"],
-            "stem": batch["stem"],
-            "outcome": _column(pickle.dumps(outcome) for outcome in outcomes),
-        }
+        explained = []
+        for raw in batch["chunk"]:
+            indices, loaded, stems = zip(*pickle.loads(raw), strict=True)
+            outcomes = self.runner._explain_chunk(loaded, None)
+            explained.append(pickle.dumps(list(zip(indices, outcomes, stems, strict=True))))
+        return {"chunk": np.array(explained, dtype=object)}
 
 
 def write_batch(batch: dict[str, np.ndarray], writer: BatchWriter) -> dict[str, np.ndarray]:
-    """Render and write each image's files (a task); returns its results row as JSON."""
-    outcomes = [pickle.loads(raw) for raw in batch["outcome"]]
+    """Render and write each image's files (a task); one results row (JSON) per image."""
+    indices: list[int] = []
     rows: list[dict[str, str]] = []
-    notes = [item.output_note if item is not None else "" for _, item, _ in outcomes]
-    stems = [Path(stem) for stem in batch["stem"]]
-    writer._write_chunk(outcomes, stems, rows)  # a list has the appender's append()
+    notes: list[str] = []
+    for raw in batch["chunk"]:
+        chunk_indices, outcomes, stems = zip(*pickle.loads(raw), strict=True)
+        writer._write_chunk(outcomes, [Path(s) for s in stems], rows)  # a list can append()
+        indices += chunk_indices
+        notes += [result.output_note if result else "" for _, result, _ in outcomes]
     return {
-        "index": batch["index"],
-        "row": _column(json.dumps(row) for row in rows),
-        "note": _column(notes),
+        "index": np.array(indices, dtype=np.int64),
+        "row": np.array([json.dumps(row) for row in rows], dtype=object),
+        "note": np.array(notes, dtype=object),
     }
 
 
@@ -223,10 +223,6 @@ class _OrderedRows:
         return [i for i in range(self.total) if i not in self.seen]
 
 
-def _spread() -> dict[str, str]:
-    return {"scheduling_strategy": "SPREAD"}
-
-
 def _dataset(
     todo: Sequence[int],
     records: Sequence[ImageRecord],
@@ -236,26 +232,23 @@ def _dataset(
     shipment_ref: ray.ObjectRef,
     layout: _Layout,
 ) -> ray.data.Dataset:
-    """List -> decode (tasks) -> explain (actor pool) -> render and write (tasks), streamed."""
-    size = max(1, options.batch_size)
-    items = _record_columns(todo, records, stems)
-    blocks = max(1, min(len(items), math.ceil(len(items) / size)))
+    """List -> decode (tasks) -> explain (actor pool) -> render and write (tasks), streamed;
+    one dataset row is one chunk of options.batch_size images."""
+    chunks = _chunk_rows(todo, records, stems, max(1, options.batch_size))
     return (
-        ray.data.from_items(items, override_num_blocks=blocks)
-        .map_batches(decode_batch, batch_size=size, num_cpus=_TASK_CPUS)
+        ray.data.from_items(chunks, override_num_blocks=min(len(chunks), _MAX_BLOCKS))
+        .map_batches(decode_batch, batch_size=1, num_cpus=_TASK_CPUS)
         .map_batches(
             ExplainActor,
-            batch_size=size,
+            batch_size=1,
             compute=ActorPoolStrategy(size=layout.actors),
             fn_constructor_args=(shipment_ref, options),
             num_gpus=layout.num_gpus or None,
             num_cpus=layout.num_cpus,
-            # Spread CPU actors over the nodes: packing them would leave nodes idle.
-            ray_remote_args_fn=_spread,
         )
         .map_batches(
             write_batch,
-            batch_size=size,
+            batch_size=1,
             fn_kwargs={"writer": BatchWriter(options, layer)},
             num_cpus=_TASK_CPUS,
         )
