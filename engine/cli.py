@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -21,9 +22,11 @@ if TYPE_CHECKING:
     from engine.batch_options import BatchSummary
     from engine.cam import CamResult
     from engine.dataset import ImageRecord
+    from engine.ray_batch import RayOptions
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ProgressBar:
@@ -49,6 +52,11 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _location(text: str) -> Path | str:
+    """A local path, or a URI (s3://bucket/prefix, file:///data) kept as text: Path folds '//'."""
+    return text if _URI.match(text) else Path(text)
+
+
 def _add_profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=Path, help="model profile (TOML); default: the demo")
     parser.add_argument(
@@ -68,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = commands.add_parser("batch", help="write heatmaps, overlays and results.csv")
     _add_profile_args(batch)
-    batch.add_argument("--input", type=Path, help="image file or folder; default: demo images")
-    batch.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder")
+    batch.add_argument(
+        "--input", type=_location, help="image file or folder (or a URI with --ray); default: demo"
+    )
+    batch.add_argument(
+        "--output", type=_location, default=DEFAULT_OUTPUT, help="output folder (or URI with --ray)"
+    )
     batch.add_argument("--method", choices=method_names(), help="default: the profile's")
     batch.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
     batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
@@ -204,16 +216,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from engine.export import ensure_output_dir
 
     profile = _profile(args)
+    if args.ray is not None:
+        return _batch_on_ray(args, profile)
+    if args.resume or args.ray_actors is not None:
+        raise InspectorError("--resume and --ray-actors need --ray")
+    if isinstance(args.input, str) or isinstance(args.output, str):
+        raise InspectorError("an --input or --output URI (s3://...) needs --ray")
     input_path = args.input if args.input else demo_images_dir()
     records = scan_images(input_path, profile.classes)
     if not records:
         raise InspectorError(f"no images found in '{input_path}'")
     root = input_path if input_path.is_dir() else None
     output = ensure_output_dir(args.output, root, args.allow_inside_input)
-    if args.ray is not None:
-        return _batch_on_ray(args, profile, records, output)
-    if args.resume or args.ray_actors is not None:
-        raise InspectorError("--resume and --ray-actors need --ray")
     engine = _engine(args, profile)
     options = _batch_options(args, profile, output)
     output_note = _OutputNote()
@@ -230,21 +244,47 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return _print_summary(summary)
 
 
-def _batch_on_ray(
-    args: argparse.Namespace, profile: ModelProfile, records: list[ImageRecord], output: Path
-) -> int:
+def _ray_inputs(
+    args: argparse.Namespace, profile: ModelProfile
+) -> tuple[list[ImageRecord], Path, RayOptions]:
+    """The images and output of a Ray batch: local paths as the local batch has them, or URIs
+    read and written through pyarrow file systems."""
+    from engine.dataset import scan_images
+    from engine.export import ensure_output_dir
+    from engine.ray_batch import RayOptions
+    from engine.uri_folders import UriFolder, scan_uri_images
+
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise InspectorError(f"--ray-actors must be at least 1, got {args.ray_actors}")
+    source = UriFolder(args.input) if isinstance(args.input, str) else None
+    target = UriFolder(args.output) if isinstance(args.output, str) else None
+    input_path = args.input if args.input else demo_images_dir()
+    if source is not None:
+        records = scan_uri_images(source, profile.classes)
+    else:
+        records = scan_images(input_path, profile.classes)
+    if not records:
+        raise InspectorError(f"no images found in '{input_path}'")
+    if target is not None:
+        output = target.root
+    else:
+        root = input_path if source is None and input_path.is_dir() else None
+        output = ensure_output_dir(args.output, root, args.allow_inside_input)
+    return records, output, RayOptions(args.ray_actors, args.resume, source, target)
+
+
+def _batch_on_ray(args: argparse.Namespace, profile: ModelProfile) -> int:
     """The batch on Ray: checked here first (model, layer, target), then run by the cluster."""
     from engine.batch import BatchRunner
     from engine.cam import CamEngine
 
     try:
-        from engine.ray_batch import RayBatch, RayOptions, ray_session, ship_model
+        from engine.ray_batch import RayBatch, ray_session, ship_model
     except ImportError as exc:
         raise InspectorError(
             f"--ray needs Ray: pip install 'gradcam-inspector[ray]' ({exc.name} is missing)"
         ) from exc
-    if args.ray_actors is not None and args.ray_actors < 1:
-        raise InspectorError(f"--ray-actors must be at least 1, got {args.ray_actors}")
+    records, output, ray_options = _ray_inputs(args, profile)
     options = _batch_options(args, profile, output)
     # The driver loads the model once on the CPU so a wrong layer or target is one line here,
     # not an error in every actor.
@@ -253,12 +293,12 @@ def _batch_on_ray(
         print(f"note: {note}", file=sys.stderr)
     layer = BatchRunner(checker, options).layer
     shipment = ship_model(profile, args.device, args.trust_pickle)
-    ray_options = RayOptions(args.ray_actors, args.resume)
     batch = RayBatch(shipment, options, layer, ray_options)
+    shown = args.output if ray_options.target is not None else output
     with ray_session(args.ray) as dashboard:
         print(
             f"{len(records)} images, {profile.name} on Ray ({batch.cluster_text()}), "
-            f"{options.method} @ {layer}, output {output}",
+            f"{options.method} @ {layer}, output {shown}",
             file=sys.stderr,
         )
         if dashboard:

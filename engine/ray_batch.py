@@ -9,9 +9,10 @@ import math
 import pickle
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,17 @@ from engine.batch import (
     BatchRunner,
     BatchWriter,
     _load,
+    _Loaded,
     output_stems,
 )
 from engine.batch_options import BatchOptions, BatchSummary
 from engine.dataset import ImageRecord
 from engine.errors import InspectorError, first_line
 from engine.export import CsvAppender
+from engine.images import decode_image
 from engine.map_files import MapFiles, map_file_paths
 from engine.profile import ModelProfile
+from engine.uri_folders import UriFolder
 
 # Decode and write tasks take half a logical CPU so they still fit beside actors that hold the
 # rest; the OS shares the real cores (the local batch's helper thread does the same).
@@ -49,6 +53,8 @@ class RayOptions:
 
     actors: int | None = None  # model actors; None: one per GPU, else one per node
     resume: bool = False  # skip images whose row is ok and whose files exist
+    source: UriFolder | None = None  # the input when it is a URI (records' paths are inside it)
+    target: UriFolder | None = None  # the output when it is a URI (options.output is inside it)
 
 
 @dataclass(frozen=True)
@@ -86,24 +92,27 @@ def ship_model(profile: ModelProfile, device: str, trust_pickle: bool) -> ModelS
 
 
 def completed_rows(
-    records: Sequence[ImageRecord], stems: Sequence[Path], options: BatchOptions
+    csv_path: Path,
+    records: Sequence[ImageRecord],
+    stems: Sequence[Path],
+    options: BatchOptions,
+    exists: Callable[[Path], bool] = Path.is_file,
 ) -> dict[int, dict[str, str]]:
     """Rows of an earlier run to keep: status ok and every file the options ask for present."""
-    path = options.output / "results.csv"
-    if not path.is_file():
+    if not csv_path.is_file():
         return {}
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
             earlier = {row.get("path"): row for row in csv.DictReader(fh)}
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InspectorError(f"cannot resume from '{path}': {first_line(exc)}") from exc
+        raise InspectorError(f"cannot resume from '{csv_path}': {first_line(exc)}") from exc
     files = MapFiles(panels=options.panels, raw=options.save_raw)
     kept = {}
     for index, (record, stem) in enumerate(zip(records, stems, strict=True)):
         row = earlier.get(record.rel_path.as_posix())
         if row is None or row.get("status") != "ok":
             continue
-        if all(p.is_file() for p in map_file_paths(stem, files)):
+        if all(exists(p) for p in map_file_paths(stem, files)):
             kept[index] = {name: row.get(name) or "" for name in CSV_COLUMNS}
     return kept
 
@@ -137,12 +146,22 @@ def _chunk_rows(
     return rows
 
 
-def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _load_from(source: UriFolder, record: ImageRecord) -> _Loaded:
+    """The local loader's result for an image on a URI folder (no annotations there)."""
+    try:
+        image = decode_image(source.read_bytes(record.path), source.uri_of(record.path))
+    except InspectorError as exc:
+        return _Loaded(record, None, (), str(exc))
+    return _Loaded(record, image, (), "")
+
+
+def decode_batch(batch: dict[str, np.ndarray], source: UriFolder | None) -> dict[str, np.ndarray]:
     """Read and decode images (a task): the local batch's own loader, errors kept per image."""
     decoded = []
     for raw in batch["chunk"]:
         chunk = pickle.loads(raw)
-        decoded.append(pickle.dumps([(i, _load(record), stem) for i, record, stem in chunk]))
+        load = _load if source is None else partial(_load_from, source)
+        decoded.append(pickle.dumps([(i, load(record), stem) for i, record, stem in chunk]))
     return {"chunk": np.array(decoded, dtype=object)}
 
 
@@ -175,14 +194,33 @@ class ExplainActor:
         return {"chunk": np.array(explained, dtype=object)}
 
 
-def write_batch(batch: dict[str, np.ndarray], writer: BatchWriter) -> dict[str, np.ndarray]:
+def _write_to(
+    target: UriFolder, writer: BatchWriter, outcomes: Sequence, stems: Sequence[Path], rows: list
+) -> None:
+    """The local writer into a scratch folder, each file then uploaded beside its stem."""
+    base = writer.options.output
+    with tempfile.TemporaryDirectory(prefix="gradcam-out-") as scratch:
+        local = [Path(scratch) / stem.relative_to(base) for stem in stems]
+        writer._write_chunk(outcomes, local, rows)  # a list can append()
+        for path in sorted(Path(scratch).rglob("*")):
+            if path.is_file():
+                target.upload(path, base / path.relative_to(scratch))
+
+
+def write_batch(
+    batch: dict[str, np.ndarray], writer: BatchWriter, target: UriFolder | None
+) -> dict[str, np.ndarray]:
     """Render and write each image's files (a task); one results row (JSON) per image."""
     indices: list[int] = []
     rows: list[dict[str, str]] = []
     notes: list[str] = []
     for raw in batch["chunk"]:
         chunk_indices, outcomes, stems = zip(*pickle.loads(raw), strict=True)
-        writer._write_chunk(outcomes, [Path(s) for s in stems], rows)  # a list can append()
+        paths = [Path(s) for s in stems]
+        if target is None:
+            writer._write_chunk(outcomes, paths, rows)  # a list can append()
+        else:
+            _write_to(target, writer, outcomes, paths, rows)
         indices += chunk_indices
         notes += [result.output_note if result else "" for _, result, _ in outcomes]
     return {
@@ -231,13 +269,19 @@ def _dataset(
     layer: str,
     shipment_ref: ray.ObjectRef,
     layout: _Layout,
+    ray_options: RayOptions,
 ) -> ray.data.Dataset:
     """List -> decode (tasks) -> explain (actor pool) -> render and write (tasks), streamed;
     one dataset row is one chunk of options.batch_size images."""
     chunks = _chunk_rows(todo, records, stems, max(1, options.batch_size))
     return (
         ray.data.from_items(chunks, override_num_blocks=min(len(chunks), _MAX_BLOCKS))
-        .map_batches(decode_batch, batch_size=1, num_cpus=_TASK_CPUS)
+        .map_batches(
+            decode_batch,
+            batch_size=1,
+            fn_kwargs={"source": ray_options.source},
+            num_cpus=_TASK_CPUS,
+        )
         .map_batches(
             ExplainActor,
             batch_size=1,
@@ -249,7 +293,7 @@ def _dataset(
         .map_batches(
             write_batch,
             batch_size=1,
-            fn_kwargs={"writer": BatchWriter(options, layer)},
+            fn_kwargs={"writer": BatchWriter(options, layer), "target": ray_options.target},
             num_cpus=_TASK_CPUS,
         )
     )
@@ -302,36 +346,54 @@ class RayBatch:
     ) -> BatchSummary:
         """Process every record on the cluster Ray is connected to (ray.init first)."""
         start = time.perf_counter()
-        output = self.options.output
-        output.mkdir(parents=True, exist_ok=True)
-        stems = output_stems(records, output)
-        kept = completed_rows(records, stems, self.options) if self.ray_options.resume else {}
-        self.skipped = len(kept)
-        todo = [i for i in range(len(records)) if i not in kept]
-        layout = _cluster_layout(self.ray_options.actors, self.shipment.device)
-        shipment = replace(self.shipment, threads=layout.threads)
-        # Our progress line replaces Ray Data's bars and its per-run INFO lines.
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        csv_path = output / "results.csv"
-        # An interrupt or error leaves the rows finished so far (see CsvAppender), for --resume.
-        with CsvAppender(csv_path, CSV_COLUMNS) as csv_out:
-            ordered = _OrderedRows(csv_out, kept, len(records))
-            ordered.flush()
-            if todo:
-                self._stream(todo, records, stems, shipment, layout, ordered, progress)
-            if ordered.missing():
-                raise InspectorError(
-                    f"the Ray run lost {len(ordered.missing())} images; run again with --resume"
-                )
+        stems = output_stems(records, self.options.output)
+        with self._results_folder() as folder:
+            csv_path = folder / "results.csv"
+            kept = {}
+            if self.ray_options.resume:
+                target = self.ray_options.target
+                exists = Path.is_file if target is None else target.is_file
+                kept = completed_rows(csv_path, records, stems, self.options, exists)
+            self.skipped = len(kept)
+            todo = [i for i in range(len(records)) if i not in kept]
+            # An interrupt or error leaves the rows finished so far (see CsvAppender).
+            with CsvAppender(csv_path, CSV_COLUMNS) as csv_out:
+                ordered = _OrderedRows(csv_out, kept, len(records))
+                ordered.flush()
+                if todo:
+                    self._stream(todo, records, stems, ordered, progress)
+                if ordered.missing():
+                    raise InspectorError(
+                        f"the Ray run lost {len(ordered.missing())} images; run again with --resume"
+                    )
         return BatchSummary(
             len(records),
             len(records) - ordered.failed,
             ordered.failed,
             False,
-            csv_path,
+            self.options.output / "results.csv",
             time.perf_counter() - start,
         )
+
+    @contextmanager
+    def _results_folder(self) -> Iterator[Path]:
+        """Where results.csv is written: the output folder, or for a URI output a scratch
+        folder holding a copy of the earlier file, uploaded back however the run ends."""
+        target = self.ray_options.target
+        if target is None:
+            self.options.output.mkdir(parents=True, exist_ok=True)
+            yield self.options.output
+            return
+        root = self.options.output
+        with tempfile.TemporaryDirectory(prefix="gradcam-results-") as scratch:
+            folder = Path(scratch)
+            target.download(root / "results.csv", folder / "results.csv")
+            try:
+                yield folder
+            finally:
+                for name in ("results.csv.partial", "results.csv"):
+                    if (folder / name).is_file():
+                        target.upload(folder / name, root / name)
 
     def cluster_text(self) -> str:
         """What the run will use, for the first line the command prints."""
@@ -345,13 +407,18 @@ class RayBatch:
         todo: Sequence[int],
         records: Sequence[ImageRecord],
         stems: Sequence[Path],
-        shipment: ModelShipment,
-        layout: _Layout,
         ordered: _OrderedRows,
         progress: BatchProgress | None,
     ) -> None:
+        layout = _cluster_layout(self.ray_options.actors, self.shipment.device)
+        shipment = replace(self.shipment, threads=layout.threads)
+        # Our progress line replaces Ray Data's bars and its per-run INFO lines.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         shipment_ref = ray.put(shipment)
-        dataset = _dataset(todo, records, stems, self.options, self.layer, shipment_ref, layout)
+        dataset = _dataset(
+            todo, records, stems, self.options, self.layer, shipment_ref, layout, self.ray_options
+        )
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 for index, row, note in zip(
