@@ -10,6 +10,7 @@ every image decoded, explained, rendered, written, results.csv. Needs the ray ex
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import shutil
 import statistics
@@ -30,6 +31,45 @@ from engine.export import encode_png
 from engine.profile import demo_profile_path, load_profile
 from engine.ray_batch import RayBatch, RayOptions, ship_model
 from engine.render import DEFAULT_STYLE, render_heatmap, render_overlay
+
+
+def _cpu_seconds() -> dict[int, float]:
+    """CPU seconds used so far by this process and its descendants (the local Ray's workers),
+    from /proc: on a machine shared with other jobs, wall time measures the scheduler's share,
+    CPU time the work itself."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    ours = {os.getpid()}
+    grown = True
+    while grown:
+        more = {pid for pid, ppid in parent.items() if ppid in ours} - ours
+        ours |= more
+        grown = bool(more)
+    return {pid: used[pid] for pid in ours}
+
+
+class CpuMeter:
+    """CPU seconds of a run: sampled at every progress call, so workers Ray stops after the
+    last image are counted up to then."""
+
+    def __init__(self) -> None:
+        self.start = _cpu_seconds()
+        self.seconds = 0.0
+
+    def __call__(self, *_progress: int) -> None:
+        now = _cpu_seconds()
+        self.seconds = sum(v - self.start.get(pid, 0.0) for pid, v in now.items())
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -97,16 +137,23 @@ def main() -> None:
         shutil.rmtree(output, ignore_errors=True)
         return BatchOptions(output=output, method=profile.cam.method, batch_size=args.batch_size)
 
+    cpu: dict[str, list[float]] = {}
+
     def local() -> None:
+        meter = CpuMeter()
         engine = CamEngine.from_profile(profile, args.device)
-        BatchRunner(engine, options("local")).run(records)
+        BatchRunner(engine, options("local")).run(records, progress=meter)
+        cpu.setdefault("local", []).append(meter.seconds)
 
     shipment = ship_model(profile, args.device, False)
     layer = BatchRunner(CamEngine.from_profile(profile, "cpu"), options("probe")).layer
 
     def on_ray(actors: int) -> Callable[[], None]:
         def run() -> None:
-            RayBatch(shipment, options(f"ray{actors}"), layer, RayOptions(actors)).run(records)
+            meter = CpuMeter()
+            batch = RayBatch(shipment, options(f"ray{actors}"), layer, RayOptions(actors))
+            batch.run(records, progress=meter)
+            cpu.setdefault(f"ray x{actors}", []).append(meter.seconds)
 
         return run
 
@@ -120,12 +167,19 @@ def main() -> None:
     for round_ in range(args.rounds):
         for name, fn in contenders.items():
             times[name].append(timed(fn))
-            print(f"round {round_ + 1} {name}: {times[name][-1]:.1f} s", flush=True)
+            line = f"round {round_ + 1} {name}: {times[name][-1]:.1f} s, CPU {cpu[name][-1]:.1f} s"
+            print(line, flush=True)
     median = {name: statistics.median(values) for name, values in times.items()}
+    cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
     for name, seconds in median.items():
-        print(f"{name}: {seconds:.1f} s, {len(records) / seconds:.1f} img/s")
+        per_image = cpu_median[name] / len(records) * 1e3
+        print(
+            f"{name}: {seconds:.1f} s, {len(records) / seconds:.1f} img/s, "
+            f"CPU {cpu_median[name]:.1f} s = {per_image:.0f} ms per image"
+        )
     first = f"ray x{args.actors[0]}"
     print(f"overhead {first} / local = {median[first] / median['local']:.2f} (target <= 1.3)")
+    print(f"CPU {first} / local = {cpu_median[first] / cpu_median['local']:.2f}")
     for n in args.actors[1:]:
         speedup = median[first] / median[f"ray x{n}"]
         print(f"scaling {first} -> ray x{n}: {speedup:.2f}x faster")
