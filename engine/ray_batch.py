@@ -241,11 +241,9 @@ class _OrderedRows:
         self.next = 0
         self.total = total
         self.failed = 0
-        self.duplicates = 0
 
     def add(self, index: int, row: dict[str, str]) -> None:
         if index in self.seen:
-            self.duplicates += 1
             return
         self.seen.add(index)
         self.failed += row["status"] != "ok"
@@ -429,4 +427,6 @@ class RayBatch:
                 if progress is not None:
                     progress(len(ordered.seen), len(records), ordered.failed)
         except ray.exceptions.RayError as exc:
-            raise InspectorError(f"the Ray run failed: {first_line(exc)}") from exc
+            # A task's error names the Ray task first; the cause is the line a user can act on.
+            cause = getattr(exc, "cause", None) or exc
+            raise InspectorError(f"the Ray run failed: {first_line(cause)}") from exc
