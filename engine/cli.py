@@ -19,7 +19,7 @@ from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
 
 if TYPE_CHECKING:
-    from engine.batch_options import BatchSummary
+    from engine.batch_options import BatchOptions, BatchSummary
     from engine.cam import CamResult
     from engine.dataset import ImageRecord
     from engine.ray_batch import RayOptions
@@ -185,7 +185,7 @@ class _OutputNote:
             print(f"note: {self.text}", file=sys.stderr)
 
 
-def _batch_options(args: argparse.Namespace, profile: ModelProfile, output: Path):
+def _batch_options(args: argparse.Namespace, profile: ModelProfile, output: Path) -> BatchOptions:
     from engine.batch_options import BatchOptions
 
     return BatchOptions(
