@@ -424,8 +424,8 @@ class RayBatch:
                 ):
                     ordered.add(int(index), json.loads(row))
                     self.output_note = self.output_note or note
-                if progress is not None:
-                    progress(len(ordered.seen), len(records), ordered.failed)
+                if progress is not None:  # counts this run's images: the rate and ETA stay true
+                    progress(len(ordered.seen) - self.skipped, len(todo), ordered.failed)
         except ray.exceptions.RayError as exc:
             # A task's error names the Ray task first; the cause is the line a user can act on.
             cause = getattr(exc, "cause", None) or exc

@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,8 +178,10 @@ def test_resume_after_an_interrupted_run_redoes_only_what_is_missing(
     before = kept_overlay.stat().st_mtime_ns
 
     batch = _ray_batch(tiny_profile, output, resume=True)
-    summary = batch.run(records)
+    calls: list[tuple[int, int, int]] = []
+    summary = batch.run(records, progress=lambda *call: calls.append(call))
     assert batch.skipped == len(done) - 1
+    assert calls[-1] == (21 - batch.skipped, 21 - batch.skipped, 1)
     assert kept_overlay.stat().st_mtime_ns == before
     assert lost.with_name(lost.name + "_cam.npy").is_file()
     assert _rows(output / "results.csv") == plain_rows
@@ -237,3 +240,15 @@ def test_ray_options_are_usage_errors_without_ray(
     assert "URI (s3://...) needs --ray" in capsys.readouterr().err
     assert run([*base, "--ray", "--ray-actors", "0"]) == 2
     assert "--ray-actors must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_without_ray_installed_the_flag_says_what_to_install(
+    tiny_profile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra sees
+    monkeypatch.delitem(sys.modules, "engine.ray_batch", raising=False)
+    args = ["batch", "--profile", str(tiny_profile), "--output", str(tmp_path / "o"), "--ray"]
+    assert run(args) == 2
+    assert "--ray needs Ray: pip install 'gradcam-inspector[ray]' (ray is missing)" in (
+        capsys.readouterr().err
+    )
