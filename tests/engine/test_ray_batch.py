@@ -252,3 +252,15 @@ def test_without_ray_installed_the_flag_says_what_to_install(
     assert "--ray needs Ray: pip install 'gradcam-inspector[ray]' (ray is missing)" in (
         capsys.readouterr().err
     )
+
+
+def test_an_output_that_cannot_be_written_stops_the_run_with_one_line(
+    local_ray: None, tiny_profile: Path, images: Path, tmp_path: Path, capsys
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    args = ["batch", "--profile", str(tiny_profile), "--input", str(images), "--ray"]
+    assert run([*args, "--output", (blocker / "out").as_uri()]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write '{blocker}/out/" in err
+    assert "Traceback" not in err
