@@ -120,17 +120,15 @@ def _format_score(value: float | bool | None) -> str:
     return f"{value:.4f}"
 
 
-class BatchRunner:
-    """Runs one batch export; decoding and file writing overlap the model on a helper thread."""
+class BatchWriter:
+    """Writes explained images' files and results rows; needs no model, so a Ray task can too."""
 
     def __init__(
-        self, engine: CamEngine, options: BatchOptions, on_result: BatchResult | None = None
+        self, options: BatchOptions, layer: str, on_result: BatchResult | None = None
     ) -> None:
-        self.engine = engine
         self.options = options
+        self.layer = layer
         self.on_result = on_result  # called once the image's files are written
-        self._target = parse_target(options.target, engine.classes)
-        self.layer = engine.resolve_layers(options.layer)[0]
         self._limits = DecodeLimits(max_pixels=options.max_pixels)
         self._stopped = ""  # set by the writer when the disk fills; the rest is not explained
         self._reserve: RowReserve | None = None
@@ -161,53 +159,6 @@ class BatchRunner:
                 "top5": ";".join(f"{p.name}:{p.probability:.4f}" for p in result.top_k),
             }
         return row
-
-    def _explain(self, good: list[_Loaded], cancel: CancelCheck | None) -> list[CamResult]:
-        truth = [self._truth_index(item.record) for item in good]
-        return self.engine.explain(
-            [item.image for item in good],
-            self.options.method,
-            self.layer,
-            target=self._target,
-            ground_truth=truth,
-            blur_sigma=self.options.style.blur_sigma,
-            cancel=cancel,
-        )
-
-    def _truth_index(self, record: ImageRecord) -> int | None:
-        if record.ground_truth in self.engine.classes:
-            return self.engine.classes.index(record.ground_truth)
-        return None
-
-    def _explain_chunk(
-        self, chunk: Sequence[_Loaded], cancel: CancelCheck | None
-    ) -> list[tuple[_Loaded, CamResult | None, str]]:
-        """Explain the decodable images of a chunk; undecodable ones keep their error."""
-        good = [item for item in chunk if item.image is not None]
-        try:
-            results = iter(self._explain(good, cancel)) if good else iter(())
-            batch_error = ""
-        except InspectorError as exc:
-            results, batch_error = iter(()), str(exc)
-        except (MemoryError, RuntimeError) as exc:  # every image still gets its row
-            if not _out_of_memory(exc):
-                raise
-            results, batch_error = iter(()), f"out of memory explaining it: {first_line(exc)}"
-        outcomes = []
-        for item in chunk:
-            if item.image is None or batch_error:
-                outcomes.append((item, None, item.error or batch_error))
-            else:
-                outcomes.append((item, next(results), item.error))
-        return outcomes
-
-    def _executor(self) -> ThreadPoolExecutor | _InlineExecutor:
-        """A helper thread only when it does not take a core from the model's own threads:
-        on a CPU whose every core runs torch, OpenMP workers would stall waiting for it."""
-        spare_core = (os.cpu_count() or 1) > torch.get_num_threads()
-        if self.engine.device.type == "cuda" or spare_core:
-            return ThreadPoolExecutor(1)
-        return _InlineExecutor()
 
     def _write_chunk(
         self,
@@ -256,6 +207,64 @@ class BatchRunner:
                 raise
             self._stop(DISK_FULL)  # frees the reserve: the row fits now
             csv.append(row)
+
+
+class BatchRunner(BatchWriter):
+    """Runs one batch export; decoding and file writing overlap the model on a helper thread."""
+
+    def __init__(
+        self, engine: CamEngine, options: BatchOptions, on_result: BatchResult | None = None
+    ) -> None:
+        super().__init__(options, engine.resolve_layers(options.layer)[0], on_result)
+        self.engine = engine
+        self._target = parse_target(options.target, engine.classes)
+
+    def _explain(self, good: list[_Loaded], cancel: CancelCheck | None) -> list[CamResult]:
+        truth = [self._truth_index(item.record) for item in good]
+        return self.engine.explain(
+            [item.image for item in good],
+            self.options.method,
+            self.layer,
+            target=self._target,
+            ground_truth=truth,
+            blur_sigma=self.options.style.blur_sigma,
+            cancel=cancel,
+        )
+
+    def _truth_index(self, record: ImageRecord) -> int | None:
+        if record.ground_truth in self.engine.classes:
+            return self.engine.classes.index(record.ground_truth)
+        return None
+
+    def _explain_chunk(
+        self, chunk: Sequence[_Loaded], cancel: CancelCheck | None
+    ) -> list[tuple[_Loaded, CamResult | None, str]]:
+        """Explain the decodable images of a chunk; undecodable ones keep their error."""
+        good = [item for item in chunk if item.image is not None]
+        try:
+            results = iter(self._explain(good, cancel)) if good else iter(())
+            batch_error = ""
+        except InspectorError as exc:
+            results, batch_error = iter(()), str(exc)
+        except (MemoryError, RuntimeError) as exc:  # every image still gets its row
+            if not _out_of_memory(exc):
+                raise
+            results, batch_error = iter(()), f"out of memory explaining it: {first_line(exc)}"
+        outcomes = []
+        for item in chunk:
+            if item.image is None or batch_error:
+                outcomes.append((item, None, item.error or batch_error))
+            else:
+                outcomes.append((item, next(results), item.error))
+        return outcomes
+
+    def _executor(self) -> ThreadPoolExecutor | _InlineExecutor:
+        """A helper thread only when it does not take a core from the model's own threads:
+        on a CPU whose every core runs torch, OpenMP workers would stall waiting for it."""
+        spare_core = (os.cpu_count() or 1) > torch.get_num_threads()
+        if self.engine.device.type == "cuda" or spare_core:
+            return ThreadPoolExecutor(1)
+        return _InlineExecutor()
 
     def run(
         self,

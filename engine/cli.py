@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,10 @@ from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
 
 if TYPE_CHECKING:
+    from engine.batch_options import BatchOptions, BatchSummary
     from engine.cam import CamEngine, CamResult
+    from engine.dataset import ImageRecord
+    from engine.ray_batch import RayOptions
     from engine.report import ReportData
 
 # Writes report.pdf from report.html (html, pdf, paper) and returns its page count; Qt's, so
@@ -61,6 +65,7 @@ def _number(kind: type[int] | type[float], low: float, high: float) -> Callable[
 
 _UNIT = _number(float, 0.0, 1.0)
 _COUNT = _number(int, 1, math.inf)
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ProgressBar:
@@ -86,6 +91,11 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _location(text: str) -> Path | str:
+    """A local path, or a URI (s3://bucket/prefix, file:///data) kept as text: Path folds '//'."""
+    return text if _URI.match(text) else Path(text)
+
+
 def _add_profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=Path, help="model profile (TOML); default: the demo")
     parser.add_argument(
@@ -103,8 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = commands.add_parser("batch", help="write heatmaps, overlays and results.csv")
     _add_profile_args(batch)
-    batch.add_argument("--input", type=Path, help="image file or folder; default: demo images")
-    batch.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder")
+    batch.add_argument(
+        "--input", type=_location, help="image file or folder (or a URI with --ray); default: demo"
+    )
+    batch.add_argument(
+        "--output", type=_location, default=DEFAULT_OUTPUT, help="output folder (or URI with --ray)"
+    )
     batch.add_argument("--method", choices=method_names(), help="default: the profile's")
     batch.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
     batch.add_argument("--target", default="pred", help="pred, gt, a class index or name")
@@ -141,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--boxes", action="store_true", help="draw ground-truth boxes")
     batch.add_argument(
         "--allow-inside-input", action="store_true", help="allow an output inside the input"
+    )
+    batch.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on Ray (pip install '.[ray]'): alone, a local Ray on this machine's cores and "
+        "GPUs; 'auto' or ray://host:10001 joins a cluster",
+    )
+    batch.add_argument(
+        "--ray-actors",
+        type=_COUNT,
+        metavar="N",
+        help="model actors with --ray; default: one per GPU, or one per node on CPUs",
     )
 
     layers = commands.add_parser("layers", help="print the model's layer table")
@@ -221,21 +249,10 @@ class _OutputNote:
             print(f"note: {self.text}", file=sys.stderr)
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from engine.batch import BatchRunner
+def _batch_options(args: argparse.Namespace, profile: ModelProfile, output: Path) -> BatchOptions:
     from engine.batch_options import BatchOptions
-    from engine.dataset import scan_images
-    from engine.export import ensure_output_dir
 
-    profile = _profile(args)
-    input_path = args.input if args.input else demo_images_dir()
-    records = scan_images(input_path, profile.classes)
-    if not records:
-        raise InspectorError(f"no images found in '{input_path}'")
-    root = input_path if input_path.is_dir() else None
-    output = ensure_output_dir(args.output, root, args.allow_inside_input)
-    engine = _engine(args, profile)
-    options = BatchOptions(
+    return BatchOptions(
         output=output,
         method=args.method or profile.cam.method,
         layer=args.layer,
@@ -248,17 +265,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         resume=args.resume,
     )
-    output_note = _OutputNote()
-    runner = BatchRunner(engine, options, output_note)
-    print(
-        f"{len(records)} images, {profile.name} on {engine.device}, "
-        f"{options.method} @ {runner.layer}, output {output}",
-        file=sys.stderr,
-    )
-    try:
-        summary = runner.run(records, progress=ProgressBar())
-    finally:
-        output_note.print()
+
+
+def _print_summary(summary: BatchSummary) -> int:
+    """The run's last line (and why it stopped early) and its exit status."""
     resumed = f" ({summary.resumed} kept from the earlier run)" if summary.resumed else ""
     print(
         f"{summary.succeeded} ok{resumed}, {summary.failed} failed in {summary.seconds:.1f} s; "
@@ -272,6 +282,105 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         return EXIT_DISK_FULL
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from engine.batch import BatchRunner
+    from engine.dataset import scan_images
+    from engine.export import ensure_output_dir
+
+    profile = _profile(args)
+    if args.ray is not None:
+        return _batch_on_ray(args, profile)
+    if args.ray_actors is not None:
+        raise InspectorError("--ray-actors needs --ray")
+    if isinstance(args.input, str) or isinstance(args.output, str):
+        raise InspectorError("an --input or --output URI (s3://...) needs --ray")
+    input_path = args.input if args.input else demo_images_dir()
+    records = scan_images(input_path, profile.classes)
+    if not records:
+        raise InspectorError(f"no images found in '{input_path}'")
+    root = input_path if input_path.is_dir() else None
+    output = ensure_output_dir(args.output, root, args.allow_inside_input)
+    engine = _engine(args, profile)
+    options = _batch_options(args, profile, output)
+    output_note = _OutputNote()
+    runner = BatchRunner(engine, options, output_note)
+    print(
+        f"{len(records)} images, {profile.name} on {engine.device}, "
+        f"{options.method} @ {runner.layer}, output {output}",
+        file=sys.stderr,
+    )
+    try:
+        summary = runner.run(records, progress=ProgressBar())
+    finally:
+        output_note.print()
+    return _print_summary(summary)
+
+
+def _ray_inputs(
+    args: argparse.Namespace, profile: ModelProfile
+) -> tuple[list[ImageRecord], Path, RayOptions]:
+    """The images and output of a Ray batch: local paths as the local batch has them, or URIs
+    read and written through pyarrow file systems."""
+    from engine.dataset import scan_images
+    from engine.export import ensure_output_dir
+    from engine.ray_batch import RayOptions
+    from engine.uri_folders import UriFolder, scan_uri_images
+
+    source = UriFolder(args.input) if isinstance(args.input, str) else None
+    target = UriFolder(args.output) if isinstance(args.output, str) else None
+    input_path = args.input if args.input else demo_images_dir()
+    if source is not None:
+        records = scan_uri_images(source, profile.classes)
+    else:
+        records = scan_images(input_path, profile.classes)
+    if not records:
+        raise InspectorError(f"no images found in '{input_path}'")
+    if target is not None:
+        output = target.root
+    else:
+        root = input_path if source is None and input_path.is_dir() else None
+        output = ensure_output_dir(args.output, root, args.allow_inside_input)
+    return records, output, RayOptions(args.ray_actors, args.resume, source, target)
+
+
+def _batch_on_ray(args: argparse.Namespace, profile: ModelProfile) -> int:
+    """The batch on Ray: checked here first (model, layer, target), then run by the cluster."""
+    from engine.batch import BatchRunner
+    from engine.cam import CamEngine
+
+    try:
+        from engine.ray_batch import RayBatch, ray_session, ship_model
+    except ImportError as exc:
+        raise InspectorError(
+            f"--ray needs Ray: pip install 'gradcam-inspector[ray]' ({exc.name} is missing)"
+        ) from exc
+    records, output, ray_options = _ray_inputs(args, profile)
+    options = _batch_options(args, profile, output)
+    # The driver loads the model once on the CPU so a wrong layer or target is one line here,
+    # not an error in every actor.
+    checker = CamEngine.from_profile(profile, "cpu", trust_pickle=args.trust_pickle)
+    for note in checker.load_info.notes:
+        print(f"note: {note}", file=sys.stderr)
+    layer = BatchRunner(checker, options).layer
+    shipment = ship_model(profile, args.device, args.trust_pickle)
+    batch = RayBatch(shipment, options, layer, ray_options)
+    shown = args.output if ray_options.target is not None else output
+    with ray_session(args.ray) as dashboard:
+        print(
+            f"{len(records)} images, {profile.name} on Ray ({batch.cluster_text()}), "
+            f"{options.method} @ {layer}, output {shown}",
+            file=sys.stderr,
+        )
+        if dashboard:
+            print(f"Ray dashboard: {dashboard}", file=sys.stderr)
+        summary = batch.run(records, progress=ProgressBar())
+    if batch.skipped:
+        print(f"resumed: {batch.skipped} images already done", file=sys.stderr)
+    if batch.output_note:
+        print(f"note: {batch.output_note}", file=sys.stderr)
+    return _print_summary(summary)
 
 
 def cmd_layers(args: argparse.Namespace) -> int:

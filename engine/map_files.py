@@ -73,3 +73,11 @@ def write_map_files(
     if files.raw:
         put("_cam.npy", write_npy, result.cam.astype(np.float32, copy=False))
     return written
+
+
+def map_file_paths(stem: Path, files: MapFiles = MapFiles()) -> list[Path]:
+    """The paths write_map_files writes for ``stem``, in its order (a resumed run checks them)."""
+    suffixes = ["_heatmap.png", "_overlay.png"]
+    suffixes += ["_panels.png"] if files.panels else []
+    suffixes += ["_cam.npy"] if files.raw else []
+    return [stem.with_name(stem.name + suffix) for suffix in suffixes]

@@ -75,3 +75,13 @@ def test_the_method_registry_is_the_only_list_of_methods(qtbot, tmp_path: Path) 
         ViewState().update(method=name)
     with pytest.raises(InspectorError, match=re.escape(", ".join(names))):
         ViewState().update(method="gradcam3")
+
+
+def test_ray_is_imported_only_by_a_ray_batch(tmp_path: Path) -> None:
+    """Ray is an optional extra that takes seconds to import: the window and the local batch
+    must run without it (and without it installed)."""
+    assert modules_loaded_by("import main, ui.main_window", ("ray",)) == []
+    out = tmp_path / "out"
+    code = f"from engine.cli import run\nassert run(['batch', '--output', {str(out)!r}]) == 0"
+    assert modules_loaded_by(code, ("ray", "pyarrow")) == []
+    assert (out / "results.csv").is_file()
