@@ -20,6 +20,7 @@ from engine.batch_options import BatchOptions
 from engine.cli import EXIT_SOME_FAILED, run
 from engine.dataset import scan_images
 from engine.demo_data import write_neu_det
+from engine.file_lock import OUTPUT_LOCK_NAME
 from engine.profile import load_profile
 from engine.ray_batch import RayBatch, RayOptions, ship_model
 from tests.conftest import NEU
@@ -54,7 +55,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """The run's outputs; the local folder's lock file is not one (a URI output has none)."""
+    found = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(name for name in found if name != OUTPUT_LOCK_NAME)
 
 
 def _batch_args(profile: Path, images: Path, output: Path) -> list[str]:
