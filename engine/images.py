@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -228,12 +229,21 @@ def load_image(path: Path | str, limits: DecodeLimits = DEFAULT_LIMITS) -> np.nd
 
 
 def _read_bounded(path: Path, max_bytes: int) -> bytes:
-    with path.open("rb") as handle:
-        info = os.fstat(handle.fileno())
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer; regular files ignore it.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(info.st_mode):
-            raise InspectorError(f"cannot read '{path}': not a regular file")
+            raise InspectorError(f"cannot read '{path}': not a regular file (a pipe or a device)")
         if info.st_size > max_bytes:
             raise _file_too_large(path, info.st_size, max_bytes)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
         # read(n) allocates n bytes at once: ask for what the file holds, one more to see growth.
         data = handle.read(min(info.st_size, max_bytes) + 1)
     if len(data) > max_bytes:

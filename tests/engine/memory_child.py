@@ -20,10 +20,13 @@ def _limit(budget):
 """
 
 
-def run_limited(imports: str, body: str, budget: int) -> subprocess.CompletedProcess[str]:
-    """Run `imports`, then cap the address space at its size + budget bytes, then run `body`."""
+def run_limited(
+    imports: str, body: str, budget: int, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `imports`, then cap the address space at its size + budget bytes, then run `body`;
+    a child still running after `timeout` seconds is killed and fails the test."""
     code = _PRELUDE + textwrap.dedent(imports) + f"\n_limit({budget})\n" + textwrap.dedent(body)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
     )

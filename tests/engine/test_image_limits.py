@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import zlib
@@ -132,3 +133,27 @@ def test_panels_of_a_large_image_are_shrunk_to_the_maximum_side() -> None:
     # Panels of 2048x1229 (5000x3000 scaled by 2048/5000), four margins of 3% of 1229 px.
     assert figure.shape[1] == 3 * PANEL_MAX_SIDE + 4 * 37
     assert 1229 < figure.shape[0] < 1229 + 200
+
+
+def test_a_fifo_named_like_an_image_is_refused_without_waiting(tmp_path: Path) -> None:
+    """Reading a FIFO used to block until something wrote to it (forever, in a batch)."""
+    path = tmp_path / "pipe.png"
+    os.mkfifo(path)
+    child = run_limited(
+        "from engine.images import load_image\nfrom engine.errors import InspectorError",
+        f"""
+        try:
+            load_image({str(path)!r})
+        except InspectorError as exc:
+            print(exc)
+        """,
+        64 * MB,
+        timeout=20,
+    )
+    assert child.stdout.strip() == f"cannot read '{path}': not a regular file (a pipe or a device)"
+
+
+def test_a_folder_named_like_an_image_keeps_its_message(tmp_path: Path) -> None:
+    (tmp_path / "x.png").mkdir()
+    with pytest.raises(InspectorError, match=r"it is a folder, not an image$"):
+        load_image(tmp_path / "x.png")
