@@ -34,6 +34,7 @@ CSV_COLUMNS = (
     "pointing_hit",
     "energy_in_box",
     "top5",
+    "warning",
 )
 BatchProgress = Callable[[int, int, int], None]  # done, total, failed
 BatchResult = Callable[[ImageRecord, CamResult], None]  # one image's finished map
@@ -146,6 +147,7 @@ class BatchRunner:
                 "pointing_hit": _format_score(pointing_hit(result.cam, loaded.boxes)),
                 "energy_in_box": _format_score(energy_in_box(result.cam, loaded.boxes)),
                 "top5": ";".join(f"{p.name}:{p.probability:.4f}" for p in result.top_k),
+                "warning": result.warning,
             }
         return row
 
@@ -175,6 +177,8 @@ class BatchRunner:
             results = iter(self._explain(good, cancel)) if good else iter(())
             batch_error = ""
         except InspectorError as exc:
+            if len(good) > 1:  # one image's NaN scores must not fail its neighbours
+                return [o for item in chunk for o in self._explain_chunk([item], cancel)]
             results, batch_error = iter(()), str(exc)
         outcomes = []
         for item in chunk:

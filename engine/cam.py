@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from engine.profile import ModelProfile
 
 TOP_K = 5
+# A map whose range is below this share of its maximum is one value everywhere (float32 noise).
+FLAT_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class CamResult:
     # output, [1 - p, p]) or "multilabel" (one sigmoid per label; they need not sum to 1).
     head: str = "softmax"
     output_note: str = ""  # as Capture.output_note
+    # Why this map should not be trusted, one line ("" when all is well): a flat map.
+    warning: str = ""
 
     @property
     def predicted(self) -> Prediction:
@@ -173,6 +178,17 @@ def upsample_map(
     out -= out.min()
     out /= out.max() + 1e-7
     return out
+
+
+def _check_finite(probabilities: torch.Tensor, raw: torch.Tensor) -> None:
+    """A NaN or infinite score or map is an error, never a result that looks fine."""
+    if not bool(torch.isfinite(probabilities).all()):
+        raise InspectorError(
+            "the model gave non-finite scores (NaN or infinity); check [preprocess] mean and "
+            "std and the weights"
+        )
+    if not bool(torch.isfinite(raw).all()):
+        raise InspectorError("the map has non-finite values (NaN or infinity); try another layer")
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -286,9 +302,38 @@ class CamEngine:
     # -- layers ---------------------------------------------------------------------------------
     @cached_property
     def inventory(self) -> LayerInventory:
-        """Every layer's output shape, from one dummy pass made the first time it is asked."""
-        return layer_inventory(
+        """Every layer's output shape, from one dummy pass made the first time it is asked; its
+        default layer is one that a probe pass shows the predicted class depends on."""
+        found = layer_inventory(
             self.model, self.size, self.in_channels, self.cam.reshape, self.preprocess.layout
+        )
+        if found.default_layer is None:
+            return found
+        return dataclasses.replace(found, default_layer=self._probe_default(found))
+
+    def _probe_default(self, inventory: LayerInventory) -> str:
+        """The inventory's choice if the predicted class's score has a gradient there, else the
+        last spatial layer that has one.
+
+        A layer the head does not read gives an all-zero map on every image: a ViT's final norm
+        reaches the head through the class token only, so its patch tokens get no gradient.
+        """
+        candidates = [inventory.default_layer, *reversed(inventory.candidates)]
+        names = list(dict.fromkeys(candidates))
+        shape = (1, *self.size, self.in_channels)
+        if self.preprocess.layout != "nhwc":
+            shape = (1, self.in_channels, *self.size)
+        # Normalised images are roughly unit normal; a fixed seed keeps the choice repeatable.
+        probe = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        probe = probe.to(self.device)
+        result = self.run_pass(probe, names, TargetSpec("pred"))
+        for name in names:
+            gradient = result.gradients[name]
+            if gradient is not None and bool(gradient.abs().amax() > 0):
+                return name
+        raise InspectorError(
+            "no layer with a spatial output receives a gradient from the predicted class; "
+            "name one with --layer"
         )
 
     @property
@@ -504,11 +549,12 @@ class CamEngine:
         blur_sigma: float,
     ) -> list[CamResult]:
         """Normalise on the device, copy to the CPU once, upsample each map to its image."""
-        raw_np = raw.float().cpu().numpy()
-        norm_np = normalize_maps(raw.float(), self.cam.normalize).cpu().numpy()
         probs = result.probabilities
         if probs is None:
             probs = self.head.probabilities(result.logits)
+        _check_finite(probs, raw)
+        raw_np = raw.float().cpu().numpy()
+        norm_np = normalize_maps(raw.float(), self.cam.normalize).cpu().numpy()
         k = min(TOP_K, probs.shape[1])
         top_p, top_i = (t.cpu().numpy() for t in probs.topk(k, dim=1))
         targets = result.target_index.cpu().numpy()
@@ -530,9 +576,30 @@ class CamEngine:
                     note=result.notes[i],
                     head=self.head.kind,
                     output_note=result.output_note,
+                    warning=self._flat_warning(raw_np[i], layer),
                 )
             )
         return out
+
+    def _flat_warning(self, raw: np.ndarray, layer: str) -> str:
+        """One line when a map shows nothing (no positive value, or one value everywhere)."""
+        high, low = float(raw.max()), float(raw.min())
+        if high <= 0:
+            reason = "no positive value"
+        elif high - low <= FLAT_TOLERANCE * high:
+            reason = "the same value everywhere"
+        else:
+            return ""
+        return f"flat map at '{layer}' ({reason}); {self._layer_hint(layer)}"
+
+    def _layer_hint(self, layer: str) -> str:
+        try:
+            automatic = self.inventory.default_layer
+        except InspectorError:
+            automatic = None
+        if automatic is not None and automatic != layer:
+            return f"try layer '{automatic}'"
+        return "try another layer or method"
 
     def _in_chunks(
         self,

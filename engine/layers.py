@@ -37,6 +37,8 @@ class LayerInventory:
 
     layers: tuple[LayerInfo, ...]
     default_layer: str | None
+    # Layers with a map output, in the order the dummy pass finished them (last call counts).
+    candidates: tuple[str, ...] = ()
 
     def get(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -137,19 +139,21 @@ def layer_inventory(
         )
         for name, module in named
     )
-    default = _last_block_norm(layers, finish_order) or _last_spatial(layers, finish_order)
-    return LayerInventory(layers=layers, default_layer=default)
+    candidates = _spatial_finishers(layers, finish_order)
+    default = _last_block_norm(layers, finish_order) or (candidates[-1] if candidates else None)
+    return LayerInventory(layers=layers, default_layer=default, candidates=candidates)
 
 
-def _last_spatial(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> str | None:
+def _spatial_finishers(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> tuple[str, ...]:
     by_name = {info.name: info for info in layers}
     # Adaptive pooling (VGG's avgpool to 7x7) resamples the last block rather than adding one.
-    spatial_finishers = [
+    spatial = [
         n
         for n in finish_order
         if by_name[n].spatial and not by_name[n].type_name.startswith("Adaptive")
     ]
-    return spatial_finishers[-1] if spatial_finishers else None
+    # A module called twice (ResNet's shared ReLU) is placed where it finished last.
+    return tuple(reversed(dict.fromkeys(reversed(spatial))))
 
 
 def _last_block_norm(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> str | None:
