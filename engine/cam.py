@@ -276,7 +276,7 @@ class CamEngine:
         return cls(
             loaded.model,
             loaded.classes,
-            profile.preprocess,
+            loaded.preprocess or profile.preprocess,
             profile.cam,
             profile.output,
             device,

@@ -21,7 +21,7 @@ from engine.backends import backend_for, check_not_foreign
 from engine.backends.base import StateDictBackend
 from engine.errors import InspectorError, first_line
 from engine.heads import head_fits, head_outputs
-from engine.profile import ModelProfile
+from engine.profile import ModelProfile, PreprocessSpec
 
 # Where training scripts commonly tuck the state_dict inside a checkpoint dict.
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net")
@@ -45,6 +45,8 @@ class LoadedModel:
     notes: tuple[str, ...]  # human-readable remarks on what loading had to do
     # Largest batch the model accepts (ONNX exports often fix the batch to 1); None: any.
     max_batch: int | None = None
+    # The preprocessing the model file fixes (an ONNX input size); None: the profile's.
+    preprocess: PreprocessSpec | None = None
 
 
 def load_model(profile: ModelProfile, trust_pickle: bool = False) -> LoadedModel:

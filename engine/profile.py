@@ -33,6 +33,8 @@ DEFAULT_SIZE: tuple[int, int] = (224, 224)
 DEFAULT_ALPHA = 0.5
 # Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
 MAX_SIDE = 8192
+# float32's smallest normal number: a smaller std makes the model's input infinite or NaN.
+MIN_STD = 1.1754943508222875e-38
 
 _TOP_KEYS = (
     "name",
@@ -58,6 +60,9 @@ class PreprocessSpec:
     std: tuple[float, ...]
     grayscale: Grayscale
     layout: Layout = Layout.NCHW  # NHWC: the model takes channels-last tensors (a Keras export)
+    # False: the profile names no size and DEFAULT_SIZE stands in; an ONNX graph with a free
+    # input size then refuses to guess, a fixed one sets it.
+    size_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ def profile_to_toml(profile: ModelProfile, base_dir: Path) -> str:
     lines += [
         "",
         "[preprocess]",
-        f"size = {_toml_list([str(v) for v in pre.size])}",
+        *([f"size = {_toml_list([str(v) for v in pre.size])}"] if pre.size_given else []),
         f"mean = {_toml_list([_toml_float(v) for v in pre.mean])}",
         f"std = {_toml_list([_toml_float(v) for v in pre.std])}",
         f"grayscale = {_toml_str(pre.grayscale)}",
@@ -329,10 +334,18 @@ def _preprocess(table: Mapping[str, Any], where: str) -> PreprocessSpec:
     std = _channel_values(table.get("std", list(IMAGENET_STD)), "preprocess.std", where)
     if any(v <= 0 for v in std):
         raise _fail(where, "preprocess.std", "values must be greater than 0")
+    tiny = next((v for v in std if v < MIN_STD), None)
+    if tiny is not None:
+        raise _fail(
+            where,
+            "preprocess.std",
+            f"value {tiny!r} is too small: below {MIN_STD:.2g} it makes the model's input "
+            "infinite or NaN",
+        )
     grayscale = _choice(table, "grayscale", Grayscale.REPLICATE, "preprocess.", where)
     layout = _choice(table, "layout", Layout.NCHW, "preprocess.", where)
     size = _size(table.get("size", list(DEFAULT_SIZE)), where)
-    return PreprocessSpec(size, mean, std, grayscale, layout)
+    return PreprocessSpec(size, mean, std, grayscale, layout, "size" in table)
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:

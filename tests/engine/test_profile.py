@@ -89,7 +89,7 @@ def test_minimal_profile_gets_defaults(tmp_path: Path) -> None:
     assert profile.classes == ()
     assert profile.trust_pickle is False
     assert profile.preprocess == PreprocessSpec(
-        (224, 224), IMAGENET_MEAN, IMAGENET_STD, "replicate"
+        (224, 224), IMAGENET_MEAN, IMAGENET_STD, "replicate", size_given=False
     )
     assert profile.cam == CamDefaults(None, "gradcam", "jet", 0.5)
 
@@ -179,6 +179,11 @@ def test_top_level_errors(tmp_path: Path, body: str, expected: str) -> None:
         ("mean = [0.5, 0.5]", "preprocess.mean needs 3 values (one per RGB channel), not 2 values"),
         ("std = [0.2, 0.2, 0.2, 0.2]", "preprocess.std needs 3 values"),
         ("std = [0.2, 0.0, 0.2]", "preprocess.std values must be greater than 0"),
+        (
+            "std = [1e-320, 0.2, 0.2]",
+            "preprocess.std value 1e-320 is too small: below 1.2e-38 it makes the model's input "
+            "infinite or NaN",
+        ),
         ('mean = [0.5, "a", 0.5]', "preprocess.mean must be a number"),
         ('grayscale = "average"', "preprocess.grayscale 'average' is unknown; use replicate"),
     ],
