@@ -25,6 +25,7 @@ from engine.methods.registry import (
     get_method,
 )
 from engine.model_state import frozen_model
+from engine.choices import Resize
 from engine.profile import CamDefaults, OutputSpec, PreprocessSpec
 from engine.tokens import GridLayout, check_reshape_mode, find_grid, prefix_tokens
 
@@ -180,6 +181,35 @@ def upsample_map(
     return out
 
 
+def crop_box(image_size: Sequence[int], spec: PreprocessSpec) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the part of an image the model sees.
+
+    As Hugging Face processors do: the image resized to the input size divided by ``crop``
+    (by its shortest edge, or stretched), then the central input-size region kept.
+    """
+    height, width = int(image_size[0]), int(image_size[1])
+    if spec.crop >= 1.0 and spec.resize == Resize.STRETCH:
+        return 0, 0, height, width
+    if spec.resize == Resize.SHORTEST:
+        scale = max(spec.size[0] / spec.crop / height, spec.size[1] / spec.crop / width)
+        seen_h, seen_w = spec.size[0] / scale, spec.size[1] / scale
+    else:
+        seen_h, seen_w = height * spec.crop, width * spec.crop
+    crop_h = max(1, min(height, round(seen_h)))
+    crop_w = max(1, min(width, round(seen_w)))
+    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def _crop_note(spec: PreprocessSpec) -> tuple[str, ...]:
+    if spec.crop >= 1.0 and spec.resize == Resize.STRETCH:
+        return ()
+    how = "by its shortest edge" if spec.resize == Resize.SHORTEST else "stretched"
+    return (
+        f"each image is resized {how} and centre-cropped to {spec.size[0]}x{spec.size[1]} "
+        f"(crop {spec.crop:g}), as the model's processor does: maps cover that central region",
+    )
+
+
 def _check_finite(probabilities: torch.Tensor, raw: torch.Tensor) -> None:
     """A NaN or infinite score or map is an error, never a result that looks fine."""
     if not bool(torch.isfinite(probabilities).all()):
@@ -273,15 +303,16 @@ class CamEngine:
         from engine.checkpoint import load_model
 
         loaded = load_model(profile, trust_pickle=trust_pickle)
+        preprocess = loaded.preprocess or profile.preprocess
         return cls(
             loaded.model,
             loaded.classes,
-            loaded.preprocess or profile.preprocess,
+            preprocess,
             profile.cam,
             profile.output,
             device,
             loaded.max_batch,
-            LoadInfo(loaded.weights_sha256, tuple(loaded.notes)),
+            LoadInfo(loaded.weights_sha256, (*loaded.notes, *_crop_note(preprocess))),
         )
 
     def _decide_head(self) -> Head:
@@ -362,6 +393,8 @@ class CamEngine:
         height, width = self.size
         arrays = []
         for image in images:
+            top, left, crop_h, crop_w = crop_box(image.shape[:2], self.preprocess)
+            image = image[top : top + crop_h, left : left + crop_w]
             if self.in_channels == 1:
                 pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             else:
@@ -572,13 +605,25 @@ class CamEngine:
                     target_name=self.class_name(int(targets[i])),
                     top_k=top,
                     raw=raw_np[i],
-                    cam=upsample_map(norm_np[i], size, blur_sigma, self.cam.normalize),
+                    cam=self._laid_back(norm_np[i], size, blur_sigma),
                     note=result.notes[i],
                     head=self.head.kind,
                     output_note=result.output_note,
                     warning=self._flat_warning(raw_np[i], layer),
                 )
             )
+        return out
+
+    def _laid_back(
+        self, map01: np.ndarray, size: tuple[int, int], blur_sigma: float
+    ) -> np.ndarray:
+        """The map at the image's size, on the region the model saw (all of it, uncropped)."""
+        top, left, height, width = crop_box(size, self.preprocess)
+        if (height, width) == tuple(size):
+            return upsample_map(map01, size, blur_sigma, self.cam.normalize)
+        out = np.zeros(size, np.float32)
+        placed = upsample_map(map01, (height, width), blur_sigma, self.cam.normalize)
+        out[top : top + height, left : left + width] = placed
         return out
 
     def _flat_warning(self, raw: np.ndarray, layer: str) -> str:

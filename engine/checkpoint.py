@@ -19,6 +19,8 @@ from torch import nn
 
 from engine.backends import backend_for, check_not_foreign
 from engine.backends.base import StateDictBackend
+from engine.backends.hf_backend import is_hf_folder
+from engine.backends.python_backend import pickle_with_code, refuse_untrusted
 from engine.errors import InspectorError, first_line
 from engine.heads import head_fits, head_outputs
 from engine.profile import ModelProfile, PreprocessSpec
@@ -65,7 +67,7 @@ def load_state_dict_model(
     if profile.weights is None:
         return _random_model(backend, profile)
     path = profile.weights
-    content, notes = _read_checkpoint(path, trust_pickle or profile.trust_pickle, backend)
+    content, notes = _read_checkpoint(path, trust_pickle or profile.trust_pickle, backend, profile)
     if isinstance(content, nn.Module):
         model, classes, more = _from_module(content, profile)
     else:
@@ -130,9 +132,13 @@ def _random_model(backend: StateDictBackend, profile: ModelProfile) -> LoadedMod
 
 
 def _read_checkpoint(
-    path: Path, trust: bool, backend: StateDictBackend
+    path: Path, trust: bool, backend: StateDictBackend, profile: ModelProfile
 ) -> tuple[Any, tuple[str, ...]]:
-    """The unpickled/decoded content of a weights file and notes on how it was read."""
+    """The unpickled/decoded content of a weights file and notes on how it was read.
+
+    A trusted full pickle is unpickled with the classes of the profile's ``code`` file, which
+    runs only when code is trusted too.
+    """
     check_file(path)
     check_not_foreign(path, backend)  # an .onnx or TorchScript file, before torch.load sees it
     if _is_safetensors(path):
@@ -150,25 +156,51 @@ def _read_checkpoint(
             raise _pickle_refused(path, needed.group(1).rstrip(".")) from exc
     except Exception as exc:  # zip, EOF and key errors all mean "not a readable checkpoint"
         raise _corrupt(path, exc) from exc
-    return _load_trusted_pickle(path)
+    return _load_trusted_pickle(path, _code_file(profile))
 
 
-def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
+def _code_file(profile: ModelProfile) -> Path | None:
+    """The .py file whose classes unpickling may need; refused unless code is trusted."""
+    if profile.code is None:
+        return None
+    if not profile.trust_code:
+        raise refuse_untrusted(f"code = '{profile.code.name}'", profile.code)
+    return profile.code
+
+
+def _load_trusted_pickle(path: Path, code: Path | None) -> tuple[Any, tuple[str, ...]]:
     message = f"loading '{path.name}' with full unpickling (trust_pickle): this can run its code"
     # Attributed to load_model's caller: load_model, Backend.load, load_state_dict_model and
     # _read_checkpoint lie between.
     warnings.warn(message, UserWarning, stacklevel=6)
+    options: dict[str, Any] = {} if code is None else {"pickle_module": pickle_with_code(code)}
     try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        content = torch.load(path, map_location="cpu", weights_only=False, **options)
+    except InspectorError:
+        raise
     except Exception as exc:  # e.g. the pickled model's class cannot be imported here
-        raise InspectorError(f"cannot unpickle '{path.name}': {first_line(exc)}") from exc
-    return content, (f"loaded pickled objects from '{path.name}' (trusted)",)
+        raise InspectorError(f"cannot unpickle '{path.name}': {_unpickle_hint(exc)}") from exc
+    used = f" with the classes of '{code.name}'" if code is not None else ""
+    return content, (f"loaded pickled objects from '{path.name}'{used} (trusted)",)
+
+
+def _unpickle_hint(exc: Exception) -> str:
+    text = first_line(exc)
+    if isinstance(exc, AttributeError) and "__main__" in text:
+        # Saved from a training script: its classes live in that script, not here.
+        return f'{text}; set code = "<the script that defines it>.py" in the profile'
+    return text
 
 
 def check_file(path: Path) -> None:
     """Refuse a weights path that is missing, not a file or empty, naming which."""
     if not path.exists():
         raise InspectorError(f"weights file not found: {path}")
+    if is_hf_folder(path):
+        raise InspectorError(
+            f"'{path.name}' is a Hugging Face save_pretrained folder: set architecture = "
+            '"hf", or open the folder itself as the profile'
+        )
     if not path.is_file():
         raise InspectorError(f"weights path is not a file: {path}")
     if path.stat().st_size == 0:
