@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.choices import Resize
 from engine.errors import CamCancelled, InspectorError
 from engine.heads import Head, head_classes, make_head, select_logits
 from engine.layers import LayerInventory, dummy_input, get_module, layer_inventory
@@ -25,7 +26,6 @@ from engine.methods.registry import (
     get_method,
 )
 from engine.model_state import frozen_model
-from engine.choices import Resize
 from engine.profile import CamDefaults, OutputSpec, PreprocessSpec
 from engine.tokens import GridLayout, check_reshape_mode, find_grid, prefix_tokens
 
@@ -614,9 +614,7 @@ class CamEngine:
             )
         return out
 
-    def _laid_back(
-        self, map01: np.ndarray, size: tuple[int, int], blur_sigma: float
-    ) -> np.ndarray:
+    def _laid_back(self, map01: np.ndarray, size: tuple[int, int], blur_sigma: float) -> np.ndarray:
         """The map at the image's size, on the region the model saw (all of it, uncropped)."""
         top, left, height, width = crop_box(size, self.preprocess)
         if (height, width) == tuple(size):
