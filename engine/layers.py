@@ -101,11 +101,15 @@ def layer_inventory(
     batch = 1
     shapes: dict[str, tuple[int, ...] | None] = {}
     finish_order: list[str] = []
+    varied: set[str] = set()  # called more than once with different output shapes
     handles = []
 
     def make_hook(name: str):
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            shapes[name] = _output_shape(output, batch)
+            shape = _output_shape(output, batch)
+            if name in shapes and shapes[name] != shape:
+                varied.add(name)
+            shapes[name] = shape
             finish_order.append(name)
 
         return hook
@@ -139,9 +143,16 @@ def layer_inventory(
         )
         for name, module in named
     )
-    candidates = _spatial_finishers(layers, finish_order)
-    default = _last_block_norm(layers, finish_order) or (candidates[-1] if candidates else None)
+    default = _last_block_norm(layers, finish_order) or _last_spatial(layers, finish_order)
+    # A hook sees every call, so a module reused on other shapes (a dropout shared by Swin's
+    # window attention and its MLP) cannot be captured as one map.
+    candidates = tuple(n for n in _spatial_finishers(layers, finish_order) if n not in varied)
     return LayerInventory(layers=layers, default_layer=default, candidates=candidates)
+
+
+def _last_spatial(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> str | None:
+    finishers = _spatial_finishers(layers, finish_order)
+    return finishers[-1] if finishers else None
 
 
 def _spatial_finishers(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ class HfBackend(Backend):
     """A transformers AutoModelForImageClassification folder; the map uses its ``.logits``."""
 
     name = "hf"
-    syntax = "hf (a Hugging Face save_pretrained folder as weights)"
+    syntax = "hf (a Hugging Face folder)"
     extra = "hf"
     packages = ("transformers",)
     choices = (ARCHITECTURE,)
