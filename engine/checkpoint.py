@@ -27,8 +27,19 @@ from engine.profile import ModelProfile, PreprocessSpec
 
 # Where training scripts commonly tuck the state_dict inside a checkpoint dict.
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net")
-# Prefixes added by DataParallel, torch.compile, Lightning modules and wrapper nets.
-STRIP_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
+# timm's training script saves an exponential moving average of the weights beside them, and
+# timm's loader prefers it (load_state_dict(use_ema=True)): so do we, and say so.
+EMA_KEYS: tuple[str, ...] = ("state_dict_ema", "model_ema")
+# Prefixes added by DataParallel, torch.compile, Lightning modules, wrapper nets and training
+# scripts that hold the classifier as a part ("a ResNet18 backbone").
+STRIP_PREFIXES: tuple[str, ...] = (
+    "module.",
+    "_orig_mod.",
+    "model.",
+    "net.",
+    "backbone.",
+    "encoder.",
+)
 # Auxiliary heads of inception_v3/googlenet: we build without them, so their weights are spare.
 _AUX_PREFIXES: tuple[str, ...] = ("AuxLogits.", "aux1.", "aux2.")
 _MAX_LISTED = 3
@@ -255,7 +266,9 @@ def _from_module(
 def _from_state_dict(
     content: Any, profile: ModelProfile, path: Path, backend: StateDictBackend
 ) -> tuple[nn.Module, tuple[str, ...], tuple[str, ...]]:
-    found = _find_state_dict(content, depth=0)
+    found, ema_notes = _ema_state_dict(content)
+    if found is None:
+        found = _find_state_dict(content, depth=0)
     if isinstance(found, nn.Module):  # a trusted pickle holding {"model": <module>, ...}
         return _from_module(found, profile)
     if found is None:
@@ -282,7 +295,24 @@ def _from_state_dict(
         model.load_state_dict(_with_versions(state, found, prefix, model_state), strict=True)
     except RuntimeError as exc:  # the checks above should have caught it; stay user-readable
         raise InspectorError(f"weights '{path.name}' do not fit {arch}: {first_line(exc)}") from exc
-    return model, classes, (*notes, *aux_notes, *dtype_notes, *class_notes, *chans_notes)
+    return model, classes, (
+        *ema_notes,
+        *notes,
+        *aux_notes,
+        *dtype_notes,
+        *class_notes,
+        *chans_notes,
+    )
+
+
+def _ema_state_dict(content: Any) -> tuple[Mapping[str, torch.Tensor] | None, tuple[str, ...]]:
+    if not isinstance(content, Mapping):
+        return None, ()
+    for key in EMA_KEYS:
+        found = _find_state_dict(content.get(key), depth=2)
+        if isinstance(found, Mapping):
+            return found, (f"used the averaged weights under '{key}', as timm's loader does",)
+    return None, ()
 
 
 def _find_state_dict(content: Any, depth: int) -> Mapping[str, torch.Tensor] | nn.Module | None:
