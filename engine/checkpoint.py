@@ -295,14 +295,8 @@ def _from_state_dict(
         model.load_state_dict(_with_versions(state, found, prefix, model_state), strict=True)
     except RuntimeError as exc:  # the checks above should have caught it; stay user-readable
         raise InspectorError(f"weights '{path.name}' do not fit {arch}: {first_line(exc)}") from exc
-    return model, classes, (
-        *ema_notes,
-        *notes,
-        *aux_notes,
-        *dtype_notes,
-        *class_notes,
-        *chans_notes,
-    )
+    said = (*ema_notes, *notes, *aux_notes, *dtype_notes, *class_notes, *chans_notes)
+    return model, classes, said
 
 
 def _ema_state_dict(content: Any) -> tuple[Mapping[str, torch.Tensor] | None, tuple[str, ...]]:

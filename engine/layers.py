@@ -48,7 +48,11 @@ class LayerInventory:
 
 
 def unknown_layer_message(name: str, names: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, [n for n in names if n], n=3)
+    named = [n for n in names if n]
+    # A converted graph names its nodes after the original layers, with more around them
+    # (Keras's block14_sepconv2_act becomes .../block14_sepconv2_act/Relu): those first.
+    containing = [n for n in named if name.lower() in n.lower()]
+    close = (containing or difflib.get_close_matches(name, named, n=3))[:3]
     hint = (
         f"; did you mean {', '.join(close)}?"
         if close
