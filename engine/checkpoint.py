@@ -21,7 +21,7 @@ from engine.backends import backend_for, check_not_foreign
 from engine.backends.base import StateDictBackend
 from engine.backends.hf_backend import is_hf_folder
 from engine.backends.python_backend import pickle_with_code, refuse_untrusted
-from engine.errors import InspectorError, first_line
+from engine.errors import InspectorError, TrustNeeded, first_line
 from engine.heads import head_fits, head_outputs
 from engine.profile import ModelProfile, PreprocessSpec
 
@@ -238,10 +238,11 @@ def _corrupt(path: Path, exc: BaseException) -> InspectorError:
 
 
 def _pickle_refused(path: Path, needed: str) -> InspectorError:
-    return InspectorError(
+    return TrustNeeded(
         f"'{path.name}' is a full pickled model or holds other Python objects ({needed}), "
         "which can run code when loaded; load it only if you trust its source: "
-        "set trust_pickle = true in the profile or pass --trust-pickle"
+        "set trust_pickle = true in the profile or pass --trust-pickle",
+        "pickle",
     )
 
 

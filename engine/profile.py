@@ -202,14 +202,24 @@ def profile_from_checkpoint(
     architecture: str,
     classes: Sequence[str] = (),
     size: tuple[int, int] = DEFAULT_SIZE,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> ModelProfile:
-    """A profile for a bare checkpoint with defaults for everything else (the GUI's open dialog)."""
+    """A profile for a bare checkpoint with defaults for everything else (the GUI's open dialog).
+
+    With architecture "hf" the folder's classes, mean and std fill what the dialog leaves out.
+    """
     weights = Path(weights).expanduser().resolve()
+    preprocess: dict[str, Any] = {"size": list(size)}
+    if mean is not None:
+        preprocess["mean"] = list(mean)
+    if std is not None:
+        preprocess["std"] = list(std)
     data: dict[str, Any] = {
         "name": weights.stem,
         "architecture": architecture,
         "weights": str(weights),
-        "preprocess": {"size": list(size)},
+        "preprocess": preprocess,
     }
     if classes:
         data["classes"] = list(classes)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.backends.base import Backend
-from engine.errors import InspectorError, first_line
+from engine.errors import InspectorError, TrustNeeded, first_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,10 +100,11 @@ def _from_pretrained(transformers: Any, folder: Path, trust_code: bool) -> nn.Mo
         )
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
-            raise InspectorError(
+            raise TrustNeeded(
                 f"'{folder.name}' needs its own Python code to build the model; run it only "
                 "if you trust its source: set trust_code = true in the profile or pass "
-                "--trust-code"
+                "--trust-code",
+                "code",
             ) from exc
         raise InspectorError(
             f"'{folder.name}' is not a Hugging Face image classifier: {first_line(exc)}"

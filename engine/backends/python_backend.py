@@ -17,7 +17,7 @@ from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from engine.backends.base import StateDictBackend
-from engine.errors import InspectorError, first_line
+from engine.errors import InspectorError, TrustNeeded, first_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,11 +45,12 @@ def code_path(architecture: str, base_dir: Path) -> str:
     return f"{PREFIX}{file}" + (f":{name}" if name else "")
 
 
-def refuse_untrusted(what: str, file: Path) -> InspectorError:
+def refuse_untrusted(what: str, file: Path) -> TrustNeeded:
     """The one-line refusal to run a Python file the user has not said they trust."""
-    return InspectorError(
+    return TrustNeeded(
         f"{what} runs the Python file '{file.name}', which can do anything your account can; "
-        "run it only if you trust it: set trust_code = true in the profile or pass --trust-code"
+        "run it only if you trust it: set trust_code = true in the profile or pass --trust-code",
+        "code",
     )
 
 
