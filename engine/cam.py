@@ -344,13 +344,16 @@ class CamEngine:
 
     def _probe_default(self, inventory: LayerInventory) -> str:
         """The inventory's choice if the predicted class's score has a gradient there, else the
-        last spatial layer that has one.
+        last norm layer that has one (a transformer block's input norm, as pytorch-grad-cam
+        recommends), else the last spatial layer that has one.
 
         A layer the head does not read gives an all-zero map on every image: a ViT's final norm
         reaches the head through the class token only, so its patch tokens get no gradient.
         """
-        candidates = [inventory.default_layer, *reversed(inventory.candidates)]
-        names = list(dict.fromkeys(candidates))
+        types = {info.name: info.type_name for info in inventory.layers}
+        last_first = list(reversed(inventory.candidates))
+        norms = [name for name in last_first if "Norm" in types[name]]
+        names = list(dict.fromkeys([inventory.default_layer, *norms, *last_first]))
         shape = (1, *self.size, self.in_channels)
         if self.preprocess.layout != "nhwc":
             shape = (1, self.in_channels, *self.size)

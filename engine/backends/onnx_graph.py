@@ -22,6 +22,7 @@ def prepare_graph(proto: Any, path: Path, activation: str) -> list[str]:
     opset = default_opset(proto)
     _decompose_gelu(proto.graph)
     if opset > ONNX_OPSET:
+        _constant_of_shape_as_expand(proto.graph)
         try:
             converted = version_converter.convert_version(proto, ONNX_OPSET)
         except Exception:  # no adapter for some op: onnx2torch then names it
@@ -52,6 +53,24 @@ def _decompose_gelu(graph: Any) -> None:
             nodes += _gelu_nodes(graph, node, f"_gelu{index}_", tanh)
         else:
             nodes.append(node)
+    _replace_nodes(graph, nodes)
+
+
+def _constant_of_shape_as_expand(graph: Any) -> None:
+    """Rewrite ConstantOfShape as Expand of its value: onnx has no adapter from its opset-20
+    version down (the legacy exporter's ViT at opset 20 has one), Expand needs none."""
+    nodes = []
+    for index, node in enumerate(graph.node):
+        if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        array = np.zeros(1, np.float32) if value is None else numpy_helper.to_array(value)
+        name = f"_constant_of_shape{index}_value"
+        graph.initializer.append(numpy_helper.from_array(array.reshape(1), name))
+        nodes.append(
+            helper.make_node("Expand", [name, node.input[0]], [node.output[0]], name=node.name)
+        )
     _replace_nodes(graph, nodes)
 
 

@@ -18,12 +18,13 @@ from engine.checkpoint import load_model
 from engine.cli import run
 from engine.errors import InspectorError
 from engine.profile import load_profile, parse_profile
-from tests.engine.backends.common import csv_rows
+from tests.engine.backends.common import csv_rows, export
 
 transformers = pytest.importorskip("transformers")
 
 LABELS = {0: "scratch", 1: "dent", 2: "clean"}
 HALF = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+HALF_PREPROCESS = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 
 
 def _vit() -> nn.Module:
@@ -265,3 +266,29 @@ def test_cli_batch_on_a_folder(tmp_path: Path) -> None:
     rows = csv_rows(tmp_path / "out" / "results.csv")
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert {r["predicted"] for r in rows} <= set(LABELS.values())
+
+
+@pytest.mark.parametrize("opset", [17, 20])
+def test_onnx_export_of_a_vit_gets_a_layer_with_a_gradient(tmp_path: Path, opset: int) -> None:
+    """The legacy exporter's ViT: its final LayerNorm, the last map-shaped node, feeds the head
+    through the class token only; the probe picks the last block's first norm instead."""
+    pytest.importorskip("onnx2torch")
+    torch.manual_seed(0)
+    model = _vit().eval()
+    folder = save_folder(tmp_path / "vit", model, MODELS["vit"][1])
+    path = export(_Logits(model), tmp_path / "vit.onnx", (1, 3, 32, 32), opset_version=opset)
+    data = {"architecture": "onnx", "weights": str(path), "preprocess": HALF_PREPROCESS}
+    engine = CamEngine.from_profile(parse_profile(data, tmp_path, None), "cpu")
+    assert engine.size == (32, 32)
+    assert engine.default_layer == "model/vit/layers/1/layernorm_before/LayerNormalization"
+    final = "model/vit/layernorm/LayerNormalization"
+    assert engine.inventory.candidates[-1] == final
+    pictures = _pictures((32, 32))
+    reference = CamEngine.from_profile(load_profile(folder), "cpu").explain(pictures)
+    for ours, theirs in zip(engine.explain(pictures), reference, strict=True):
+        assert ours.warning == ""
+        np.testing.assert_allclose(ours.cam, theirs.cam, atol=1e-3)
+    flat = engine.explain(pictures[:1], layer=final)[0]
+    assert flat.warning == (
+        f"flat map at '{final}' (no positive value); try layer '{engine.default_layer}'"
+    )
