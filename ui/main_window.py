@@ -575,10 +575,15 @@ class MainWindow(QMainWindow):
     def open_profile_dialog(self) -> None:
         start = str(self.profile_path.parent if self.profile_path else Path.home())
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open model profile", start, "Model profiles (*.toml)"
+            self,
+            "Open model profile",
+            start,
+            "Model profiles (*.toml);;Hugging Face model folder (config.json)",
         )
         if path:
-            self.open_profile(Path(path))
+            # A save_pretrained folder is its own profile: its config.json stands for it.
+            chosen = Path(path)
+            self.open_profile(chosen.parent if chosen.name == "config.json" else chosen)
 
     def open_checkpoint_dialog(self) -> None:
         dialog = CheckpointDialog(self, self.classes)
