@@ -24,6 +24,7 @@ from engine.profile import (
     parse_profile,
     peek_classes,
     profile_from_checkpoint,
+    profile_to_toml,
     save_profile,
 )
 from engine.resources import resource_path
@@ -422,3 +423,28 @@ def test_peek_classes_reads_names_without_validating(tmp_path: Path) -> None:
     profile.write_text("classes = [")
     assert peek_classes(profile) == ()
     assert peek_classes(demo_profile_path()) == load_profile(demo_profile_path()).classes
+
+
+def test_new_keys_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "net.py").write_text("def build(num_classes):\n    pass\n", encoding="utf-8")
+    data = {
+        "architecture": "python:net.py:build",
+        "classes": ["a", "b"],
+        "code": "net.py",
+        "trust_code": True,
+        "preprocess": {"size": [48, 192], "resize": "shortest", "crop": 0.875},
+    }
+    profile = parse_profile(data, tmp_path, None)
+    assert profile.architecture == f"python:{tmp_path / 'net.py'}:build"
+    assert profile.code == tmp_path / "net.py" and profile.trust_code
+    assert (profile.preprocess.resize, profile.preprocess.crop) == ("shortest", 0.875)
+    text = profile_to_toml(profile, tmp_path)
+    assert 'architecture = "python:net.py:build"' in text and 'code = "net.py"' in text
+    save_profile(profile, tmp_path / "p.toml")
+    again = load_profile(tmp_path / "p.toml")
+    assert dataclasses.replace(again, source=None, name=profile.name) == profile
+
+
+def test_code_must_name_an_existing_python_file(tmp_path: Path) -> None:
+    message = error_of(tmp_path, 'architecture = "resnet18"\ncode = "missing.py"\n')
+    assert message == "profile 'p.toml': code must name an existing .py file, not 'missing.py'"
