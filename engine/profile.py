@@ -191,7 +191,7 @@ def parse_profile(data: Mapping[str, Any], base_dir: Path, source: Path | None) 
         cam=_cam(_table(data, "cam", where), where),
         trust_pickle=_bool(data.get("trust_pickle", False), "trust_pickle", where),
         source=source,
-        output=_output(_table(data, "output", where), where),
+        output=_output({**found.get("output", {}), **_table(data, "output", where)}, where),
         trust_code=_bool(data.get("trust_code", False), "trust_code", where),
         code=code,
     )

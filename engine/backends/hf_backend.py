@@ -125,6 +125,9 @@ def folder_defaults(folder: Path) -> dict[str, Any]:
     classes = _id2label(config)
     if classes:
         out["classes"] = classes
+    if config.get("problem_type") == "multi_label_classification":
+        # One sigmoid per label, as transformers trains it: a softmax would misstate them all.
+        out["output"] = {"activation": "sigmoid"}
     processor = _json(folder / PROCESSOR) if (folder / PROCESSOR).is_file() else None
     if processor is None:
         side = config.get("image_size")

@@ -292,3 +292,18 @@ def test_onnx_export_of_a_vit_gets_a_layer_with_a_gradient(tmp_path: Path, opset
     assert flat.warning == (
         f"flat map at '{final}' (no positive value); try layer '{engine.default_layer}'"
     )
+
+
+def test_a_multi_label_folder_gets_sigmoid_probabilities(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _vit()
+    model.config.problem_type = "multi_label_classification"
+    folder = save_folder(tmp_path / "vit", model.eval(), MODELS["vit"][1])
+    engine = CamEngine.from_profile(load_profile(folder), "cpu")
+    assert engine.head.kind == "multilabel"
+    result = engine.explain(_pictures((32, 32))[:1])[0]
+    with torch.no_grad():
+        logits = model(engine.prepare(_pictures((32, 32))[:1])).logits[0]
+    expected = torch.sigmoid(logits).numpy()
+    for prediction in result.top_k:
+        assert prediction.probability == pytest.approx(float(expected[prediction.index]), abs=1e-5)
