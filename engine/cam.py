@@ -345,7 +345,7 @@ class CamEngine:
     def _probe_default(self, inventory: LayerInventory) -> str:
         """The inventory's choice if the predicted class's score has a gradient there, else the
         last norm layer that has one (a transformer block's input norm, as pytorch-grad-cam
-        recommends), else the last spatial layer that has one.
+        recommends), else the last spatial layer that has one; the inventory's choice if none has.
 
         A layer the head does not read gives an all-zero map on every image: a ViT's final norm
         reaches the head through the class token only, so its patch tokens get no gradient.
@@ -365,10 +365,9 @@ class CamEngine:
             gradient = result.gradients[name]
             if gradient is not None and bool(gradient.abs().amax() > 0):
                 return name
-        raise InspectorError(
-            "no layer with a spatial output receives a gradient from the predicted class; "
-            "name one with --layer"
-        )
+        # Nothing moved on this one input (a dead untrained net): keep the heuristic's layer;
+        # each flat map it gives is flagged.
+        return inventory.default_layer
 
     @property
     def default_layer(self) -> str:
