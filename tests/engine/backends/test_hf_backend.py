@@ -307,3 +307,42 @@ def test_a_multi_label_folder_gets_sigmoid_probabilities(tmp_path: Path) -> None
     expected = torch.sigmoid(logits).numpy()
     for prediction in result.top_k:
         assert prediction.probability == pytest.approx(float(expected[prediction.index]), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("processor", "geometry"),
+    [
+        # ViT, Swin: stretched to the size.
+        ({"size": {"height": 384, "width": 384}}, {"size": [384, 384]}),
+        # ConvNeXt at 384 and above: no crop (ConvNextImageProcessor).
+        ({"size": {"shortest_edge": 384}, "crop_pct": 0.875}, {"size": [384, 384]}),
+        # BiT, DINOv2: shortest edge 256, then the 224 centre.
+        (
+            {"size": {"shortest_edge": 256}, "do_center_crop": True, "crop_size": 224},
+            {"size": [224, 224], "resize": "shortest", "crop": 0.875},
+        ),
+        # DeiT: stretched to 256 x 256, then the 224 x 224 centre.
+        (
+            {
+                "size": {"height": 256, "width": 256},
+                "do_center_crop": True,
+                "crop_size": {"height": 224, "width": 224},
+            },
+            {"size": [224, 224], "crop": 0.875},
+        ),
+    ],
+)
+def test_processor_geometry(processor: dict, geometry: dict) -> None:
+    from engine.backends.hf_backend import processor_preprocess
+
+    table = processor_preprocess(processor)
+    assert {k: v for k, v in table.items() if k not in ("mean", "std")} == geometry
+    assert table["mean"] == pytest.approx([0.485, 0.456, 0.406])
+
+
+def test_stretch_then_crop_keeps_the_centre() -> None:
+    from engine.profile import PreprocessSpec
+
+    spec = PreprocessSpec((224, 224), (0.5,) * 3, (0.5,) * 3, "replicate", crop=0.875)
+    # DeiT: the 224 centre of a 256-stretched image is 87.5% of each side of the original.
+    assert crop_box((400, 800), spec) == (25, 50, 350, 700)
