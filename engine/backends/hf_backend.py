@@ -6,6 +6,7 @@ preprocessor_config.json) becomes the profile's defaults, read as JSON without t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,23 +57,39 @@ class HfBackend(Backend):
 
     def load(self, profile: ModelProfile, trust_pickle: bool) -> LoadedModel:
         from engine.backends.hf_model import HfLogits  # imports torch
-        from engine.checkpoint import LoadedModel, resolve_classes, sha256_of
+        from engine.checkpoint import LoadedModel, resolve_classes
 
         folder = _folder(profile.weights)
         transformers = self.require("transformers", ARCHITECTURE)
         model = HfLogits(_from_pretrained(transformers, folder, profile.trust_code))
         count = int(model.model.config.num_labels)
         classes, notes = resolve_classes(profile, count, "config.json", "the model's config")
-        weights = next((folder / n for n in WEIGHTS_FILES if (folder / n).is_file()), None)
         said = [f"Hugging Face {type(model.model).__name__} from '{folder.name}'"]
         if not (folder / PROCESSOR).is_file():
             said.append(f"no {PROCESSOR}: size from config.json, mean and std the profile's")
         return LoadedModel(
             model.to("cpu").float().eval(),
             classes,
-            sha256_of(weights) if weights is not None else None,
+            weights_digest(folder),
             (*said, *notes),
         )
+
+
+def weights_digest(folder: Path) -> str | None:
+    """SHA-256 of the folder's weights file; of its shards' digests when save_pretrained split
+    them (model-00001-of-00002.safetensors ...); None when it holds neither."""
+    from engine.checkpoint import sha256_of
+
+    single = next((folder / n for n in WEIGHTS_FILES if (folder / n).is_file()), None)
+    if single is not None:
+        return sha256_of(single)
+    indexes = [folder / f"{name}.index.json" for name in WEIGHTS_FILES]
+    index = next((path for path in indexes if path.is_file()), None)
+    if index is None:
+        return None
+    shards = sorted(set(_json(index).get("weight_map", {}).values()))
+    combined = "".join(sha256_of(folder / shard) for shard in shards)
+    return hashlib.sha256(combined.encode("ascii")).hexdigest()
 
 
 def _folder(weights: Path | None) -> Path:

@@ -346,3 +346,24 @@ def test_stretch_then_crop_keeps_the_centre() -> None:
     spec = PreprocessSpec((224, 224), (0.5,) * 3, (0.5,) * 3, "replicate", crop=0.875)
     # DeiT: the 224 centre of a 256-stretched image is 87.5% of each side of the original.
     assert crop_box((400, 800), spec) == (25, 50, 350, 700)
+
+
+def test_weights_hash_covers_every_shard(tmp_path: Path) -> None:
+    from engine.backends.hf_backend import weights_digest
+    from engine.checkpoint import sha256_of
+
+    torch.manual_seed(0)
+    model = _vit().eval()
+    whole = save_folder(tmp_path / "whole", model, None)
+    assert load_model(load_profile(whole)).weights_sha256 == sha256_of(whole / "model.safetensors")
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    shards = sorted((tmp_path / "sharded").glob("model-*.safetensors"))
+    assert len(shards) > 1
+    digest = weights_digest(tmp_path / "sharded")
+    assert load_model(load_profile(tmp_path / "sharded")).weights_sha256 == digest
+    with shards[-1].open("r+b") as fh:  # one byte of the last shard changed
+        fh.seek(-1, 2)
+        last = fh.read(1)
+        fh.seek(-1, 2)
+        fh.write(bytes([last[0] ^ 1]))
+    assert weights_digest(tmp_path / "sharded") != digest
