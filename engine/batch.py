@@ -37,6 +37,7 @@ CSV_COLUMNS = (
     "pointing_hit",
     "energy_in_box",
     "top5",
+    "warning",
 )
 BatchProgress = Callable[[int, int, int], None]  # done, total, failed
 _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
@@ -157,6 +158,7 @@ class BatchWriter:
                 "pointing_hit": _format_score(pointing_hit(result.cam, loaded.boxes)),
                 "energy_in_box": _format_score(energy_in_box(result.cam, loaded.boxes)),
                 "top5": ";".join(f"{p.name}:{p.probability:.4f}" for p in result.top_k),
+                "warning": result.warning,
             }
         return row
 
@@ -245,6 +247,8 @@ class BatchRunner(BatchWriter):
             results = iter(self._explain(good, cancel)) if good else iter(())
             batch_error = ""
         except InspectorError as exc:
+            if len(good) > 1:  # one image's NaN scores must not fail its neighbours
+                return [o for item in chunk for o in self._explain_chunk([item], cancel)]
             results, batch_error = iter(()), str(exc)
         except (MemoryError, RuntimeError) as exc:  # every image still gets its row
             if not _out_of_memory(exc):

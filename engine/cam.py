@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.choices import Resize
 from engine.errors import CamCancelled, InspectorError
 from engine.heads import Head, head_classes, make_head, select_logits
 from engine.layers import LayerInventory, dummy_input, get_module, layer_inventory
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from engine.profile import ModelProfile
 
 TOP_K = 5
+# A map whose range is below this share of its maximum is one value everywhere (float32 noise).
+FLAT_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class CamResult:
     # output, [1 - p, p]) or "multilabel" (one sigmoid per label; they need not sum to 1).
     head: str = "softmax"
     output_note: str = ""  # as Capture.output_note
+    # Why this map should not be trusted, one line ("" when all is well): a flat map.
+    warning: str = ""
 
     @property
     def predicted(self) -> Prediction:
@@ -174,6 +180,46 @@ def upsample_map(
     out -= out.min()
     out /= out.max() + 1e-7
     return out
+
+
+def crop_box(image_size: Sequence[int], spec: PreprocessSpec) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the part of an image the model sees.
+
+    As Hugging Face processors do: the image resized to the input size divided by ``crop``
+    (by its shortest edge, or stretched), then the central input-size region kept.
+    """
+    height, width = int(image_size[0]), int(image_size[1])
+    if spec.crop >= 1.0 and spec.resize == Resize.STRETCH:
+        return 0, 0, height, width
+    if spec.resize == Resize.SHORTEST:
+        scale = max(spec.size[0] / spec.crop / height, spec.size[1] / spec.crop / width)
+        seen_h, seen_w = spec.size[0] / scale, spec.size[1] / scale
+    else:
+        seen_h, seen_w = height * spec.crop, width * spec.crop
+    crop_h = max(1, min(height, round(seen_h)))
+    crop_w = max(1, min(width, round(seen_w)))
+    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def _crop_note(spec: PreprocessSpec) -> tuple[str, ...]:
+    if spec.crop >= 1.0 and spec.resize == Resize.STRETCH:
+        return ()
+    how = "by its shortest edge" if spec.resize == Resize.SHORTEST else "stretched"
+    return (
+        f"each image is resized {how} and centre-cropped to {spec.size[0]}x{spec.size[1]} "
+        f"(crop {spec.crop:g}), as the model's processor does: maps cover that central region",
+    )
+
+
+def _check_finite(probabilities: torch.Tensor, raw: torch.Tensor) -> None:
+    """A NaN or infinite score or map is an error, never a result that looks fine."""
+    if not bool(torch.isfinite(probabilities).all()):
+        raise InspectorError(
+            "the model gave non-finite scores (NaN or infinity); check [preprocess] mean and "
+            "std and the weights"
+        )
+    if not bool(torch.isfinite(raw).all()):
+        raise InspectorError("the map has non-finite values (NaN or infinity); try another layer")
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -259,15 +305,16 @@ class CamEngine:
         from engine.checkpoint import load_model
 
         loaded = load_model(profile, trust_pickle=trust_pickle)
+        preprocess = loaded.preprocess or profile.preprocess
         return cls(
             loaded.model,
             loaded.classes,
-            profile.preprocess,
+            preprocess,
             profile.cam,
             profile.output,
             device,
             loaded.max_batch,
-            LoadInfo(loaded.weights_sha256, tuple(loaded.notes)),
+            LoadInfo(loaded.weights_sha256, (*loaded.notes, *_crop_note(preprocess))),
         )
 
     def _decide_head(self) -> Head:
@@ -288,10 +335,41 @@ class CamEngine:
     # -- layers ---------------------------------------------------------------------------------
     @cached_property
     def inventory(self) -> LayerInventory:
-        """Every layer's output shape, from one dummy pass made the first time it is asked."""
-        return layer_inventory(
+        """Every layer's output shape, from one dummy pass made the first time it is asked; its
+        default layer is one that a probe pass shows the predicted class depends on."""
+        found = layer_inventory(
             self.model, self.size, self.in_channels, self.cam.reshape, self.preprocess.layout
         )
+        if found.default_layer is None:
+            return found
+        return dataclasses.replace(found, default_layer=self._probe_default(found))
+
+    def _probe_default(self, inventory: LayerInventory) -> str:
+        """The inventory's choice if the predicted class's score has a gradient there, else the
+        last norm layer that has one (a transformer block's input norm, as pytorch-grad-cam
+        recommends), else the last spatial layer that has one; the inventory's choice if none has.
+
+        A layer the head does not read gives an all-zero map on every image: a ViT's final norm
+        reaches the head through the class token only, so its patch tokens get no gradient.
+        """
+        types = {info.name: info.type_name for info in inventory.layers}
+        last_first = list(reversed(inventory.candidates))
+        norms = [name for name in last_first if "Norm" in types[name]]
+        names = list(dict.fromkeys([inventory.default_layer, *norms, *last_first]))
+        shape = (1, *self.size, self.in_channels)
+        if self.preprocess.layout != "nhwc":
+            shape = (1, self.in_channels, *self.size)
+        # Normalised images are roughly unit normal; a fixed seed keeps the choice repeatable.
+        probe = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        probe = probe.to(self.device)
+        result = self.run_pass(probe, names, TargetSpec("pred"))
+        for name in names:
+            gradient = result.gradients[name]
+            if gradient is not None and bool(gradient.abs().amax() > 0):
+                return name
+        # Nothing moved on this one input (a dead untrained net): keep the heuristic's layer;
+        # each flat map it gives is flagged.
+        return inventory.default_layer
 
     @property
     def default_layer(self) -> str:
@@ -319,6 +397,8 @@ class CamEngine:
         height, width = self.size
         arrays = []
         for image in images:
+            top, left, crop_h, crop_w = crop_box(image.shape[:2], self.preprocess)
+            image = image[top : top + crop_h, left : left + crop_w]
             if self.in_channels == 1:
                 pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             else:
@@ -506,11 +586,12 @@ class CamEngine:
         blur_sigma: float,
     ) -> list[CamResult]:
         """Normalise on the device, copy to the CPU once, upsample each map to its image."""
-        raw_np = raw.float().cpu().numpy()
-        norm_np = normalize_maps(raw.float(), self.cam.normalize).cpu().numpy()
         probs = result.probabilities
         if probs is None:
             probs = self.head.probabilities(result.logits)
+        _check_finite(probs, raw)
+        raw_np = raw.float().cpu().numpy()
+        norm_np = normalize_maps(raw.float(), self.cam.normalize).cpu().numpy()
         k = min(TOP_K, probs.shape[1])
         top_p, top_i = (t.cpu().numpy() for t in probs.topk(k, dim=1))
         targets = result.target_index.cpu().numpy()
@@ -528,13 +609,44 @@ class CamEngine:
                     target_name=self.class_name(int(targets[i])),
                     top_k=top,
                     raw=raw_np[i],
-                    cam=upsample_map(norm_np[i], size, blur_sigma, self.cam.normalize),
+                    cam=self._laid_back(norm_np[i], size, blur_sigma),
                     note=result.notes[i],
                     head=self.head.kind,
                     output_note=result.output_note,
+                    warning=self._flat_warning(raw_np[i], layer),
                 )
             )
         return out
+
+    def _laid_back(self, map01: np.ndarray, size: tuple[int, int], blur_sigma: float) -> np.ndarray:
+        """The map at the image's size, on the region the model saw (all of it, uncropped)."""
+        top, left, height, width = crop_box(size, self.preprocess)
+        if (height, width) == tuple(size):
+            return upsample_map(map01, size, blur_sigma, self.cam.normalize)
+        out = np.zeros(size, np.float32)
+        placed = upsample_map(map01, (height, width), blur_sigma, self.cam.normalize)
+        out[top : top + height, left : left + width] = placed
+        return out
+
+    def _flat_warning(self, raw: np.ndarray, layer: str) -> str:
+        """One line when a map shows nothing (no positive value, or one value everywhere)."""
+        high, low = float(raw.max()), float(raw.min())
+        if high <= 0:
+            reason = "no positive value"
+        elif high - low <= FLAT_TOLERANCE * high:
+            reason = "the same value everywhere"
+        else:
+            return ""
+        return f"flat map at '{layer}' ({reason}); {self._layer_hint(layer)}"
+
+    def _layer_hint(self, layer: str) -> str:
+        try:
+            automatic = self.inventory.default_layer
+        except InspectorError:
+            automatic = None
+        if automatic is not None and automatic != layer:
+            return f"try layer '{automatic}'"
+        return "try another layer or method"
 
     def _in_chunks(
         self,

@@ -20,14 +20,27 @@ from torch import nn
 
 from engine.backends import backend_for, check_not_foreign
 from engine.backends.base import StateDictBackend
-from engine.errors import InspectorError, first_line
+from engine.backends.hf_backend import is_hf_folder
+from engine.backends.python_backend import pickle_with_code, refuse_untrusted
+from engine.errors import InspectorError, TrustNeeded, first_line
 from engine.heads import head_fits, head_outputs
-from engine.profile import ModelProfile
+from engine.profile import ModelProfile, PreprocessSpec
 
 # Where training scripts commonly tuck the state_dict inside a checkpoint dict.
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net")
-# Prefixes added by DataParallel, torch.compile, Lightning modules and wrapper nets.
-STRIP_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
+# timm's training script saves an exponential moving average of the weights beside them, and
+# timm's loader prefers it (load_state_dict(use_ema=True)): so do we, and say so.
+EMA_KEYS: tuple[str, ...] = ("state_dict_ema", "model_ema")
+# Prefixes added by DataParallel, torch.compile, Lightning modules, wrapper nets and training
+# scripts that hold the classifier as a part ("a ResNet18 backbone").
+STRIP_PREFIXES: tuple[str, ...] = (
+    "module.",
+    "_orig_mod.",
+    "model.",
+    "net.",
+    "backbone.",
+    "encoder.",
+)
 # Auxiliary heads of inception_v3/googlenet: we build without them, so their weights are spare.
 _AUX_PREFIXES: tuple[str, ...] = ("AuxLogits.", "aux1.", "aux2.")
 _MAX_LISTED = 3
@@ -48,6 +61,8 @@ class LoadedModel:
     notes: tuple[str, ...]  # human-readable remarks on what loading had to do
     # Largest batch the model accepts (ONNX exports often fix the batch to 1); None: any.
     max_batch: int | None = None
+    # The preprocessing the model file fixes (an ONNX input size); None: the profile's.
+    preprocess: PreprocessSpec | None = None
 
 
 def load_model(profile: ModelProfile, trust_pickle: bool = False) -> LoadedModel:
@@ -66,7 +81,7 @@ def load_state_dict_model(
     if profile.weights is None:
         return _random_model(backend, profile)
     path = profile.weights
-    content, notes = _read_checkpoint(path, trust_pickle or profile.trust_pickle, backend)
+    content, notes = _read_checkpoint(path, trust_pickle or profile.trust_pickle, backend, profile)
     if isinstance(content, nn.Module):
         model, classes, more = _from_module(content, profile)
     else:
@@ -131,9 +146,13 @@ def _random_model(backend: StateDictBackend, profile: ModelProfile) -> LoadedMod
 
 
 def _read_checkpoint(
-    path: Path, trust: bool, backend: StateDictBackend
+    path: Path, trust: bool, backend: StateDictBackend, profile: ModelProfile
 ) -> tuple[Any, tuple[str, ...]]:
-    """The unpickled/decoded content of a weights file and notes on how it was read."""
+    """The unpickled/decoded content of a weights file and notes on how it was read.
+
+    A trusted full pickle is unpickled with the classes of the profile's ``code`` file, which
+    runs only when code is trusted too.
+    """
     check_file(path)
     check_not_foreign(path, backend)  # an .onnx or TorchScript file, before torch.load sees it
     if _is_safetensors(path):
@@ -151,19 +170,40 @@ def _read_checkpoint(
             raise _pickle_refused(path, needed.group(1).rstrip(".")) from exc
     except Exception as exc:  # zip, EOF and key errors all mean "not a readable checkpoint"
         raise _corrupt(path, exc) from exc
-    return _load_trusted_pickle(path)
+    return _load_trusted_pickle(path, _code_file(profile))
 
 
-def _load_trusted_pickle(path: Path) -> tuple[Any, tuple[str, ...]]:
+def _code_file(profile: ModelProfile) -> Path | None:
+    """The .py file whose classes unpickling may need; refused unless code is trusted."""
+    if profile.code is None:
+        return None
+    if not profile.trust_code:
+        raise refuse_untrusted(f"code = '{profile.code.name}'", profile.code)
+    return profile.code
+
+
+def _load_trusted_pickle(path: Path, code: Path | None) -> tuple[Any, tuple[str, ...]]:
     message = f"loading '{path.name}' with full unpickling (trust_pickle): this can run its code"
     # Attributed to load_model's caller: load_model, Backend.load, load_state_dict_model and
     # _read_checkpoint lie between.
     warnings.warn(message, UserWarning, stacklevel=6)
+    options: dict[str, Any] = {} if code is None else {"pickle_module": pickle_with_code(code)}
     try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        content = torch.load(path, map_location="cpu", weights_only=False, **options)
+    except InspectorError:
+        raise
     except Exception as exc:  # e.g. the pickled model's class cannot be imported here
-        raise InspectorError(f"cannot unpickle '{path.name}': {first_line(exc)}") from exc
-    return content, (f"loaded pickled objects from '{path.name}' (trusted)",)
+        raise InspectorError(f"cannot unpickle '{path.name}': {_unpickle_hint(exc)}") from exc
+    used = f" with the classes of '{code.name}'" if code is not None else ""
+    return content, (f"loaded pickled objects from '{path.name}'{used} (trusted)",)
+
+
+def _unpickle_hint(exc: Exception) -> str:
+    text = first_line(exc)
+    if isinstance(exc, AttributeError) and "__main__" in text:
+        # Saved from a training script: its classes live in that script, not here.
+        return f'{text}; set code = "<the script that defines it>.py" in the profile'
+    return text
 
 
 def check_file(path: Path) -> None:
@@ -174,6 +214,11 @@ def check_file(path: Path) -> None:
         raise InspectorError(f"weights file not found: {path}") from exc
     except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte
         raise InspectorError(f"cannot read weights path '{path}': {first_line(exc)}") from exc
+    if is_hf_folder(path):
+        raise InspectorError(
+            f"'{path.name}' is a Hugging Face save_pretrained folder: set architecture = "
+            '"hf", or open the folder itself as the profile'
+        )
     if not stat.S_ISREG(info.st_mode):
         raise InspectorError(f"weights path is not a file: {path}")
     if info.st_size == 0:
@@ -200,10 +245,11 @@ def _corrupt(path: Path, exc: BaseException) -> InspectorError:
 
 
 def _pickle_refused(path: Path, needed: str) -> InspectorError:
-    return InspectorError(
+    return TrustNeeded(
         f"'{path.name}' is a full pickled model or holds other Python objects ({needed}), "
         "which can run code when loaded; load it only if you trust its source: "
-        "set trust_pickle = true in the profile or pass --trust-pickle"
+        "set trust_pickle = true in the profile or pass --trust-pickle",
+        "pickle",
     )
 
 
@@ -228,7 +274,9 @@ def _from_module(
 def _from_state_dict(
     content: Any, profile: ModelProfile, path: Path, backend: StateDictBackend
 ) -> tuple[nn.Module, tuple[str, ...], tuple[str, ...]]:
-    found = _find_state_dict(content, depth=0)
+    found, ema_notes = _ema_state_dict(content)
+    if found is None:
+        found = _find_state_dict(content, depth=0)
     if isinstance(found, nn.Module):  # a trusted pickle holding {"model": <module>, ...}
         return _from_module(found, profile)
     if found is None:
@@ -255,7 +303,18 @@ def _from_state_dict(
         model.load_state_dict(_with_versions(state, found, prefix, model_state), strict=True)
     except RuntimeError as exc:  # the checks above should have caught it; stay user-readable
         raise InspectorError(f"weights '{path.name}' do not fit {arch}: {first_line(exc)}") from exc
-    return model, classes, (*notes, *aux_notes, *dtype_notes, *class_notes, *chans_notes)
+    said = (*ema_notes, *notes, *aux_notes, *dtype_notes, *class_notes, *chans_notes)
+    return model, classes, said
+
+
+def _ema_state_dict(content: Any) -> tuple[Mapping[str, torch.Tensor] | None, tuple[str, ...]]:
+    if not isinstance(content, Mapping):
+        return None, ()
+    for key in EMA_KEYS:
+        found = _find_state_dict(content.get(key), depth=2)
+        if isinstance(found, Mapping):
+            return found, (f"used the averaged weights under '{key}', as timm's loader does",)
+    return None, ()
 
 
 def _find_state_dict(content: Any, depth: int) -> Mapping[str, torch.Tensor] | nn.Module | None:

@@ -99,3 +99,11 @@ class Grayscale(Choice):
 
     what = nonmember("grayscale mode")
     REPLICATE = "replicate"
+
+
+class Resize(Choice):
+    """How an image is brought to the input size before any centre crop."""
+
+    what = nonmember("resize")
+    STRETCH = "stretch"  # to the input size (divided by crop), aspect ratio not kept
+    SHORTEST = "shortest"  # shortest edge to the size (divided by crop), aspect ratio kept

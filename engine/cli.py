@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 import sys
@@ -97,11 +98,20 @@ def _location(text: str) -> Path | str:
 
 
 def _add_profile_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", type=Path, help="model profile (TOML); default: the demo")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="model profile (TOML) or Hugging Face save_pretrained folder; default: the demo",
+    )
     parser.add_argument(
         "--trust-pickle",
         action="store_true",
         help="allow a full pickled model (it can run code: only for files you trust)",
+    )
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow the profile's Python code (python: architecture, code =, a folder's code)",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
 
@@ -208,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _profile(args: argparse.Namespace) -> ModelProfile:
-    return load_profile(args.profile if args.profile else demo_profile_path())
+    profile = load_profile(args.profile if args.profile else demo_profile_path())
+    if getattr(args, "trust_code", False):
+        return dataclasses.replace(profile, trust_code=True)
+    return profile
 
 
 def _style(args: argparse.Namespace, profile: ModelProfile) -> RenderStyle:

@@ -8,6 +8,17 @@ class InspectorError(Exception):
     """
 
 
+class TrustNeeded(InspectorError):
+    """Loading would run code from the file: a full pickle ("pickle") or Python ("code").
+
+    The window offers to load anyway; the command line names the flag that says so.
+    """
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
 class CamCancelled(Exception):
     """Raised inside a CAM computation when the caller asked to cancel it."""
 

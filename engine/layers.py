@@ -37,6 +37,8 @@ class LayerInventory:
 
     layers: tuple[LayerInfo, ...]
     default_layer: str | None
+    # Layers with a map output, in the order the dummy pass finished them (last call counts).
+    candidates: tuple[str, ...] = ()
 
     def get(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -46,7 +48,11 @@ class LayerInventory:
 
 
 def unknown_layer_message(name: str, names: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, [n for n in names if n], n=3)
+    named = [n for n in names if n]
+    # A converted graph names its nodes after the original layers, with more around them
+    # (Keras's block14_sepconv2_act becomes .../block14_sepconv2_act/Relu): those first.
+    containing = [n for n in named if name.lower() in n.lower()]
+    close = (containing or difflib.get_close_matches(name, named, n=3))[:3]
     hint = (
         f"; did you mean {', '.join(close)}?"
         if close
@@ -99,11 +105,15 @@ def layer_inventory(
     batch = 1
     shapes: dict[str, tuple[int, ...] | None] = {}
     finish_order: list[str] = []
+    varied: set[str] = set()  # called more than once with different output shapes
     handles = []
 
     def make_hook(name: str):
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            shapes[name] = _output_shape(output, batch)
+            shape = _output_shape(output, batch)
+            if name in shapes and shapes[name] != shape:
+                varied.add(name)
+            shapes[name] = shape
             finish_order.append(name)
 
         return hook
@@ -138,18 +148,27 @@ def layer_inventory(
         for name, module in named
     )
     default = _last_block_norm(layers, finish_order) or _last_spatial(layers, finish_order)
-    return LayerInventory(layers=layers, default_layer=default)
+    # A hook sees every call, so a module reused on other shapes (a dropout shared by Swin's
+    # window attention and its MLP) cannot be captured as one map.
+    candidates = tuple(n for n in _spatial_finishers(layers, finish_order) if n not in varied)
+    return LayerInventory(layers=layers, default_layer=default, candidates=candidates)
 
 
 def _last_spatial(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> str | None:
+    finishers = _spatial_finishers(layers, finish_order)
+    return finishers[-1] if finishers else None
+
+
+def _spatial_finishers(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> tuple[str, ...]:
     by_name = {info.name: info for info in layers}
     # Adaptive pooling (VGG's avgpool to 7x7) resamples the last block rather than adding one.
-    spatial_finishers = [
+    spatial = [
         n
         for n in finish_order
         if by_name[n].spatial and not by_name[n].type_name.startswith("Adaptive")
     ]
-    return spatial_finishers[-1] if spatial_finishers else None
+    # A module called twice (ResNet's shared ReLU) is placed where it finished last.
+    return tuple(reversed(dict.fromkeys(reversed(spatial))))
 
 
 def _last_block_norm(layers: Sequence[LayerInfo], finish_order: Sequence[str]) -> str | None:

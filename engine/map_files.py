@@ -28,11 +28,13 @@ class MapFiles:
 
 
 def map_title(result: CamResult) -> str:
-    """The caption of a three-panel figure: prediction, target, method and layer."""
+    """The caption of a three-panel figure: prediction, target, method and layer, and a flag
+    when the map is flat (the reason is in results.csv and the window)."""
     pred = result.predicted
+    flag = " | WARNING: flat map" if result.warning else ""
     return (
         f"pred: {pred.name} {pred.probability:.2f} | target: {result.target_name} | "
-        f"{result.method} @ {result.layer}"
+        f"{result.method} @ {result.layer}{flag}"
     )
 
 

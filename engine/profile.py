@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.backends import architecture_problem
+from engine.backends import architecture_problem, backend_for
+from engine.backends.hf_backend import is_hf_folder
+from engine.backends.python_backend import PREFIX as PYTHON_PREFIX
+from engine.backends.python_backend import code_path
 from engine.choices import (
     Activation,
     Blend,
@@ -21,6 +24,7 @@ from engine.choices import (
     Layout,
     Normalize,
     Reshape,
+    Resize,
 )
 from engine.errors import InspectorError, first_line
 from engine.methods.registry import DEFAULT_METHOD, method_names
@@ -35,6 +39,8 @@ DEFAULT_ALPHA = 0.5
 # Beyond this a size is surely a typo, and it would exhaust memory long before giving a heatmap.
 MAX_SIDE = 8192
 _MAX_PATH_CHARS = 4096  # PATH_MAX on Linux; longer is no path any system opens
+# float32's smallest normal number: a smaller std makes the model's input infinite or NaN.
+MIN_STD = 1.1754943508222875e-38
 
 _TOP_KEYS = (
     "name",
@@ -42,11 +48,13 @@ _TOP_KEYS = (
     "weights",
     "classes",
     "trust_pickle",
+    "code",
+    "trust_code",
     "preprocess",
     "cam",
     "output",
 )
-_PREPROCESS_KEYS = ("size", "mean", "std", "grayscale", "layout")
+_PREPROCESS_KEYS = ("size", "mean", "std", "grayscale", "layout", "resize", "crop")
 _CAM_KEYS = ("layer", "method", "colormap", "alpha", "normalize", "blend", "reshape")
 _OUTPUT_KEYS = ("logits", "activation")
 
@@ -60,6 +68,13 @@ class PreprocessSpec:
     std: tuple[float, ...]
     grayscale: Grayscale
     layout: Layout = Layout.NCHW  # NHWC: the model takes channels-last tensors (a Keras export)
+    # False: the profile names no size and DEFAULT_SIZE stands in; an ONNX graph with a free
+    # input size then refuses to guess, a fixed one sets it.
+    size_given: bool = True
+    # A Hugging Face processor's geometry: resized (stretched, or by the shortest edge) to
+    # size / crop, then the central size x size kept; the map covers that region only.
+    resize: Resize = Resize.STRETCH
+    crop: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,10 @@ class ModelProfile:
     trust_pickle: bool
     source: Path | None  # the TOML file it came from, if any
     output: OutputSpec = OutputSpec()
+    # Running the user's Python: a python: architecture, a code file, a hub folder's code.
+    trust_code: bool = False
+    # A .py file whose classes a trusted full pickled model needs (it names __main__.MyNet).
+    code: Path | None = None
 
 
 def demo_profile_path() -> Path:
@@ -126,8 +145,12 @@ def load_profile(path: str | Path) -> ModelProfile:
         raise InspectorError(f"profile file not found: {path}") from exc
     except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte
         raise InspectorError(f"cannot read profile path '{path}': {first_line(exc)}") from exc
+    if is_hf_folder(path):
+        return folder_profile(path)
     if not stat.S_ISREG(info.st_mode):
-        raise InspectorError(f"profile path is not a file: {path}")
+        raise InspectorError(
+            f"profile path is not a file or a Hugging Face folder (with a config.json): {path}"
+        )
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -143,22 +166,42 @@ def load_profile(path: str | Path) -> ModelProfile:
     return parse_profile(data, source.parent, source)
 
 
+def folder_profile(folder: Path) -> ModelProfile:
+    """The profile of a Hugging Face save_pretrained folder: everything from the folder."""
+    folder = folder.resolve()
+    data = {"name": folder.name, "architecture": "hf", "weights": str(folder)}
+    return parse_profile(data, folder.parent, None)
+
+
 def parse_profile(data: Mapping[str, Any], base_dir: Path, source: Path | None) -> ModelProfile:
-    """Validate already-parsed TOML data; errors name the source file and the field."""
+    """Validate already-parsed TOML data; errors name the source file and the field.
+
+    Values the weights already hold (a Hugging Face folder's classes and preprocessing) fill
+    what the profile leaves out.
+    """
     where = _label(source)
     _reject_unknown(data, _TOP_KEYS, "", where)
-    architecture = _architecture(data.get("architecture"), where)
+    code = _code(data.get("code"), base_dir, where)
+    given = data.get("architecture")
+    if given is None and code is not None:  # a full pickled model saved from that script
+        given = f"{PYTHON_PREFIX}{code}"
+    architecture = _architecture(given, base_dir, where)
     name = data.get("name", source.stem if source is not None else architecture)
+    weights = _weights(data.get("weights"), base_dir, where)
+    found = backend_for(architecture).profile_defaults(weights)
+    preprocess = {**found.get("preprocess", {}), **_table(data, "preprocess", where)}
     return ModelProfile(
         name=_nonempty_str(name, "name", where),
         architecture=architecture,
-        weights=_weights(data.get("weights"), base_dir, where),
-        classes=_classes(data.get("classes"), where),
-        preprocess=_preprocess(_table(data, "preprocess", where), where),
+        weights=weights,
+        classes=_classes(data.get("classes", found.get("classes")), where),
+        preprocess=_preprocess(preprocess, where),
         cam=_cam(_table(data, "cam", where), where),
         trust_pickle=_bool(data.get("trust_pickle", False), "trust_pickle", where),
         source=source,
-        output=_output(_table(data, "output", where), where),
+        output=_output({**found.get("output", {}), **_table(data, "output", where)}, where),
+        trust_code=_bool(data.get("trust_code", False), "trust_code", where),
+        code=code,
     )
 
 
@@ -167,14 +210,24 @@ def profile_from_checkpoint(
     architecture: str,
     classes: Sequence[str] = (),
     size: tuple[int, int] = DEFAULT_SIZE,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> ModelProfile:
-    """A profile for a bare checkpoint with defaults for everything else (the GUI's open dialog)."""
+    """A profile for a bare checkpoint with defaults for everything else (the GUI's open dialog).
+
+    With architecture "hf" the folder's classes, mean and std fill what the dialog leaves out.
+    """
     weights = Path(weights).expanduser().resolve()
+    preprocess: dict[str, Any] = {"size": list(size)}
+    if mean is not None:
+        preprocess["mean"] = list(mean)
+    if std is not None:
+        preprocess["std"] = list(std)
     data: dict[str, Any] = {
         "name": weights.stem,
         "architecture": architecture,
         "weights": str(weights),
-        "preprocess": {"size": list(size)},
+        "preprocess": preprocess,
     }
     if classes:
         data["classes"] = list(classes)
@@ -206,22 +259,28 @@ def profile_to_toml(profile: ModelProfile, base_dir: Path) -> str:
     lines = [
         "# Grad-CAM Inspector model profile",
         f"name = {_toml_str(profile.name)}",
-        f"architecture = {_toml_str(profile.architecture)}",
+        f"architecture = {_toml_str(_architecture_text(profile.architecture, base_dir))}",
     ]
     if profile.weights is not None:
         lines.append(f"weights = {_toml_str(_weights_text(profile.weights, base_dir))}")
     if profile.classes:
         lines.append(f"classes = {_toml_list([_toml_str(c) for c in profile.classes])}")
     lines.append(f"trust_pickle = {'true' if profile.trust_pickle else 'false'}")
+    if profile.code is not None:
+        lines.append(f"code = {_toml_str(_weights_text(profile.code, base_dir))}")
+    if profile.trust_code:
+        lines.append("trust_code = true")
     pre = profile.preprocess
     lines += [
         "",
         "[preprocess]",
-        f"size = {_toml_list([str(v) for v in pre.size])}",
+        *([f"size = {_toml_list([str(v) for v in pre.size])}"] if pre.size_given else []),
         f"mean = {_toml_list([_toml_float(v) for v in pre.mean])}",
         f"std = {_toml_list([_toml_float(v) for v in pre.std])}",
         f"grayscale = {_toml_str(pre.grayscale)}",
         f"layout = {_toml_str(pre.layout)}",
+        *([f"resize = {_toml_str(pre.resize)}"] if pre.resize != Resize.STRETCH else []),
+        *([f"crop = {_toml_float(pre.crop)}"] if pre.crop != 1.0 else []),
         "",
         "[cam]",
     ]
@@ -291,10 +350,12 @@ def _number(value: Any, field: str, where: str) -> float:
     return float(value)
 
 
-def _architecture(value: Any, where: str) -> str:
+def _architecture(value: Any, base_dir: Path, where: str) -> str:
     if value is None:
         raise _fail(where, "architecture", 'is missing (e.g. architecture = "resnet18")')
     arch = _nonempty_str(value, "architecture", where).strip()
+    if arch.startswith(PYTHON_PREFIX):  # the file is relative to the profile
+        arch = code_path(arch, base_dir)
     problem = architecture_problem(arch)  # engine/backends/: which kinds exist, what each takes
     if problem is not None:
         raise _fail(where, "architecture", problem)
@@ -314,6 +375,16 @@ def _weights(value: Any, base_dir: Path, where: str) -> Path | None:
         return path.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
         raise _fail(where, "weights", f"cannot be followed ({exc})") from exc
+
+
+def _code(value: Any, base_dir: Path, where: str) -> Path | None:
+    if value is None:
+        return None
+    path = Path(_nonempty_str(value, "code", where)).expanduser()
+    path = (path if path.is_absolute() else base_dir / path).resolve()
+    if path.suffix != ".py" or not path.is_file():
+        raise _fail(where, "code", f"must name an existing .py file, not '{value}'")
+    return path
 
 
 def _classes(value: Any, where: str) -> tuple[str, ...]:
@@ -342,10 +413,22 @@ def _preprocess(table: Mapping[str, Any], where: str) -> PreprocessSpec:
     std = _channel_values(table.get("std", list(IMAGENET_STD)), "preprocess.std", where)
     if any(v <= 0 for v in std):
         raise _fail(where, "preprocess.std", "values must be greater than 0")
+    tiny = next((v for v in std if v < MIN_STD), None)
+    if tiny is not None:
+        raise _fail(
+            where,
+            "preprocess.std",
+            f"value {tiny!r} is too small: below {MIN_STD:.2g} it makes the model's input "
+            "infinite or NaN",
+        )
     grayscale = _choice(table, "grayscale", Grayscale.REPLICATE, "preprocess.", where)
     layout = _choice(table, "layout", Layout.NCHW, "preprocess.", where)
     size = _size(table.get("size", list(DEFAULT_SIZE)), where)
-    return PreprocessSpec(size, mean, std, grayscale, layout)
+    resize = _choice(table, "resize", Resize.STRETCH, "preprocess.", where)
+    crop = _number(table.get("crop", 1.0), "preprocess.crop", where)
+    if not 0.1 <= crop <= 1.0:
+        raise _fail(where, "preprocess.crop", f"must be between 0.1 and 1, not {crop:g}")
+    return PreprocessSpec(size, mean, std, grayscale, layout, "size" in table, resize, crop)
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:
@@ -448,6 +531,13 @@ def _toml_logits(value: int | str) -> str:
 
 def _toml_list(items: Sequence[str]) -> str:
     return "[" + ", ".join(items) + "]"
+
+
+def _architecture_text(architecture: str, base_dir: Path) -> str:
+    if not architecture.startswith(PYTHON_PREFIX):
+        return architecture
+    file, _, name = architecture[len(PYTHON_PREFIX) :].rpartition(":")
+    return f"{PYTHON_PREFIX}{_weights_text(Path(file), base_dir)}:{name}"
 
 
 def _weights_text(weights: Path, base_dir: Path) -> str:

@@ -32,6 +32,8 @@ class CheckpointSpec:
     classes: tuple[str, ...]
     size: tuple[int, int]
     save_profile_to: Path | None = None
+    mean: tuple[float, ...] | None = None  # None: the profile default (ImageNet)
+    std: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class LoadModel:
     profile_path: Path | None = None
     checkpoint: CheckpointSpec | None = None
     device: str = "auto"
+    # The user said "load anyway" in the trust dialog; remember: write it into the profile.
+    trust_pickle: bool = False
+    trust_code: bool = False
+    remember_trust: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,8 @@ class JobFailed:
     kind: str  # "model", "explain", "export" or "report"
     message: str
     record: ImageRecord | None = None
+    # A model load that would run the file's code: "pickle" or "code" (engine TrustNeeded).
+    trust: str = ""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from ui.preload import preload_torch_libraries
 from ui.review import ReviewController, VerdictChange
 from ui.settings import SavedPlaces, SettingsStore, start_places
 from ui.summary_dock import SummaryDock
+from ui.trust_dialog import TrustDialog
 from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
@@ -399,6 +400,10 @@ class MainWindow(QMainWindow):
         self.sig_error.emit(failed)
 
     def _report_failure(self, failed: JobFailed) -> None:
+        if failed.kind == "model" and failed.trust and self._last_load is not None:
+            self.model_dock.set_loading("No model loaded")
+            self._ask_trust(failed, self._last_load)
+            return
         if failed.kind == "model":
             self.model_dock.set_loading("No model loaded")
             self.view.show_error(f"Cannot load the model:\n{failed.message}")
@@ -427,6 +432,27 @@ class MainWindow(QMainWindow):
 
     def _show_message(self, text: str, timeout_ms: int) -> None:
         self.statusBar().showMessage(text, timeout_ms)
+
+    def _ask_trust(self, failed: JobFailed, job: LoadModel) -> None:
+        """Offer to load a file that would run code (nothing of it has run yet)."""
+        spec = job.checkpoint
+        can_remember = (spec is not None and spec.save_profile_to is not None) or (
+            spec is None and job.profile_path is not None and job.profile_path.is_file()
+        )
+        dialog = TrustDialog(self, failed.message, failed.trust, can_remember)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._load_trusted(job, dialog))
+        self.statusBar().showMessage(failed.message, 15000)
+        dialog.open()
+
+    def _load_trusted(self, job: LoadModel, dialog: TrustDialog) -> None:
+        trusted = dataclasses.replace(
+            job,
+            trust_pickle=job.trust_pickle or dialog.what == "pickle",
+            trust_code=job.trust_code or dialog.what == "code",
+            remember_trust=dialog.remember.isChecked(),
+        )
+        self.load_model(trusted)
 
     def _tell(self, title: str, message: str) -> None:
         """A non-blocking dialog for things the user must act on; the status bar repeats it."""
@@ -581,10 +607,15 @@ class MainWindow(QMainWindow):
     def open_profile_dialog(self) -> None:
         start = str(self.profile_path.parent if self.profile_path else Path.home())
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open model profile", start, "Model profiles (*.toml)"
+            self,
+            "Open model profile",
+            start,
+            "Model profiles (*.toml);;Hugging Face model folder (config.json)",
         )
         if path:
-            self.open_profile(Path(path))
+            # A save_pretrained folder is its own profile: its config.json stands for it.
+            chosen = Path(path)
+            self.open_profile(chosen.parent if chosen.name == "config.json" else chosen)
 
     def open_checkpoint_dialog(self) -> None:
         dialog = CheckpointDialog(self, self.classes)

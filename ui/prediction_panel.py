@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -163,6 +164,11 @@ class PredictionPanel(QDockWidget):
         self.explained.setText(f"Explaining <b>{result.target_name}</b> ({which})")
         if result.note:
             self.explained.setText(self.explained.text() + f"<br><i>{result.note}</i>")
+        if result.warning:  # a map that shows nothing must not look like an answer
+            warning = html.escape(result.warning, quote=False)
+            self.explained.setText(
+                self.explained.text() + f'<br><b style="color: #c5221f;">⚠ {warning}</b>'
+            )
         if ground_truth is None:
             self.truth.setText("Ground truth: unknown")
             self.truth.setStyleSheet("")

@@ -52,7 +52,7 @@ def start_places(
     """
     gone: list[tuple[str, str]] = []
     profile = asked.profile or saved.profile or str(demo_profile_path())
-    if not asked.profile and not Path(profile).is_file():
+    if not asked.profile and not Path(profile).exists():  # a file, or a Hugging Face folder
         gone.append(
             (
                 "Profile not found",

@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from engine.dataset import ImageRecord, load_boxes
-from engine.errors import CamCancelled, InspectorError
+from engine.errors import CamCancelled, InspectorError, TrustNeeded
 from engine.images import load_image
 from engine.localization import Box
 from engine.lru import LruCache
@@ -153,6 +153,11 @@ class CamWorker(QObject):
             engine = CamEngine.from_profile(profile, job.device, profile.trust_pickle)
             inventory = engine.inventory
             weights_sha256 = engine.load_info.weights_sha256 or ""
+            # The model file may fix what the profile left open (an ONNX input size).
+            profile = dataclasses.replace(profile, preprocess=engine.preprocess)
+        except TrustNeeded as exc:
+            self.sig_failed.emit(JobFailed(0, "model", str(exc), trust=exc.what))
+            return
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(0, "model", str(exc)))
             return
@@ -352,11 +357,22 @@ def _read_profile(job: LoadModel) -> ModelProfile:
 
     spec = job.checkpoint
     if spec is None:
-        return load_profile(job.profile_path or demo_profile_path())
-    profile = profile_from_checkpoint(spec.weights, spec.architecture, spec.classes, spec.size)
-    if spec.save_profile_to is not None:
-        save_profile(profile, spec.save_profile_to)
-        profile = load_profile(spec.save_profile_to)
+        profile = load_profile(job.profile_path or demo_profile_path())
+    else:
+        profile = profile_from_checkpoint(
+            spec.weights, spec.architecture, spec.classes, spec.size, spec.mean, spec.std
+        )
+    profile = dataclasses.replace(
+        profile,
+        trust_pickle=profile.trust_pickle or job.trust_pickle,
+        trust_code=profile.trust_code or job.trust_code,
+    )
+    saved_to = spec.save_profile_to if spec is not None else None
+    if saved_to is None and job.remember_trust:
+        saved_to = profile.source  # None for a Hugging Face folder: nothing to write into
+    if saved_to is not None:
+        save_profile(profile, saved_to)
+        profile = load_profile(saved_to)
     return profile
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.backends.base import Backend
+from engine.backends.hf_backend import HfBackend
 from engine.backends.onnx_backend import OnnxBackend
+from engine.backends.python_backend import PythonBackend
 from engine.backends.timm_backend import TimmBackend
 from engine.backends.torchscript_backend import TorchScriptBackend
 from engine.backends.torchvision_backend import TorchvisionBackend
@@ -21,6 +23,8 @@ BACKENDS: tuple[Backend, ...] = (
     TorchvisionBackend(),
     TimmBackend(),
     OnnxBackend(),
+    HfBackend(),
+    PythonBackend(),
     TorchScriptBackend(),
 )
 # Asked most specific first: torchvision, which takes any bare name, is asked last.

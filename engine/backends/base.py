@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.errors import InspectorError
 
@@ -55,6 +55,11 @@ class Backend(ABC):
     @abstractmethod
     def load(self, profile: ModelProfile, trust_pickle: bool) -> LoadedModel:
         """The profile's model, eval mode, on the CPU, float32; InspectorError if unfit."""
+
+    def profile_defaults(self, weights: Path | None) -> dict[str, Any]:
+        """Profile values the weights already hold (classes, [preprocess]); a profile's own
+        values win. Read without torch: profiles are parsed at window start."""
+        return {}
 
     def refusal(self, path: Path) -> str | None:
         """Why ``path``, given as weights to another backend, is this backend's kind instead."""

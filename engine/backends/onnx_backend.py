@@ -5,6 +5,7 @@ torch, onnx and onnx2torch are imported inside the functions that use them (see 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from engine.profile import ModelProfile
 
 ARCHITECTURE = "onnx"
+# What the probe feeds when the declared input's layout disagrees with the profile's.
+DEFAULT_SIZE = (224, 224)
 _NOT_CONVERTIBLE = re.compile(r"operation_type='([^']+)', version=(\d+)")
 
 
@@ -48,7 +51,9 @@ class OnnxBackend(Backend):
         self.require("onnx", ARCHITECTURE)
         self.require("onnx2torch", ARCHITECTURE)
         pre = profile.preprocess
-        converted = convert_onnx(profile.weights, pre.size, pre.layout, profile.output.activation)
+        converted = convert_onnx(
+            profile.weights, pre.size, pre.layout, profile.output.activation, pre.size_given
+        )
         classes, notes = resolve_classes(
             profile, converted.outputs, "the ONNX output", "the ONNX model's output"
         )
@@ -58,6 +63,7 @@ class OnnxBackend(Backend):
             sha256_of(profile.weights),
             (*converted.notes, *notes),
             converted.max_batch,
+            dataclasses.replace(pre, size=converted.size, size_given=True),
         )
 
     def refusal(self, path: Path) -> str | None:
@@ -74,14 +80,21 @@ class OnnxModel:
     outputs: int  # size of the logits' class dimension
     max_batch: int | None  # 1 when the graph only runs one image at a time
     notes: tuple[str, ...]
+    size: tuple[int, int]  # the input's (height, width): the graph's own when it fixes one
 
 
 def convert_onnx(
-    path: Path, size: tuple[int, int], layout: str = "nchw", activation: str = "softmax"
+    path: Path,
+    size: tuple[int, int],
+    layout: str = "nchw",
+    activation: str = "softmax",
+    size_given: bool = True,
 ) -> OnnxModel:
     """Read an .onnx file, make common exports convertible, convert with onnx2torch, probe it.
 
     activation is the profile's [output] activation, which the engine applies to the logits.
+    size_given says whether the profile named ``size``: a graph with a fixed input size uses
+    its own (a different named size is an error), one with a free size needs it named.
     """
     import torch
     from onnx2torch import convert  # looked up at each call: tests replace it
@@ -100,10 +113,52 @@ def convert_onnx(
             f"onnx2torch cannot convert '{path.name}' to torch: {first_line(exc)}"
         ) from exc
     model = model.to("cpu", torch.float32).eval()
+    size = input_size(path, declared, layout, size if size_given else None)
     outputs, max_batch = _probe(model, path, size, layout, declared)
     if max_batch == 1:
         notes.append("the ONNX graph runs one image at a time (fixed batch size 1)")
-    return OnnxModel(model, outputs, max_batch, tuple(notes))
+    return OnnxModel(model, outputs, max_batch, tuple(notes), size)
+
+
+def input_size(
+    path: Path, declared: tuple[int | str, ...] | None, layout: str, named: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The (height, width) to feed: the graph's fixed size, else the profile's named one.
+
+    Never a guess: a model run at a size it was not made for predicts wrongly and says nothing.
+    """
+    if _layout_mismatch(declared, layout):
+        return named or DEFAULT_SIZE  # the probe fails and its message names the layout
+    fixed = fixed_size(declared, layout)
+    if fixed is not None and named is not None and named != fixed:
+        raise InspectorError(
+            f"'{path.name}' takes a fixed {fixed[0]}x{fixed[1]} input, but the profile's "
+            f"[preprocess] size is {list(named)}: set size = {list(fixed)} or leave it out"
+        )
+    if fixed is not None:
+        return fixed
+    if named is None:
+        raise InspectorError(
+            f"'{path.name}' takes any input size: set [preprocess] size = [height, width] in "
+            "the profile to the size the model was trained at"
+        )
+    return named
+
+
+def _layout_mismatch(declared: tuple[int | str, ...] | None, layout: str) -> bool:
+    if declared is None or len(declared) != 4:
+        return False
+    return declared[3 if layout == "nhwc" else 1] not in (1, 3)
+
+
+def fixed_size(declared: tuple[int | str, ...] | None, layout: str) -> tuple[int, int] | None:
+    """The image input's fixed (height, width), None when either side is free or unknown."""
+    if declared is None or len(declared) != 4:
+        return None
+    sides = declared[1:3] if layout == "nhwc" else declared[2:4]
+    if all(isinstance(side, int) and side > 0 for side in sides):
+        return (int(sides[0]), int(sides[1]))
+    return None
 
 
 def _read(path: Path) -> Any:

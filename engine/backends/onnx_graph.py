@@ -22,6 +22,7 @@ def prepare_graph(proto: Any, path: Path, activation: str) -> list[str]:
     opset = default_opset(proto)
     _decompose_gelu(proto.graph)
     if opset > ONNX_OPSET:
+        _constant_of_shape_as_expand(proto.graph)
         try:
             converted = version_converter.convert_version(proto, ONNX_OPSET)
         except Exception:  # no adapter for some op: onnx2torch then names it
@@ -52,6 +53,24 @@ def _decompose_gelu(graph: Any) -> None:
             nodes += _gelu_nodes(graph, node, f"_gelu{index}_", tanh)
         else:
             nodes.append(node)
+    _replace_nodes(graph, nodes)
+
+
+def _constant_of_shape_as_expand(graph: Any) -> None:
+    """Rewrite ConstantOfShape as Expand of its value: onnx has no adapter from its opset-20
+    version down (the legacy exporter's ViT at opset 20 has one), Expand needs none."""
+    nodes = []
+    for index, node in enumerate(graph.node):
+        if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        array = np.zeros(1, np.float32) if value is None else numpy_helper.to_array(value)
+        name = f"_constant_of_shape{index}_value"
+        graph.initializer.append(numpy_helper.from_array(array.reshape(1), name))
+        nodes.append(
+            helper.make_node("Expand", [name, node.input[0]], [node.output[0]], name=node.name)
+        )
     _replace_nodes(graph, nodes)
 
 
@@ -149,23 +168,55 @@ def _drop_reshape_allowzero(graph: Any) -> None:
             node.attribute.extend(kept)
 
 
+# Ops that pass their input through unchanged at inference: Paddle2ONNX ends graphs in
+# Softmax -> Identity -> output, and training exports leave Dropout in place.
+_NO_OPS = ("Identity", "Dropout")
+
+
 def _strip_final_activation(graph: Any, path: Path, activation: str) -> str | None:
-    """Remove a final Softmax/Sigmoid (the engine applies it); the op's name if one went."""
+    """Remove a final Softmax/Sigmoid (the engine applies it); the op's name if one went.
+
+    The activation may sit behind a chain of no-op nodes (Identity, Dropout), which go too.
+    """
     # Keras classifiers end in one; Grad-CAM differentiates the class score before it (the
     # Keras Grad-CAM example removes it too), and a second softmax would flatten the scores.
     if len(graph.output) != 1:
         return None
-    last = next((n for n in graph.node if graph.output[0].name in n.output), None)
-    if last is None or last.op_type not in ("Softmax", "Sigmoid"):
+    chain = _final_chain(graph, graph.output[0].name)
+    if not chain or chain[-1].op_type not in ("Softmax", "Sigmoid"):
         return None
+    last = chain[-1]
     if last.op_type.lower() != activation:
         raise InspectorError(
             f"'{path.name}' ends in a {last.op_type}: set [output] activation = "
             f'"{last.op_type.lower()}" in the profile'
         )
     graph.output[0].name = last.input[0]
-    _replace_nodes(graph, [n for n in graph.node if n is not last])
+    _replace_nodes(graph, [n for n in graph.node if all(n is not c for c in chain)])
     return last.op_type
+
+
+def _final_chain(graph: Any, output: str) -> list[Any]:
+    """The nodes from the output back through no-ops to the first real op, output end first.
+
+    Empty when a tensor of the chain is also read elsewhere: removing it would change that.
+    """
+    producers = {name: node for node in graph.node for name in node.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    chain: list[Any] = []
+    name = output
+    while name in producers:
+        node = producers[name]
+        if chain and readers.get(name, 0) != 1:
+            return []
+        chain.append(node)
+        if node.op_type not in _NO_OPS or not node.input:
+            return chain
+        name = node.input[0]
+    return []
 
 
 def _replace_nodes(graph: Any, nodes: list[Any]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from engine.batch import BatchRunner, output_stems
@@ -13,6 +15,7 @@ from engine.cam import CamEngine
 from engine.dataset import ImageRecord, scan_images
 from engine.demo_data import write_neu_det
 from tests.conftest import NEU, TinyNet, engine_records
+from tests.engine.silent_models import ClassTokenNet, NanForBrightNet
 
 
 def _engine() -> CamEngine:
@@ -124,3 +127,34 @@ def test_blend_option_reaches_overlays_and_panels(tmp_path: Path) -> None:
         np.testing.assert_array_equal(written("_panels.png"), panels)
     with pytest.raises(InspectorError, match="unknown blend 'screen': use weighted, additive"):
         RenderStyle(blend="screen")
+
+
+def test_a_flat_map_gets_a_warning_in_the_csv(tmp_path: Path) -> None:
+    write_neu_det(tmp_path / "in", 2, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    torch.manual_seed(1)
+    engine = CamEngine(ClassTokenNet(len(NEU)), NEU, *engine_records((64, 64)), "cpu")
+    BatchRunner(engine, BatchOptions(output=tmp_path / "auto")).run(records)
+    assert [r["warning"] for r in _rows(tmp_path / "auto" / "results.csv")] == ["", ""]
+    BatchRunner(engine, BatchOptions(output=tmp_path / "norm", layer="norm")).run(records)
+    rows = _rows(tmp_path / "norm" / "results.csv")
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    expected = "flat map at 'norm' (no positive value); try layer 'patch'"
+    assert [r["warning"] for r in rows] == [expected, expected]
+
+
+def test_nan_scores_are_an_error_row_and_spare_the_other_images(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, value in (("bright.png", 250), ("dark.png", 5), ("dim.png", 20)):
+        cv2.imwrite(str(folder / name), np.full((32, 32, 3), value, np.uint8))
+    records = scan_images(folder, NEU)
+    torch.manual_seed(0)
+    engine = CamEngine(NanForBrightNet(classes=6), NEU, *engine_records((32, 32)), "cpu")
+    summary = BatchRunner(engine, BatchOptions(output=tmp_path / "out")).run(records)
+    rows = {r["path"]: r for r in _rows(tmp_path / "out" / "results.csv")}
+    assert rows["bright.png"]["status"] == "error"
+    assert rows["bright.png"]["error"].startswith("the model gave non-finite scores (NaN")
+    assert rows["bright.png"]["confidence"] == ""
+    assert [rows[n]["status"] for n in ("dark.png", "dim.png")] == ["ok", "ok"]
+    assert summary.succeeded == 2 and summary.failed == 1

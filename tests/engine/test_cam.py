@@ -21,7 +21,8 @@ from torch import nn
 
 from engine.cam import CamEngine, TargetSpec, parse_target, resolve_device
 from engine.errors import CamCancelled, InspectorError
-from tests.conftest import CountingNet, TinyNet, engine_records, make_torchvision
+from tests.conftest import NEU, CountingNet, TinyNet, engine_records, make_torchvision
+from tests.engine.silent_models import ClassTokenNet, NanForBrightNet
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -488,3 +489,30 @@ def test_profile_layout_reshape_and_batch_limit_reach_the_engine(tmp_path) -> No
         None,
     )
     assert engine.prepare(_images(1, size=64)).shape == (1, 64, 96, 3)
+
+
+def test_automatic_layer_receives_a_gradient() -> None:
+    torch.manual_seed(0)
+    engine = CamEngine(ClassTokenNet(len(NEU)), NEU, *engine_records((64, 64)), "cpu")
+    # The last map-shaped layer is the final norm, which the head reads through the class
+    # token only: its patch tokens get no gradient, so its map is zeros on every image.
+    assert engine.inventory.candidates[-1] == "norm"
+    assert engine.default_layer == engine.inventory.default_layer == "patch"
+    picture = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    chosen = engine.explain([picture])[0]
+    assert chosen.raw.max() > 0 and chosen.warning == ""
+    flat = engine.explain([picture], layer="norm")[0]
+    assert not flat.raw.any()
+    assert flat.warning == "flat map at 'norm' (no positive value); try layer 'patch'"
+
+
+def test_non_finite_scores_are_an_error() -> None:
+    torch.manual_seed(0)
+    engine = CamEngine(NanForBrightNet(classes=6), NEU, *engine_records((32, 32)), "cpu")
+    bright = np.full((32, 32, 3), 250, np.uint8)
+    with pytest.raises(InspectorError, match=r"^the model gave non-finite scores \(NaN"):
+        engine.explain([bright])
+    with pytest.raises(InspectorError, match="non-finite scores"):
+        engine.cam_from_capture(engine.capture([bright])[0], "gradcam")
+    dark = np.full((32, 32, 3), 5, np.uint8)
+    assert np.isfinite(engine.explain([dark])[0].top_k[0].probability)

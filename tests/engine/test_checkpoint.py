@@ -122,6 +122,26 @@ def test_dataparallel_around_lightning(tmp_path: Path, resnet18_state: StateDict
     assert loaded.notes == ("stripped 'module.net.' prefix",)
 
 
+@pytest.mark.parametrize("prefix", ["backbone.", "encoder.", "model.model."])
+def test_a_training_scripts_prefix_is_stripped(
+    tmp_path: Path, resnet18_state: StateDict, prefix: str
+) -> None:
+    path = save(tmp_path / "w.pt", {prefix + k: v for k, v in resnet18_state.items()})
+    loaded = load_model(neu_profile(path))
+    assert_loaded_exactly(loaded, resnet18_state)
+    assert loaded.notes == (f"stripped '{prefix}' prefix",)
+
+
+def test_timm_ema_weights_are_preferred(tmp_path: Path, resnet18_state: StateDict) -> None:
+    plain = {k: torch.zeros_like(v) for k, v in resnet18_state.items()}
+    content = {"state_dict": plain, "state_dict_ema": resnet18_state, "epoch": 9}
+    loaded = load_model(neu_profile(save(tmp_path / "checkpoint-9.pth.tar", content)))
+    assert_loaded_exactly(loaded, resnet18_state)
+    assert loaded.notes == (
+        "used the averaged weights under 'state_dict_ema', as timm's loader does",
+    )
+
+
 def test_bin_extension(tmp_path: Path, resnet18_state: StateDict) -> None:
     path = save(tmp_path / "pytorch_model.bin", resnet18_state)
     assert_loaded_exactly(load_model(neu_profile(path)), resnet18_state)

@@ -11,7 +11,13 @@ from torch import nn
 from torchvision.models import VisionTransformer
 
 from engine.errors import InspectorError
-from engine.layers import dummy_input, format_inventory, get_module, layer_inventory
+from engine.layers import (
+    dummy_input,
+    format_inventory,
+    get_module,
+    layer_inventory,
+    unknown_layer_message,
+)
 from engine.tokens import GridLayout
 from tests.conftest import make_torchvision
 
@@ -121,3 +127,18 @@ def test_dummy_input_follows_the_layout() -> None:
     inventory = layer_inventory(ChannelsLast(), (30, 40), layout="nhwc")
     assert inventory.default_layer == "conv"
     assert inventory.get("conv").output_shape == (8, 15, 20)
+
+
+def test_unknown_layer_suggests_nodes_that_contain_the_name() -> None:
+    names = [
+        "model/block14_sepconv2_act/Relu",
+        "model/block14_sepconv2/separable_conv2d",
+        "model/block13_sepconv2_act/Relu",
+    ]
+    assert unknown_layer_message("block14_sepconv2_act", names) == (
+        "the model has no layer 'block14_sepconv2_act'; did you mean "
+        "model/block14_sepconv2_act/Relu?"
+    )
+    assert unknown_layer_message("layer5", ["layer4", "layer3", "fc"]).startswith(
+        "the model has no layer 'layer5'; did you mean layer4"
+    )

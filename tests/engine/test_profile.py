@@ -24,6 +24,7 @@ from engine.profile import (
     parse_profile,
     peek_classes,
     profile_from_checkpoint,
+    profile_to_toml,
     save_profile,
 )
 from engine.resources import resource_path
@@ -89,7 +90,7 @@ def test_minimal_profile_gets_defaults(tmp_path: Path) -> None:
     assert profile.classes == ()
     assert profile.trust_pickle is False
     assert profile.preprocess == PreprocessSpec(
-        (224, 224), IMAGENET_MEAN, IMAGENET_STD, "replicate"
+        (224, 224), IMAGENET_MEAN, IMAGENET_STD, "replicate", size_given=False
     )
     assert profile.cam == CamDefaults(None, "gradcam", "jet", 0.5)
 
@@ -179,6 +180,11 @@ def test_top_level_errors(tmp_path: Path, body: str, expected: str) -> None:
         ("mean = [0.5, 0.5]", "preprocess.mean needs 3 values (one per RGB channel), not 2 values"),
         ("std = [0.2, 0.2, 0.2, 0.2]", "preprocess.std needs 3 values"),
         ("std = [0.2, 0.0, 0.2]", "preprocess.std values must be greater than 0"),
+        (
+            "std = [1e-320, 0.2, 0.2]",
+            "preprocess.std value 1e-320 is too small: below 1.2e-38 it makes the model's input "
+            "infinite or NaN",
+        ),
         ('mean = [0.5, "a", 0.5]', "preprocess.mean must be a number"),
         ('grayscale = "average"', "preprocess.grayscale 'average' is unknown; use replicate"),
     ],
@@ -417,3 +423,28 @@ def test_peek_classes_reads_names_without_validating(tmp_path: Path) -> None:
     profile.write_text("classes = [")
     assert peek_classes(profile) == ()
     assert peek_classes(demo_profile_path()) == load_profile(demo_profile_path()).classes
+
+
+def test_new_keys_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "net.py").write_text("def build(num_classes):\n    pass\n", encoding="utf-8")
+    data = {
+        "architecture": "python:net.py:build",
+        "classes": ["a", "b"],
+        "code": "net.py",
+        "trust_code": True,
+        "preprocess": {"size": [48, 192], "resize": "shortest", "crop": 0.875},
+    }
+    profile = parse_profile(data, tmp_path, None)
+    assert profile.architecture == f"python:{tmp_path / 'net.py'}:build"
+    assert profile.code == tmp_path / "net.py" and profile.trust_code
+    assert (profile.preprocess.resize, profile.preprocess.crop) == ("shortest", 0.875)
+    text = profile_to_toml(profile, tmp_path)
+    assert 'architecture = "python:net.py:build"' in text and 'code = "net.py"' in text
+    save_profile(profile, tmp_path / "p.toml")
+    again = load_profile(tmp_path / "p.toml")
+    assert dataclasses.replace(again, source=None, name=profile.name) == profile
+
+
+def test_code_must_name_an_existing_python_file(tmp_path: Path) -> None:
+    message = error_of(tmp_path, 'architecture = "resnet18"\ncode = "missing.py"\n')
+    assert message == "profile 'p.toml': code must name an existing .py file, not 'missing.py'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,13 @@ def test_dialog_lists_the_registry_and_an_onnx_file_chooses_onnx(
     filters = _pick(qtbot, dialog, monkeypatch, tmp_path / "model.onnx")
     assert filters == "Weights (*.pth *.pt *.bin *.safetensors *.ckpt *.onnx);;All files (*)"
     assert dialog.spec() == CheckpointSpec(
-        tmp_path / "model.onnx", "onnx", ("ok", "defect"), (224, 224), None
+        tmp_path / "model.onnx",
+        "onnx",
+        ("ok", "defect"),
+        (224, 224),
+        None,
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
     )
 
 
@@ -51,3 +58,51 @@ def test_a_weights_file_keeps_the_chosen_architecture(
     _pick(qtbot, dialog, monkeypatch, tmp_path / "run7.pth")
     assert dialog.spec().architecture == "timm:resnet50"
     assert dialog.spec().weights == tmp_path / "run7.pth"
+
+
+def test_height_width_and_normalisation_presets(qtbot) -> None:
+    dialog = CheckpointDialog(None)
+    qtbot.addWidget(dialog)
+    dialog.height.setValue(48)
+    dialog.width.setValue(192)
+    dialog.normalisation.setCurrentText("Raw 0-255 (no normalisation)")
+    spec = dialog.spec()
+    assert spec.size == (48, 192)
+    assert spec.mean == (0.0, 0.0, 0.0) and spec.std == pytest.approx((1 / 255,) * 3)
+    assert dialog.mean.isReadOnly()
+    dialog.normalisation.setCurrentText("Custom")
+    dialog.mean.setText("0.1, 0.2")
+    dialog.accept()
+    assert dialog.problem.text() == "Mean needs three numbers, one per channel (R, G, B)"
+    dialog.mean.setText("0.1, 0.2, 0.3")
+    assert dialog.spec().mean == (0.1, 0.2, 0.3)
+
+
+def test_a_fixed_onnx_input_fills_the_size(
+    qtbot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    from tests.engine.backends.common import export
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1))
+    path = export(net.eval(), tmp_path / "ocr.onnx", (1, 3, 48, 192))
+    dialog = CheckpointDialog(None)
+    qtbot.addWidget(dialog)
+    _pick(qtbot, dialog, monkeypatch, path)
+    assert dialog.spec().size == (48, 192)
+
+
+def test_a_hugging_face_folder_fills_the_dialog(qtbot, tmp_path: Path) -> None:
+    config = {"id2label": {"0": "ok", "1": "defect"}, "image_size": 32}
+    processor = {"size": {"height": 32, "width": 48}, "image_mean": [0.5] * 3}
+    processor["image_std"] = [0.5] * 3
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(processor), encoding="utf-8")
+    dialog = CheckpointDialog(None)
+    qtbot.addWidget(dialog)
+    dialog.weights.setText(str(tmp_path))
+    dialog.fill_from_folder(tmp_path)
+    assert dialog.spec() == CheckpointSpec(
+        tmp_path, "hf", ("ok", "defect"), (32, 48), None, (0.5,) * 3, (0.5,) * 3
+    )
+    assert dialog.normalisation.currentText() == "0.5 (Keras, Inception: pixels to [-1, 1])"

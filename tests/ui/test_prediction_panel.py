@@ -90,3 +90,24 @@ def test_sigmoid_probabilities_are_labelled_and_shown_as_they_are(qtbot) -> None
     assert panel.buttons[1].isChecked() and "dent" in panel.explained.text()
     panel.show_result(_result(), None, ())
     assert "softmax" in panel.header.text()
+
+
+def test_a_flat_map_shows_its_warning(qtbot) -> None:
+    import torch
+
+    from engine.cam import CamEngine
+    from engine.map_files import map_title
+    from tests.conftest import NEU, engine_records
+    from tests.engine.silent_models import ClassTokenNet
+
+    torch.manual_seed(1)
+    engine = CamEngine(ClassTokenNet(len(NEU)), NEU, *engine_records((64, 64)), "cpu")
+    picture = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    result = engine.explain([picture], layer="norm")[0]
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.show_result(result, None, ())
+    assert "⚠ flat map at 'norm' (no positive value); try layer 'patch'" in (panel.explained.text())
+    assert map_title(result).endswith("gradcam @ norm | WARNING: flat map")
+    panel.show_result(_result(), None, ())
+    assert "⚠" not in panel.explained.text()

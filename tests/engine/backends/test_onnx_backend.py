@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from torch import nn
 from engine.cam import CamEngine
 from engine.checkpoint import load_model, sha256_of
 from engine.errors import InspectorError
+from engine.profile import parse_profile
 from tests.conftest import NEU, TinyNet
 from tests.engine.backends.common import (
     LEGACY_LAYER4,
@@ -139,11 +141,36 @@ def test_wrong_input_size_names_the_declared_one(tmp_path: Path) -> None:
     path = export(flat, tmp_path / "flat.onnx", (1, 3, 16, 16), dynamo=False)
     with pytest.raises(InspectorError) as info:
         load_model(profile_for(path, "onnx"))
-    message = str(info.value)
-    assert message.startswith(
-        "'flat.onnx' does not run on a 1x3x64x64 input (it declares 1x3x16x16)"
+    assert str(info.value) == (
+        "'flat.onnx' takes a fixed 16x16 input, but the profile's [preprocess] size is "
+        "[64, 64]: set size = [16, 16] or leave it out"
     )
-    assert "check [preprocess] size and layout" in message and "\n" not in message
+
+
+def test_a_fixed_input_size_sets_the_size(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    flat = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 16 * 24, 2))
+    path = export(flat, tmp_path / "flat.onnx", (1, 3, 16, 24), dynamo=False)
+    profile = parse_profile({"architecture": "onnx", "weights": str(path)}, tmp_path, None)
+    assert not profile.preprocess.size_given
+    engine = CamEngine.from_profile(profile, "cpu")
+    assert engine.size == (16, 24)
+    picture = np.zeros((30, 40, 3), np.uint8)
+    assert engine.explain([picture], layer=engine.default_layer)[0].cam.shape == (30, 40)
+
+
+def test_a_free_input_size_needs_a_size(tmp_path: Path, tiny: nn.Module) -> None:
+    free = {"image": {0: "batch", 2: "height", 3: "width"}}
+    path = export(
+        tiny, tmp_path / "free.onnx", (1, 3, *SIZE), input_names=["image"], dynamic_axes=free
+    )
+    with pytest.raises(InspectorError) as info:
+        load_model(parse_profile({"architecture": "onnx", "weights": str(path)}, tmp_path, None))
+    assert str(info.value) == (
+        "'free.onnx' takes any input size: set [preprocess] size = [height, width] in the "
+        "profile to the size the model was trained at"
+    )
+    assert load_model(profile_for(path, "onnx")).preprocess.size == SIZE
 
 
 def test_conversion_that_fails_on_its_own_input_says_so(

@@ -26,7 +26,10 @@ from engine.errors import InspectorError
 from tests.conftest import modules_loaded_by
 
 ROOT = Path(__file__).resolve().parents[3]
-KINDS = "a torchvision classifier name, timm:<name> or onnx"
+KINDS = (
+    "a torchvision classifier name, timm:<name>, onnx, hf (a Hugging Face folder) or "
+    "python:<file.py>:<callable>"
+)
 
 
 def _requirement_names(requirements: list[str]) -> set[str]:
@@ -56,7 +59,7 @@ def test_every_backend_declares_its_extra_and_packages(backend: Backend) -> None
 def test_backends_have_distinct_names_and_the_spec_bundles_them() -> None:
     names = [backend.name for backend in BACKENDS]
     assert len(set(names)) == len(names)
-    assert bundled_packages() == ("torchvision", "timm", "onnx", "onnx2torch")
+    assert bundled_packages() == ("torchvision", "timm", "onnx", "onnx2torch", "transformers")
     spec = (ROOT / "packaging" / "gradcam_inspector.spec").read_text(encoding="utf-8")
     assert re.search(r"hiddenimports=\[[^\]]*\*bundled_packages\(\),?\s*\]", spec)
 
@@ -69,6 +72,8 @@ def test_backends_have_distinct_names_and_the_spec_bundles_them() -> None:
         ("timm:", "timm"),
         ("onnx", "onnx"),
         ("torchscript", "torchscript"),
+        ("hf", "hf"),
+        ("python:net.py:build", "python"),
         ("no_such_net", "torchvision"),  # a bare name is torchvision's, which gives the hint
     ],
 )

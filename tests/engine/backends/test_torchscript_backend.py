@@ -42,7 +42,7 @@ def test_a_torchscript_architecture_is_refused_when_the_profile_is_read() -> Non
         "profile: architecture 'torchscript' is refused: a TorchScript model runs "
         "a compiled graph, so hooks cannot be attached to its layers; save model.state_dict() "
         "(or export to ONNX) instead; an architecture is a torchvision classifier name, "
-        "timm:<name> or onnx"
+        "timm:<name>, onnx, hf (a Hugging Face folder) or python:<file.py>:<callable>"
     )
 
 
