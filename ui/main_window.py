@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QStyle,
 )
 
 from engine import __version__
@@ -44,8 +45,9 @@ from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
 from ui.preload import preload_torch_libraries
 from ui.review import ReviewController, VerdictChange
-from ui.settings import SavedPlaces, SettingsStore, start_places
+from ui.settings import SavedPlaces, SettingsStore, fit_window_to_screen, start_places
 from ui.summary_dock import SummaryDock
+from ui.theme import SMALL
 from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
@@ -53,6 +55,10 @@ from ui.worker import WorkerThread
 log = logging.getLogger(__name__)
 
 PREFETCH_COUNT = 2  # the next images the worker computes while idle
+# The most of the window's width the list and the right-hand panels take, and of its height
+# the prediction panel takes: the overlay keeps the largest area on any screen.
+LIST_SHARE, PANEL_SHARE = 0.32, 0.26
+MODEL_DOCK_MIN_HEIGHT = 260  # below this the layer table shows too few rows: tab it instead
 
 
 class MainWindow(QMainWindow):
@@ -110,6 +116,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_status_bar()
         self._build_menus()
+        self.fit_docks()
         self._connect()
         self._show_options(frozenset(ViewOptions.__dataclass_fields__))
 
@@ -126,9 +133,53 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
         self.tabifyDockWidget(self.model_dock, self.summary)
         self.model_dock.raise_()
-        self.resize(1400, 860)
-        self.resizeDocks([self.images, self.prediction], [480, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.prediction, self.model_dock], [330, 480], Qt.Orientation.Vertical)
+        self._fill_screen()
+
+    def _fill_screen(self) -> None:
+        """The first run's size: the screen's free area (the overlay wants every pixel)."""
+        screen = self.screen()
+        if screen is not None:
+            available = screen.availableGeometry()
+            self.resize(available.size())
+            self.move(available.topLeft())
+
+    def fit_docks(self) -> None:
+        """The list and the panels at their content's width (each within a share of the window);
+        the prediction panel at its content's height, with the model and summary tabbed behind
+        it when both do not fit (a 720-px screen). The overlay gets the rest."""
+        width = self.width()
+        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        panel = self.prediction.widget().widget().sizeHint()
+        self.images.fit_columns(round(LIST_SHARE * width))
+        left = min(self.images.content_width(), round(LIST_SHARE * width))
+        right = min(max(panel.width() + scrollbar, 240), round(PANEL_SHARE * width))
+        area = self._dock_area_height()
+        if area < panel.height() + MODEL_DOCK_MIN_HEIGHT:
+            self.tabifyDockWidget(self.prediction, self.model_dock)
+            self.prediction.raise_()
+        elif self.tabifiedDockWidgets(self.prediction):
+            self.splitDockWidget(self.prediction, self.model_dock, Qt.Orientation.Vertical)
+            self.tabifyDockWidget(self.model_dock, self.summary)
+            self.model_dock.raise_()
+        self.resizeDocks([self.images, self.prediction], [left, right], Qt.Orientation.Horizontal)
+        if not self.tabifiedDockWidgets(self.prediction):
+            top = panel.height() + 2 * SMALL
+            self.resizeDocks(
+                [self.prediction, self.model_dock], [top, area - top], Qt.Orientation.Vertical
+            )
+
+    def _dock_area_height(self) -> int:
+        """The height the side docks share: the window less its menu, toolbar and status bars."""
+        bars = (self.menuBar(), self.view_toolbar, self.statusBar())
+        return self.height() - sum(bar.sizeHint().height() for bar in bars)
+
+    def _fit_list(self) -> None:
+        """Widen the list to show its file names whole, if that takes no more than its share."""
+        limit = round(LIST_SHARE * self.width())
+        self.images.fit_columns(limit)
+        wanted = min(self.images.content_width(), limit)
+        if self.images.width() < wanted:
+            self.resizeDocks([self.images], [wanted], Qt.Orientation.Horizontal)
 
     def _build_toolbar(self) -> None:
         self.view_toolbar = ViewToolbar(self.state)
@@ -209,6 +260,8 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Restore the last session (or the demo) and start loading the model in the worker."""
         saved = self.stored.restore(self, self.state)
+        if fit_window_to_screen(self):  # saved on a larger screen: the old dock sizes are off
+            self.fit_docks()
         self._use_profile_defaults = saved is None
         places, gone = start_places(saved or SavedPlaces(), self._asked)
         for title, message in gone:
@@ -318,7 +371,8 @@ class MainWindow(QMainWindow):
             return
         self.folder = folder
         self._update_title()
-        self.images.set_records(records, str(folder))
+        self.images.set_records(records, str(folder), self.classes)
+        self._fit_list()
         if not records:
             self.view.show_error(f"No images found in {folder}")
         elif self.model_ready:

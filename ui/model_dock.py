@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QColor, QFont, QPalette, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from ui.theme import scrolling, spaced
 
 if TYPE_CHECKING:
     from engine.layers import LayerInventory
@@ -80,19 +82,18 @@ class ModelDock(QDockWidget):
             "to explain it."
         )
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: #5f6368;")
-        buttons = QHBoxLayout()
+        hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # muted in light and dark
+        buttons = spaced(QHBoxLayout(), margin=0)
         buttons.addWidget(open_profile)
         buttons.addWidget(open_checkpoint)
         body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(4, 4, 4, 4)
+        layout = spaced(QVBoxLayout(body))
         layout.addWidget(self.title)
         layout.addWidget(self.details)
         layout.addLayout(buttons)
         layout.addWidget(self.tree, 1)
         layout.addWidget(hint)
-        self.setWidget(body)
+        self.setWidget(scrolling(body))  # shrinks below its content on a short screen
         self._items: dict[str, list[QStandardItem]] = {}
         self._current = ""
 
