@@ -325,7 +325,7 @@ class ImagesDock(QDockWidget):
         cell = self.table.fontMetrics()
         head = self.table.horizontalHeader().fontMetrics()
         widest = max((cell.horizontalAdvance(t) for t in texts), default=0)
-        return max(widest, head.horizontalAdvance(header) + 2 * SMALL) + 3 * SMALL
+        return max(widest, head.horizontalAdvance(header) + SMALL) + 2 * SMALL
 
     def _fit_columns(self) -> None:
         """Every column but the name as wide as its content can be, so the name gets the rest.

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 PREFETCH_COUNT = 2  # the next images the worker computes while idle
 # The most of the window's width the list and the right-hand panels take, and of its height
 # the prediction panel takes: the overlay keeps the largest area on any screen.
-LIST_SHARE, PANEL_SHARE = 0.32, 0.26
+LIST_SHARE, PANEL_SHARE = 0.34, 0.26
 MODEL_DOCK_MIN_HEIGHT = 260  # below this the layer table shows too few rows: tab it instead
 
 
@@ -131,8 +131,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.images)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.prediction)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
-        self.tabifyDockWidget(self.model_dock, self.summary)
-        self.model_dock.raise_()
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.summary)
         self._fill_screen()
 
     def _fill_screen(self) -> None:
@@ -154,19 +153,29 @@ class MainWindow(QMainWindow):
         left = min(self.images.content_width(), round(LIST_SHARE * width))
         right = min(max(panel.width() + scrollbar, 240), round(PANEL_SHARE * width))
         area = self._dock_area_height()
-        if area < panel.height() + MODEL_DOCK_MIN_HEIGHT:
-            self.tabifyDockWidget(self.prediction, self.model_dock)
-            self.prediction.raise_()
-        elif self.tabifiedDockWidgets(self.prediction):
-            self.splitDockWidget(self.prediction, self.model_dock, Qt.Orientation.Vertical)
-            self.tabifyDockWidget(self.model_dock, self.summary)
-            self.model_dock.raise_()
+        tabbed = area < panel.height() + MODEL_DOCK_MIN_HEIGHT
+        self._arrange_panels(tabbed)
         self.resizeDocks([self.images, self.prediction], [left, right], Qt.Orientation.Horizontal)
-        if not self.tabifiedDockWidgets(self.prediction):
+        if not tabbed:
             top = panel.height() + 2 * SMALL
             self.resizeDocks(
                 [self.prediction, self.model_dock], [top, area - top], Qt.Orientation.Vertical
             )
+
+    def _arrange_panels(self, tabbed: bool) -> None:
+        """Model and Summary as tabs behind Prediction (tabbed), or as tabs below it."""
+        lower = (self.model_dock, self.summary)
+        shown = [not dock.isHidden() for dock in lower]
+        for dock in lower:  # Qt tabifies a dock already in a tab group only once it is out
+            self.removeDockWidget(dock)
+        if tabbed:
+            self.tabifyDockWidget(self.prediction, self.model_dock)
+        else:
+            self.splitDockWidget(self.prediction, self.model_dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.model_dock, self.summary)
+        for dock, visible in zip(lower, shown, strict=True):
+            dock.setVisible(visible)
+        (self.prediction if tabbed else self.model_dock).raise_()
 
     def _dock_area_height(self) -> int:
         """The height the side docks share: the window less its menu, toolbar and status bars."""

@@ -189,4 +189,9 @@ class OverlayView(QWidget):
         text = f"x {x}, y {y}"
         if self.cam is not None and self.rendered.shape[:2] == self.cam.shape:
             text += f"   CAM {self.cam[y, x]:.3f}"
+        if self.image is not None and self.rendered.shape[:2] == self.image.shape[:2]:
+            # A label the picture had no room for outside its box is read here.
+            labels = [b.label or "box" for b in self.boxes if b.x0 <= x < b.x1 and b.y0 <= y < b.y1]
+            if labels:
+                text += "   in " + ", ".join(labels)
         self.sig_hover.emit(text)
