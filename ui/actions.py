@@ -92,6 +92,7 @@ ACTIONS: tuple[MenuEntry, ...] = (
     ActionSpec(
         "view.actual_size", "Actual size (1:1)", "&View", lambda w: w.view.actual_size(), "Ctrl+0"
     ),
+    ActionSpec("view.gallery", "Gallery / image", "&View", lambda w: w.toggle_gallery(), "G"),
     Separator("&View"),
     Placeholder("view.docks", "&View"),
     ActionSpec("go.next", "Next image (D, Right)", "&Go", lambda w: w.images.step(1), "D"),

@@ -117,6 +117,9 @@ class ImageTableModel(QAbstractTableModel):
     def row_of(self, record: ImageRecord) -> int | None:
         return self._rows.get(str(record.path))
 
+    def row_of_path(self, path: str) -> int | None:
+        return self._rows.get(path)
+
     def set_verdicts(self, verdicts: dict[str, int]) -> None:
         """Replace every row's verdict (relative posix path -> code)."""
         self._verdicts = dict(verdicts)

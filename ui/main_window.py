@@ -12,6 +12,7 @@ import functools
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QStyle,
+    QTabWidget,
 )
 
 from engine import __version__
@@ -38,6 +40,7 @@ from ui.actions import build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
 from ui.explain import ExplainController
 from ui.exports import ExportController
+from ui.gallery import GalleryKey, GalleryView
 from ui.images_dock import ImagesDock, RowResult
 from ui.jobs import Explained, JobFailed, LoadModel, ModelLoaded
 from ui.model_dock import ModelDock
@@ -51,6 +54,11 @@ from ui.theme import SMALL
 from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
+
+if TYPE_CHECKING:  # engine.cam imports torch: the window only names its result type
+    import numpy as np
+
+    from engine.cam import CamResult
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +131,15 @@ class MainWindow(QMainWindow):
     # -- construction ---------------------------------------------------------------------------
     def _build_docks(self) -> None:
         self.view = OverlayView()
-        self.setCentralWidget(self.view)
         self.images = ImagesDock(self)
+        self.gallery = GalleryView(self.images.model)
+        self.central = QTabWidget()
+        self.central.setDocumentMode(True)  # a slim tab bar: the overlay keeps the pixels
+        self.central.addTab(self.view, "Image")
+        self.central.addTab(self.gallery, "Gallery")
+        self.central.setTabToolTip(0, "The shown image's map (G switches)")
+        self.central.setTabToolTip(1, "Overlays of the folder's explained images (G switches)")
+        self.setCentralWidget(self.central)
         self.model_dock = ModelDock(self)
         self.prediction = PredictionPanel(self)
         self.summary = SummaryDock(self)
@@ -239,6 +254,8 @@ class MainWindow(QMainWindow):
         self.model_dock.sig_open_profile.connect(self.open_profile_dialog)
         self.model_dock.sig_open_checkpoint.connect(self.open_checkpoint_dialog)
         self.images.sig_selected.connect(self._image_selected)
+        self.gallery.sig_open.connect(self.open_from_gallery)
+        self.central.currentChanged.connect(self._central_changed)
         self.view.sig_hover.connect(self.hover_label.setText)
         # visibilityChanged, not isVisible(): a tabbed dock behind another tab still reports
         # isVisible().
@@ -262,6 +279,7 @@ class MainWindow(QMainWindow):
         self.worker.sig_failed.connect(self._failed)
         self.worker.sig_cam_progress.connect(self._cam_progress)
         self.worker.sig_predicted.connect(self._predicted)
+        self.worker.sig_exported.connect(self._exported_map)
         self.worker.sig_idle.connect(self.sig_worker_idle)
         self.worker.sig_notice.connect(self._notice)
 
@@ -322,6 +340,7 @@ class MainWindow(QMainWindow):
         self.images.model.clear_results()
         self.explain.clear()
         self.model_ready = True
+        self._update_gallery()
         first_run, self._use_profile_defaults = self._use_profile_defaults, False
         changes = model_options(self.state.options, loaded.profile.cam, loaded.inventory, first_run)
         changed = self.state.update(**changes)  # may ask for the current CAM
@@ -382,6 +401,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.images.set_records(records, str(folder), self.classes)
         self._fit_list()
+        self._update_gallery()
         if not records:
             self.view.show_error(f"No images found in {folder}")
         elif self.model_ready:
@@ -411,6 +431,52 @@ class MainWindow(QMainWindow):
         self.images.model.set_result(
             done.record, RowResult(pred.name, pred.probability, pointing_hit=hit)
         )
+        if result.target_index == pred.index:  # the gallery shows where the prediction looks
+            self._add_to_gallery(done.record, result, done.image)
+
+    def _add_to_gallery(
+        self, record: ImageRecord, result: CamResult, image: np.ndarray | None
+    ) -> None:
+        o = self.state.options
+        if (result.layer, result.method) == (o.layer, o.method) and not o.blur:
+            self.gallery.cache.add(record, result.cam, o.style, image)
+
+    def _exported_map(self, record: ImageRecord, result: CamResult) -> None:
+        """A folder export's map: its thumbnail joins the gallery (the image is read there)."""
+        if result.target_index == result.predicted.index:
+            self._add_to_gallery(record, result, None)
+
+    def _gallery_key(self) -> GalleryKey | None:
+        if self.folder is None or not self.model_ready:
+            return None
+        profile = str(self.profile_path) if self.profile_path else self._weights_sha256
+        o = self.state.options
+        return GalleryKey(str(self.folder), profile, o.layer, o.method)
+
+    def _update_gallery(self) -> None:
+        self.gallery.cache.set_key(self._gallery_key())
+        self.gallery.refresh()
+
+    def _central_changed(self, index: int) -> None:
+        if self.central.widget(index) is self.gallery:
+            self.gallery.refresh()  # the newest verdicts and results, in the chosen order
+            self.gallery.show_record(self.images.current_record())
+            self.gallery.list.setFocus()
+        else:
+            self.images.table.setFocus()
+
+    def toggle_gallery(self) -> None:
+        """Switch between the image and the gallery."""
+        showing = self.central.currentWidget() is self.gallery
+        self.central.setCurrentWidget(self.view if showing else self.gallery)
+
+    def open_from_gallery(self, record: ImageRecord) -> None:
+        """Show this image in the main view (clearing the list's filter if it hides it)."""
+        if not self.images.select_record(str(record.path)):
+            self.images.filter.clear()
+            self.images.set_filter_mode("all")
+            self.images.select_record(str(record.path))
+        self.central.setCurrentWidget(self.view)
 
     def _show(self, done: Explained) -> None:
         result = done.result
@@ -429,6 +495,8 @@ class MainWindow(QMainWindow):
 
     def _options_changed(self, names: frozenset[str]) -> None:
         self._show_options(names)
+        if names & {"layer", "method"}:
+            self._update_gallery()
         if names & CAM_FIELDS:
             self.request_explain()
         else:
@@ -669,6 +737,7 @@ class MainWindow(QMainWindow):
         self.explain.close()
         self.exports.close()
         self.images.thumbnails.close()
+        self.gallery.cache.close()
         return self.threads.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:

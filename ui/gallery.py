@@ -1,0 +1,355 @@
+"""The gallery: the folder's overlays as thumbnails, cached on disk, sorted and filtered.
+
+Thumbnails are drawn from the maps the window computes (the images the user visits and every
+image of a folder export) and cached per folder, profile, layer and method under the user cache
+folder, so reopening a folder shows them at once. Decoding, drawing and writing run on one
+helper thread; the view asks only for the rows it paints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QModelIndex, QObject, QSize, QStandardPaths, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.dataset import ImageRecord
+from engine.errors import InspectorError
+from engine.export import atomic_write_bytes
+from engine.images import load_image, to_rgb
+from engine.lru import LruCache
+from engine.render import RenderStyle, render_overlay
+from ui.images_dock import (
+    FILTERS,
+    AnyIndex,
+    ImageFilterProxy,
+    ImageTableModel,
+)
+from ui.theme import SMALL, spaced
+
+log = logging.getLogger(__name__)
+
+GALLERY_SIZE = 128  # thumbnail side, px
+GRID = QSize(GALLERY_SIZE + 16, GALLERY_SIZE + 28)  # the thumbnail and its name under it
+MEMORY_CACHE = 3000  # pixmaps kept: a 2,000-image folder scrolls without a reload
+# (key, label): how the gallery orders images; the odd ones first where that means something.
+SORTS = (
+    ("name", "File name"),
+    ("confidence", "Confidence, lowest first"),
+    ("miss", "Pointing-game misses first"),
+    ("disagree", "Prediction ≠ truth first"),
+    ("predicted", "Predicted class"),
+    ("verdict", "Verdict"),
+)
+
+
+def cache_root() -> Path:
+    """The gallery's folder in the user cache (XDG_CACHE_HOME on Linux)."""
+    location = QStandardPaths.StandardLocation.GenericCacheLocation
+    return Path(QStandardPaths.writableLocation(location)) / "gradcam-inspector" / "gallery"
+
+
+@dataclass(frozen=True)
+class GalleryKey:
+    """What a set of thumbnails was drawn from: another of any of these is another set."""
+
+    folder: str
+    profile: str
+    layer: str
+    method: str
+
+    def directory(self, root: Path) -> Path:
+        text = "\n".join((self.folder, self.profile, self.layer, self.method))
+        return root / hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def thumbnail_name(record: ImageRecord) -> str:
+    return hashlib.sha256(record.rel_path.as_posix().encode()).hexdigest()[:24] + ".png"
+
+
+def render_thumbnail(
+    image: np.ndarray, cam: np.ndarray, style: RenderStyle, size: int = GALLERY_SIZE
+) -> np.ndarray:
+    """The overlay at thumbnail size (image and map shrunk first: ~0.2 ms, not a full render)."""
+    rgb = to_rgb(image)
+    height, width = rgb.shape[:2]
+    scale = size / max(height, width)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(rgb, target, interpolation=cv2.INTER_AREA)
+    small_cam = cv2.resize(cam.astype(np.float32), target, interpolation=cv2.INTER_AREA)
+    return render_overlay(small, small_cam, style)
+
+
+def _encode_png(rgb: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise InspectorError("could not encode a gallery thumbnail")
+    return data.tobytes()
+
+
+Task = Callable[[], None]
+
+
+class GalleryCache(QObject):
+    """Thumbnails on disk and in memory for one GalleryKey at a time; one helper thread."""
+
+    sig_changed = Signal(str)  # an image path whose thumbnail arrived
+
+    _sig_loaded = Signal(int, str, object)  # generation, image path, QImage or None
+
+    def __init__(self, root: Path | None = None) -> None:
+        super().__init__()
+        self.root = root if root is not None else cache_root()
+        self.directory: Path | None = None
+        self._generation = 0
+        self._pixmaps: LruCache[str, QPixmap | None] = LruCache(MEMORY_CACHE)
+        self._requested: set[str] = set()
+        self._queue: queue.LifoQueue[Task | None] = queue.LifoQueue()
+        self._sig_loaded.connect(self._loaded)  # queued: emitted on the helper thread
+        self._thread = threading.Thread(target=self._run, name="gallery", daemon=True)
+        self._thread.start()
+
+    def set_key(self, key: GalleryKey | None) -> None:
+        """Show the thumbnails of this folder, profile, layer and method (None: none)."""
+        directory = None if key is None else key.directory(self.root)
+        if directory == self.directory:
+            return
+        self.directory = directory
+        self._generation += 1
+        self._pixmaps.clear()
+        self._requested.clear()
+
+    def pixmap(self, record: ImageRecord) -> QPixmap | None:
+        """The thumbnail in memory; the first ask queues its read from disk (None meanwhile)."""
+        key = str(record.path)
+        if key in self._pixmaps:
+            return self._pixmaps.get(key)
+        if self.directory is not None and key not in self._requested:
+            self._requested.add(key)
+            path, generation = self.directory / thumbnail_name(record), self._generation
+            self._queue.put(lambda: self._read(generation, key, path))
+        return None
+
+    def add(
+        self, record: ImageRecord, cam: np.ndarray, style: RenderStyle, image: np.ndarray | None
+    ) -> None:
+        """Draw and store this image's thumbnail (decoding the image when it is not given)."""
+        if self.directory is None:
+            return
+        path, generation = self.directory / thumbnail_name(record), self._generation
+        self._queue.put(lambda: self._draw(generation, record, cam, style, image, path))
+
+    def close(self) -> None:
+        while not self._queue.empty():  # what nobody will look at any more
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put(None)
+        self._thread.join()
+
+    # -- the helper thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        while (task := self._queue.get()) is not None:
+            try:
+                task()
+            except Exception:  # one odd file must not end the thumbnails of all the others
+                log.exception("gallery thumbnail failed")
+
+    def _read(self, generation: int, key: str, path: Path) -> None:
+        image = QImage(str(path)) if path.is_file() else QImage()
+        self._sig_loaded.emit(generation, key, None if image.isNull() else image)
+
+    def _draw(
+        self,
+        generation: int,
+        record: ImageRecord,
+        cam: np.ndarray,
+        style: RenderStyle,
+        image: np.ndarray | None,
+        path: Path,
+    ) -> None:
+        try:
+            source = image if image is not None else load_image(record.path)
+            rgb = np.ascontiguousarray(render_thumbnail(source, cam, style))
+            atomic_write_bytes(path, _encode_png(rgb), durable=False)  # can be drawn again
+        except InspectorError as exc:
+            log.warning("no gallery thumbnail for %s: %s", record.path, exc)
+            return
+        height, width = rgb.shape[:2]
+        qimage = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+        self._sig_loaded.emit(generation, str(record.path), qimage)
+
+    # -- back on the GUI thread -----------------------------------------------------------------
+    def _loaded(self, generation: int, key: str, image: QImage | None) -> None:
+        if generation != self._generation:
+            return  # drawn for another folder, layer or method
+        self._pixmaps.put(key, None if image is None else QPixmap.fromImage(image))
+        self.sig_changed.emit(key)
+
+
+class GalleryProxy(ImageFilterProxy):
+    """The list's rows, filtered as the list is, in the gallery's order, with overlay icons."""
+
+    def __init__(self, model: ImageTableModel, cache: GalleryCache) -> None:
+        super().__init__()
+        self.setSourceModel(model)
+        self.setDynamicSortFilter(False)  # re-sorted on request, not on every arriving result
+        self.cache = cache
+        self.sort_key = "name"
+        cache.sig_changed.connect(self._thumbnail_changed)
+
+    def source(self) -> ImageTableModel:
+        model = self.sourceModel()
+        assert isinstance(model, ImageTableModel)
+        return model
+
+    def record(self, index: QModelIndex) -> ImageRecord:
+        return self.source().records[self.mapToSource(index).row()]
+
+    def set_sort(self, key: str) -> None:
+        self.sort_key = key
+        self.invalidate()
+        self.sort(0)
+
+    def refresh(self) -> None:
+        """Filter and order again by the latest verdicts and results."""
+        self.invalidate()
+        self.sort(0)
+
+    def lessThan(self, left: AnyIndex, right: AnyIndex) -> bool:
+        return self._key(left.row()) < self._key(right.row())
+
+    def _key(self, row: int) -> tuple:
+        model = self.source()
+        record = model.records[row]
+        result = model.result(row)
+        name = record.rel_path.as_posix()
+        confidence = None if result is None else result.confidence
+        if self.sort_key == "confidence":  # unexplained images last
+            return (confidence is None, confidence or 0.0, name)
+        if self.sort_key == "miss":
+            return (result is None or result.pointing_hit is not False, name)
+        if self.sort_key == "disagree":
+            agrees = result is None or not record.ground_truth
+            agrees = agrees or result.predicted == record.ground_truth
+            return (agrees, name)
+        if self.sort_key == "predicted":
+            return (result is None, "" if result is None else result.predicted, name)
+        if self.sort_key == "verdict":
+            code = model.verdict(row)
+            return (code is None, code or 0, name)
+        return (name,)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if role == Qt.ItemDataRole.DecorationRole and index.isValid():
+            return self.cache.pixmap(self.record(index))
+        return super().data(index, role)
+
+    def _thumbnail_changed(self, key: str) -> None:
+        row = self.source().row_of_path(key)
+        if row is not None:
+            index = self.mapFromSource(self.source().index(row, 0))
+            if index.isValid():
+                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class GalleryView(QWidget):
+    """Thumbnails in a grid with a sort and a filter; Enter or a click opens an image."""
+
+    sig_open = Signal(object)  # ImageRecord
+
+    def __init__(self, model: ImageTableModel, cache: GalleryCache | None = None) -> None:
+        super().__init__()
+        self.cache = cache if cache is not None else GalleryCache()
+        self.proxy = GalleryProxy(model, self.cache)
+        self.sort = QComboBox()
+        for key, label in SORTS:
+            self.sort.addItem(label, key)
+        self.sort.setToolTip("Sort the thumbnails")
+        self.sort.currentIndexChanged.connect(lambda i: self.proxy.set_sort(self.sort.itemData(i)))
+        self.filter_mode = QComboBox()
+        for key, label in FILTERS:
+            self.filter_mode.addItem(label, key)
+        self.filter_mode.setToolTip("Show only images in this review state or with this result")
+        self.filter_mode.currentIndexChanged.connect(self._filter_mode_changed)
+        for combo in (self.sort, self.filter_mode):  # shrinkable: the window fits small screens
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(6)
+        self.count = QLabel()
+        self.list = QListView()
+        self.list.setModel(self.proxy)
+        self.list.setViewMode(QListView.ViewMode.IconMode)
+        self.list.setIconSize(QSize(GALLERY_SIZE, GALLERY_SIZE))
+        self.list.setGridSize(GRID)
+        self.list.setUniformItemSizes(True)  # 2,000 items are laid out without measuring each
+        self.list.setLayoutMode(QListView.LayoutMode.Batched)
+        self.list.setBatchSize(500)
+        self.list.setMovement(QListView.Movement.Static)
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.setWordWrap(False)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.list.clicked.connect(self._open)
+        self.list.activated.connect(self._open)  # Enter (a click may activate too: harmless)
+        bar = spaced(QHBoxLayout(), margin=0)
+        bar.addWidget(self.sort)
+        bar.addWidget(self.filter_mode)
+        bar.addStretch(1)
+        bar.addWidget(self.count)
+        layout = spaced(QVBoxLayout(self), margin=SMALL)
+        layout.addLayout(bar)
+        layout.addWidget(self.list, 1)
+        self.proxy.modelReset.connect(self._update_count)
+        self.proxy.layoutChanged.connect(self._update_count)
+
+    def refresh(self) -> None:
+        """Filter and order again (the gallery is re-sorted when shown, not on every result)."""
+        self.proxy.refresh()
+        self._update_count()
+
+    def set_filter_mode(self, mode: str) -> None:
+        self.filter_mode.setCurrentIndex(self.filter_mode.findData(mode))
+
+    def show_record(self, record: ImageRecord | None) -> None:
+        """Make this image the gallery's current one (where the list is)."""
+        row = None if record is None else self.proxy.source().row_of(record)
+        if row is None:
+            return
+        index = self.proxy.mapFromSource(self.proxy.source().index(row, 0))
+        if index.isValid():
+            self.list.setCurrentIndex(index)
+            self.list.scrollTo(index)
+
+    def _filter_mode_changed(self, index: int) -> None:
+        self.proxy.set_mode(self.filter_mode.itemData(index))
+        self.proxy.sort(0)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        shown, total = self.proxy.rowCount(), self.proxy.source().rowCount()
+        self.count.setText(f"{total} images" if shown == total else f"{shown} of {total} images")
+
+    def _open(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.sig_open.emit(self.proxy.record(index))
