@@ -232,10 +232,11 @@ class ImageFilterProxy(QSortFilterProxyModel):
             return False
         model = self.sourceModel()
         assert isinstance(model, ImageTableModel)
-        return _row_passes(self.mode, model, source_row)
+        return row_passes(self.mode, model, source_row)
 
 
-def _row_passes(mode: str, model: ImageTableModel, row: int) -> bool:
+def row_passes(mode: str, model: ImageTableModel, row: int) -> bool:
+    """Whether the row passes one of FILTERS (the list and the gallery share them)."""
     if mode == "all":
         return True
     code = model.verdict(row)

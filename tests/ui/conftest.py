@@ -10,6 +10,9 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from ui.main_window import MainWindow
+from ui.refcounts import guard_singletons
+
+guard_singletons()  # thousands of emits in one test run would otherwise abort it (3.11)
 
 RESULT_TIMEOUT_MS = 60_000  # the first result includes loading the model on a busy machine
 

@@ -143,7 +143,7 @@ def test_the_window_fills_the_gallery_and_a_click_opens_the_image(
     assert window.central.currentWidget() is window.gallery
     assert window.gallery.list.hasFocus()
     view = window.gallery.list
-    qtbot.waitUntil(lambda: window.gallery.proxy.index(0, 0).data(1) is not None)  # icon
+    qtbot.waitUntil(lambda: cache.pixmap(first) is not None)
     rect = view.visualRect(window.gallery.proxy.index(2, 0))
     with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
