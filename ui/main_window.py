@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QStyle,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engine import __version__
@@ -36,7 +38,7 @@ from engine.profile import demo_profile_path, peek_classes
 from engine.report import ReportFiles
 from engine.session import SessionContext
 from ui.about import APP_NAME, AboutInfo, gather, show_about, window_title
-from ui.actions import build_menus, fill_recent_menu
+from ui.actions import ACTIONS, build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
 from ui.explain import ExplainController
 from ui.exports import ExportController
@@ -44,6 +46,7 @@ from ui.gallery import GalleryKey, GalleryView
 from ui.images_dock import ImagesDock, RowResult
 from ui.jobs import Explained, JobFailed, LoadModel, ModelLoaded
 from ui.model_dock import ModelDock
+from ui.notices import NoticeBanner, ShortcutsSheet
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
 from ui.preload import preload_torch_libraries
@@ -51,7 +54,7 @@ from ui.review import ReviewController, VerdictChange
 from ui.settings import SavedPlaces, SettingsStore, fit_window_to_screen, start_places
 from ui.summary_dock import SummaryDock
 from ui.theme import SMALL
-from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
+from ui.view_state import CAM_FIELDS, ViewMode, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
 
@@ -66,6 +69,7 @@ PREFETCH_COUNT = 2  # the next images the worker computes while idle
 # The most of the window's width the list and the right-hand panels take, and of its height
 # the prediction panel takes: the overlay keeps the largest area on any screen.
 LIST_SHARE, PANEL_SHARE = 0.34, 0.26
+OPACITY_STEP = 0.1  # [ and ] change the heatmap's opacity by this
 MODEL_DOCK_MIN_HEIGHT = 260  # below this the layer table shows too few rows: tab it instead
 
 
@@ -139,7 +143,15 @@ class MainWindow(QMainWindow):
         self.central.addTab(self.gallery, "Gallery")
         self.central.setTabToolTip(0, "The shown image's map (G switches)")
         self.central.setTabToolTip(1, "Overlays of the folder's explained images (G switches)")
-        self.setCentralWidget(self.central)
+        self.central.tabBar().setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.banner = NoticeBanner()
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.central, 1)
+        self.setCentralWidget(holder)
         self.model_dock = ModelDock(self)
         self.prediction = PredictionPanel(self)
         self.summary = SummaryDock(self)
@@ -240,10 +252,29 @@ class MainWindow(QMainWindow):
         self.recent_menu = menu.addMenu("Recent profiles")
 
     def _add_dock_toggles(self, menu: QMenu) -> None:
-        for dock in (self.images, self.prediction, self.model_dock, self.summary):
-            menu.addAction(dock.toggleViewAction())
+        docks = (self.images, self.prediction, self.model_dock, self.summary)
+        for number, dock in enumerate(docks, start=1):
+            action = dock.toggleViewAction()
+            action.setShortcut(QKeySequence(f"Alt+{number}"))
+            menu.addAction(action)
+
+    def _give_keys_back(self) -> None:
+        """A choice made with the mouse in a combo box, slider or button hands the keyboard back
+        to the list: the review keys (1-4, D, A, arrows) never stay in the widget just used."""
+        bar, panel = self.view_toolbar, self.prediction
+        combos = (bar.mode, bar.colormap, bar.blend, self.device_combo, panel.method)
+        for combo in (*combos, panel.corrected, self.images.filter_mode):
+            combo.activated.connect(self._focus_review)
+        for combo in (self.gallery.sort, self.gallery.filter_mode):
+            combo.activated.connect(self._focus_review)
+        for slider in (bar.opacity, bar.threshold):
+            slider.sliderReleased.connect(self._focus_review)
+        for button in (bar.blur, bar.boxes, panel.back, *panel.buttons, *panel.verdict_buttons):
+            button.clicked.connect(self._focus_review)
+        self.images.filter.returnPressed.connect(self._focus_review)
 
     def _connect(self) -> None:
+        self._give_keys_back()
         self.state.subscribe(self._options_changed)
         self.device_combo.currentIndexChanged.connect(self._device_chosen)
         self.prediction.sig_method_chosen.connect(lambda m: self.state.update(method=m))
@@ -547,13 +578,46 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, timeout_ms)
 
     def _tell(self, title: str, message: str) -> None:
-        """A non-blocking dialog for things the user must act on; the status bar repeats it."""
+        """A notice above the image for things the user must act on; the status bar repeats it.
+
+        Not a message box: a window-modal box swallowed the review keys until dismissed.
+        """
         self.statusBar().showMessage(message, 15000)
-        if self._closing:
-            return
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+        if not self._closing:
+            self.banner.tell(title, message)
+
+    # -- keyboard -------------------------------------------------------------------------------
+    def escape(self) -> None:
+        """Esc: close the notice and give the keys back to the list (from a filter or a combo)."""
+        self.banner.hide()
+        self._focus_review()
+
+    def _focus_review(self, *_args: object) -> None:
+        """The review keys' widget: the list, or the gallery when it is shown."""
+        showing_gallery = self.central.currentWidget() is self.gallery
+        (self.gallery.list if showing_gallery else self.images.table).setFocus()
+
+    def focus_filter(self) -> None:
+        self.images.show()
+        self.images.filter.setFocus()
+        self.images.filter.selectAll()
+
+    def next_mode(self) -> None:
+        modes = list(ViewMode)
+        self.state.update(mode=modes[(modes.index(self.state.options.mode) + 1) % len(modes)])
+
+    def toggle_boxes(self) -> None:
+        self.state.update(show_boxes=not self.state.options.show_boxes)
+
+    def nudge_opacity(self, steps: int) -> None:
+        alpha = round(self.state.options.alpha + OPACITY_STEP * steps, 2)
+        self.state.update(alpha=min(1.0, max(0.0, alpha)))
+
+    def show_shortcuts(self) -> ShortcutsSheet:
+        sheet = ShortcutsSheet(ACTIONS, self)
+        sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        sheet.show()  # not modal: read it while trying the keys
+        return sheet
 
     def _ask_folder(self, title: str, start: str = "") -> Path | None:
         chosen = QFileDialog.getExistingDirectory(self, title, start)
