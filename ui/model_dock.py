@@ -27,6 +27,7 @@ NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 SPATIAL_ROLE = Qt.ItemDataRole.UserRole + 2
 GREY = QBrush(QColor("#9aa0a6"))
 HIGHLIGHT = QBrush(QColor("#fde293"))
+HIGHLIGHT_TEXT = QBrush(QColor("#202124"))
 
 
 def _shape_text(shape: tuple[int, ...] | None) -> str:
@@ -141,6 +142,7 @@ class ModelDock(QDockWidget):
                 font.setBold(highlighted)
                 item.setFont(font)
                 item.setBackground(HIGHLIGHT if highlighted else QBrush())
+                item.setForeground(HIGHLIGHT_TEXT if highlighted else QBrush())  # dark theme too
         self._current = name
         row = self._items.get(name)
         if row:
