@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -69,6 +69,8 @@ PREFETCH_COUNT = 2  # the next images the worker computes while idle
 # The most of the window's width the list and the right-hand panels take, and of its height
 # the prediction panel takes: the overlay keeps the largest area on any screen.
 LIST_SHARE, PANEL_SHARE = 0.34, 0.26
+# The prediction panel grows by about this when a result fills its wrapped lines.
+RESULT_LINES_HEIGHT = 60
 OPACITY_STEP = 0.1  # [ and ] change the heatmap's opacity by this
 MODEL_DOCK_MIN_HEIGHT = 260  # below this the layer table shows too few rows: tab it instead
 
@@ -175,7 +177,7 @@ class MainWindow(QMainWindow):
         it when both do not fit (a 720-px screen). The overlay gets the rest."""
         width = self.width()
         scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        panel = self.prediction.widget().widget().sizeHint()
+        panel = self.prediction.widget().widget().sizeHint() + QSize(0, RESULT_LINES_HEIGHT)
         self.images.fit_columns(round(LIST_SHARE * width))
         left = min(self.images.content_width(), round(LIST_SHARE * width))
         right = min(max(panel.width() + scrollbar, 240), round(PANEL_SHARE * width))

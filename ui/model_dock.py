@@ -72,9 +72,10 @@ class ModelDock(QDockWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
+        # Every column as wide as its content (the layer's name first: it is what is chosen),
+        # the last taking what is left; a narrow dock scrolls sideways instead of eliding.
+        header.setStretchLastSection(True)
+        for column in (0, 1, 2, 3):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setMinimumSectionSize(40)
         self.tree.clicked.connect(self._clicked)
