@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListView,
     QVBoxLayout,
     QWidget,
@@ -245,6 +246,7 @@ class GalleryModel(QAbstractListModel):
         self.cache = cache
         self.sort_key = "name"
         self.mode = "all"
+        self.text = ""  # a part of the path, the truth or the predicted class
         self._rows: list[int] = []  # source rows in display order
         self._position: dict[int, int] = {}  # source row -> display row
         self._blank: QPixmap | None = None
@@ -255,12 +257,24 @@ class GalleryModel(QAbstractListModel):
     def refresh(self) -> None:
         """Filter and order again by the latest verdicts and results."""
         self.beginResetModel()
-        passing = [
-            r for r in range(self.source.rowCount()) if row_passes(self.mode, self.source, r)
-        ]
+        passing = [r for r in range(self.source.rowCount()) if self._passes(r)]
         self._rows = sorted(passing, key=lambda r: sort_key(self.sort_key, self.source, r))
         self._position = {row: i for i, row in enumerate(self._rows)}
         self.endResetModel()
+
+    def _passes(self, row: int) -> bool:
+        if not row_passes(self.mode, self.source, row):
+            return False
+        if not self.text:
+            return True
+        record, result = self.source.records[row], self.source.result(row)
+        predicted = result.predicted if result is not None else ""
+        texts = (record.rel_path.as_posix(), record.ground_truth or "", predicted)
+        return any(self.text in t.casefold() for t in texts)
+
+    def set_text(self, text: str) -> None:
+        self.text = text.casefold()
+        self.refresh()
 
     def set_sort(self, key: str) -> None:
         self.sort_key = key
@@ -332,6 +346,10 @@ class GalleryView(QWidget):
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
             )
             combo.setMinimumContentsLength(6)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter (file name or class)…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.set_text)
         self.count = QLabel()
         self.list = QListView()
         self.list.setModel(self.proxy)
@@ -350,9 +368,9 @@ class GalleryView(QWidget):
         self.list.clicked.connect(self._open)
         self.list.activated.connect(self._open)  # Enter (a click may activate too: harmless)
         bar = spaced(QHBoxLayout(), margin=0)
+        bar.addWidget(self.filter, 1)
         bar.addWidget(self.sort)
         bar.addWidget(self.filter_mode)
-        bar.addStretch(1)
         bar.addWidget(self.count)
         layout = spaced(QVBoxLayout(self), margin=SMALL)
         layout.addLayout(bar)

@@ -72,11 +72,12 @@ class ModelDock(QDockWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         header = self.tree.header()
-        # Every column as wide as its content (the layer's name first: it is what is chosen),
-        # the last taking what is left; a narrow dock scrolls sideways instead of eliding.
-        header.setStretchLastSection(True)
-        for column in (0, 1, 2, 3):
+        # The name, output and parameters as wide as their content (the name is what is
+        # chosen); the type takes what is left and is the one elided in a narrow dock.
+        header.setStretchLastSection(False)
+        for column in (0, 2, 3):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
         self.tree.clicked.connect(self._clicked)
         hint = QLabel(

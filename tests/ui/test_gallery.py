@@ -78,6 +78,10 @@ def test_filters_are_the_lists(gallery: GalleryView) -> None:
     assert _names(gallery) == ["img_1.png"]
     gallery.set_filter_mode("all")
     assert gallery.count.text() == "5 images"
+    gallery.filter.setText("PATCHES")  # a class, predicted here: case does not matter
+    assert _names(gallery) == ["img_1.png"]
+    gallery.filter.setText("img_3")
+    assert _names(gallery) == ["img_3.png"]
 
 
 def test_arrow_keys_move_and_enter_or_a_click_opens(qtbot, gallery: GalleryView) -> None:
