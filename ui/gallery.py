@@ -12,6 +12,7 @@ import hashlib
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from PySide6.QtCore import (
     QSize,
     QStandardPaths,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QImage, QPixmap
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 
 GALLERY_SIZE = 128  # thumbnail side, px
 GRID = QSize(GALLERY_SIZE + 16, GALLERY_SIZE + 28)  # the thumbnail and its name under it
+TAKEN_PER_EVENT = 12  # thumbnails the GUI thread takes in before it paints again
 MEMORY_CACHE = 3000  # pixmaps kept: a 2,000-image folder scrolls without a reload
 # (key, label): how the gallery orders images; the odd ones first where that means something.
 SORTS = (
@@ -116,7 +119,7 @@ class GalleryCache(QObject):
 
     sig_changed = Signal(str)  # an image path whose thumbnail arrived
 
-    _sig_loaded = Signal(int, str, object)  # generation, image path, QImage or None
+    _sig_arrived = Signal()  # the helper thread has put the first of some thumbnails ready
 
     def __init__(self, root: Path | None = None) -> None:
         super().__init__()
@@ -126,7 +129,9 @@ class GalleryCache(QObject):
         self._pixmaps: LruCache[str, QPixmap | None] = LruCache(MEMORY_CACHE)
         self._requested: set[str] = set()
         self._queue: queue.LifoQueue[Task | None] = queue.LifoQueue()
-        self._sig_loaded.connect(self._loaded)  # queued: emitted on the helper thread
+        # (generation, image path, QImage or None), appended by the helper thread.
+        self._ready: deque[tuple[int, str, QImage | None]] = deque()
+        self._sig_arrived.connect(self._take_ready)  # queued: emitted on the helper thread
         self._thread = threading.Thread(target=self._run, name="gallery", daemon=True)
         self._thread.start()
 
@@ -179,7 +184,7 @@ class GalleryCache(QObject):
 
     def _read(self, generation: int, key: str, path: Path) -> None:
         image = QImage(str(path)) if path.is_file() else QImage()
-        self._sig_loaded.emit(generation, key, None if image.isNull() else image)
+        self._hand_over(generation, key, None if image.isNull() else image)
 
     def _draw(
         self,
@@ -199,14 +204,26 @@ class GalleryCache(QObject):
             return
         height, width = rgb.shape[:2]
         qimage = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
-        self._sig_loaded.emit(generation, str(record.path), qimage)
+        self._hand_over(generation, str(record.path), qimage)
+
+    def _hand_over(self, generation: int, key: str, image: QImage | None) -> None:
+        self._ready.append((generation, key, image))
+        if len(self._ready) == 1:  # the GUI thread takes everything queued after this one too
+            self._sig_arrived.emit()
 
     # -- back on the GUI thread -----------------------------------------------------------------
-    def _loaded(self, generation: int, key: str, image: QImage | None) -> None:
-        if generation != self._generation:
-            return  # drawn for another folder, layer or method
-        self._pixmaps.put(key, None if image is None else QPixmap.fromImage(image))
-        self.sig_changed.emit(key)
+    def _take_ready(self) -> None:
+        """Take at most a few thumbnails per event: a page of 70 arriving at once would hold
+        the GUI thread for one long gap; the rest follow after the paints and timers due."""
+        for _ in range(TAKEN_PER_EVENT):
+            try:
+                generation, key, image = self._ready.popleft()
+            except IndexError:
+                return
+            if generation == self._generation:  # else drawn for another folder, layer, method
+                self._pixmaps.put(key, None if image is None else QPixmap.fromImage(image))
+                self.sig_changed.emit(key)
+        QTimer.singleShot(0, self._take_ready)
 
 
 _SOURCE_ROLES = (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.BackgroundRole)
