@@ -118,7 +118,7 @@ def test_thumbnails_are_drawn_cached_on_disk_and_reused(qtbot, tmp_path: Path) -
     first.set_key(KEY)
     with qtbot.waitSignal(first.sig_changed, timeout=10_000) as changed:
         first.add(record, cam, style, image)
-    assert changed.args == [str(record.path)]
+    assert changed.args == [[str(record.path)]]
     assert (KEY.directory(tmp_path) / thumbnail_name(record)).is_file()
     np.testing.assert_array_equal(_pixels(first.pixmap(record).toImage()), expected)
     first.close()
