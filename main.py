@@ -175,8 +175,13 @@ def log_startup() -> None:
 
 def run_window(args: argparse.Namespace) -> int:
     from ui import crash
+    from ui.refcounts import guard_singletons
+    from ui.theme import ThemeFollower
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    if guard_singletons():  # before any signal is emitted: see ui/refcounts.py
+        log.info("PySide6 drops references to None/True/False: made them immortal")
+    ThemeFollower(app)  # light or dark as the system is, and again when it changes
     handler = crash.install(parent=app)
     crash.enable_fault_log(handler.log_path.parent)
     log_startup()

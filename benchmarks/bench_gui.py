@@ -8,7 +8,9 @@ variable). It measures and prints, never asserts:
 2. opacity and colormap changes on a 1024x1024 image, each timed until the view has painted
    (target <= 16 ms);
 3. the longest gap between 5 ms GUI-thread timer ticks during a folder export (target <= 50 ms);
-4. going back to an image already computed, until its overlay is painted (target <= 50 ms).
+4. going back to an image already computed, until its overlay is painted (target <= 50 ms);
+5. the gallery on 2,000 cached thumbnails: the first screen's time, and the longest GUI-thread
+   gap while scrolling it page by page to the end (target <= 50 ms).
 
 Settings live in a temporary folder (HOME and XDG_CONFIG_HOME point there), never the user's.
 Options: --quick for a short run; see --help.
@@ -636,6 +638,117 @@ def bench_export_stall(app, window, output: Path, timeout_s: float) -> None:
     )
 
 
+# -- 5. the gallery ------------------------------------------------------------------------------
+def _gallery_on_disk(root: Path, count: int):
+    """count records and their cached thumbnails, as a reopened folder has them."""
+    import cv2
+    import numpy as np
+
+    from engine.dataset import ImageRecord
+    from engine.render import RenderStyle
+    from ui.gallery import GalleryKey, render_thumbnail, thumbnail_name
+
+    key = GalleryKey(str(root / "folder"), "profile.toml", "layer4", "gradcam")
+    directory = key.directory(root)
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(count):
+        name = f"img_{i:05d}.jpg"
+        record = ImageRecord(root / "folder" / name, Path(name), None, None)
+        image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+        cam = cv2.GaussianBlur(rng.random((200, 200)).astype(np.float32), (0, 0), 12)
+        thumb = render_thumbnail(image, cam, RenderStyle())
+        cv2.imwrite(str(directory / thumbnail_name(record)), cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR))
+        records.append(record)
+    return key, records
+
+
+def bench_gallery(app, root: Path, count: int) -> None:
+    from PySide6.QtCore import QPoint, Qt, QTimer
+
+    from ui.gallery import GalleryCache, GalleryView
+    from ui.images_dock import ImageTableModel
+
+    say(f"[5] the gallery on {count} cached thumbnails (probe every {PROBE_INTERVAL_MS} ms)")
+    key, records = _gallery_on_disk(root, count)
+    model = ImageTableModel()
+    model.set_records(records)
+    view = GalleryView(model, GalleryCache(root))
+    view.resize(1600, 1000)
+    view.show()
+    spin_until(app, lambda: False, 0.3)
+    proxy, scroll = view.proxy, view.list.verticalScrollBar()
+
+    def shown_have_icons() -> bool:
+        """Every thumbnail in the viewport has its picture (asks for them, as painting does)."""
+        viewport, grid = view.list.viewport().rect(), view.list.gridSize()
+        index = view.list.indexAt(viewport.topLeft() + QPoint(grid.width(), grid.height()) / 2)
+        if not index.isValid():
+            return False
+        row = index.row()
+        while row < proxy.rowCount():
+            index = proxy.index(row, 0)
+            if not view.list.visualRect(index).intersects(viewport):
+                break
+            proxy.data(index, Qt.ItemDataRole.DecorationRole)  # asks for it, as painting does
+            if view.cache.pixmap(proxy.record(index)) is None:
+                return False
+            row += 1
+        return True
+
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(1000 * (now - last[0]))
+        last[0] = now
+
+    probe = QTimer()
+    probe.setTimerType(Qt.TimerType.PreciseTimer)
+    probe.setInterval(PROBE_INTERVAL_MS)
+    probe.timeout.connect(tick)
+    last[0] = start = time.perf_counter()
+    probe.start()
+    view.cache.set_key(key)  # the folder reopened: its thumbnails come from disk
+    view.refresh()
+    first_screen = spin_until(app, shown_have_icons, 30.0)
+    shown_ms = 1000 * (time.perf_counter() - start)
+    opening = max(gaps, default=0.0)  # the first screen's longest gap, apart from scrolling
+    gaps.clear()
+    pages = 0
+    scroll_start = time.perf_counter()
+    while scroll.value() < scroll.maximum():  # a page at a time, as fast as the user can press
+        scroll.setValue(scroll.value() + scroll.pageStep())
+        spin_until(app, lambda: False, 0.03)
+        pages += 1
+    spin_until(app, shown_have_icons, 30.0)
+    scroll_s = time.perf_counter() - scroll_start
+    probe.stop()
+    view.cache.close()
+    worst, p99 = max(gaps), percentile(gaps, 99)
+    over = sum(1 for g in gaps if g > STALL_TARGET_MS)
+    say(
+        f"  first screen of thumbnails after {shown_ms:.0f} ms"
+        f"{'' if first_screen else ' (timed out)'} (longest gap {opening:.1f} ms); "
+        f"{pages} pages scrolled in {scroll_s:.1f} s, load average {os.getloadavg()[0]:.1f}"
+    )
+    say(
+        f"  {len(gaps)} ticks: median gap {statistics.median(gaps):.1f} ms, p99 {p99:.1f} ms, "
+        f"max {worst:.1f} ms, {over} gaps over {STALL_TARGET_MS:.0f} ms"
+    )
+    ROWS.append(Row(f"gallery of {count}: first screen shown", f"{shown_ms:.0f} ms", "-", None))
+    ROWS.append(
+        Row(
+            "GUI gap scrolling the gallery, max",
+            f"{worst:.1f} ms",
+            f"<= {STALL_TARGET_MS:.0f} ms",
+            worst <= STALL_TARGET_MS,
+        )
+    )
+
+
 def install_message_filter() -> None:
     """Drop the offscreen plugin's 'propagateSizeHints' notice; every other message is printed."""
     from PySide6.QtCore import qInstallMessageHandler
@@ -664,6 +777,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-startup", action="store_true", help="skip the time-to-window part")
     parser.add_argument(
+        "--gallery", type=int, default=2000, help="cached thumbnails in the gallery (2000)"
+    )
+    parser.add_argument(
+        "--gallery-only", action="store_true", help="only the gallery part (no model, no torch)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 start-up run, 20 changes, 40 images, 4 returns"
     )
     parser.add_argument(
@@ -673,6 +792,8 @@ def main(argv: list[str] | None = None) -> int:
         "--startup-only", action="store_true", help="stop after the time-to-window parts"
     )
     args = parser.parse_args(argv)
+    if args.gallery_only:
+        args.skip_startup = True
     if args.quick:
         args.runs, args.changes, args.images, args.returns = 1, 20, 40, 4
 
@@ -702,8 +823,15 @@ def main(argv: list[str] | None = None) -> int:
 
         QCoreApplication.setOrganizationName("gradcam-inspector-bench")
         QCoreApplication.setApplicationName("Grad-CAM Inspector benchmark")
+        from ui.refcounts import guard_singletons
+
         app = QApplication.instance() or QApplication(sys.argv[:1])
+        guard_singletons()  # as main.py does: see ui/refcounts.py
         install_message_filter()
+        bench_gallery(app, tmp_path / "gallery", args.gallery)
+        if args.gallery_only:
+            print_rows()
+            return 0
         folder = tmp_path / "neu"
         start = time.perf_counter()
         write_neu_det(folder, args.images, seed=1)

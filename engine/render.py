@@ -15,9 +15,14 @@ from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
 from engine.localization import Box
 
-BOX_COLOR: tuple[int, int, int] = (0, 255, 0)  # RGB green for ordinary ground-truth boxes
-DIFFICULT_BOX_COLOR: tuple[int, int, int] = (255, 191, 0)  # RGB amber, drawn dashed
-BOX_THICKNESS = 2
+# A box is a two-tone line, 1 px each: the colour outside, near-black inside. Magenta and white
+# are in neither jet nor viridis, and the dark line keeps the edge crisp on their bright ends.
+BOX_COLOR: tuple[int, int, int] = (255, 0, 255)  # RGB magenta for ordinary ground-truth boxes
+DIFFICULT_BOX_COLOR: tuple[int, int, int] = (255, 255, 255)  # RGB white, drawn dashed
+BOX_INNER_COLOR: tuple[int, int, int] = (20, 20, 20)
+BOX_THICKNESS = 2  # the outer and the inner line
+_LABEL_BACKGROUND: tuple[int, int, int] = (20, 20, 20)
+_LABEL_TEXT: tuple[int, int, int] = (255, 255, 255)
 _DASH_ON, _DASH_PERIOD = 6, 10
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -255,53 +260,81 @@ def _edge_pattern(length: int, dashed: bool) -> np.ndarray:
 
 
 def _draw_frame(rgb: np.ndarray, box: Box, color: tuple[int, int, int], dashed: bool) -> None:
-    """2-px frame drawn just inside the box, so no pixel outside the box changes."""
-    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
-    t = BOX_THICKNESS
-    horizontal = _edge_pattern(x1 - x0, dashed)
-    vertical = _edge_pattern(y1 - y0, dashed)
-    for rows in (slice(y0, min(y0 + t, y1)), slice(max(y1 - t, y0), y1)):
-        band = rgb[rows, x0:x1]
-        band[:, horizontal] = color
-    for cols in (slice(x0, min(x0 + t, x1)), slice(max(x1 - t, x0), x1)):
-        band = rgb[y0:y1, cols]
-        band[vertical, :] = color
+    """Two 1-px frames just inside the box (colour, then dark), so no pixel outside changes."""
+    for inset, shade in ((0, color), (1, BOX_INNER_COLOR)):
+        x0, y0, x1, y1 = box.x0 + inset, box.y0 + inset, box.x1 - inset, box.y1 - inset
+        if x1 <= x0 or y1 <= y0:
+            return
+        horizontal = _edge_pattern(x1 - x0, dashed)
+        vertical = _edge_pattern(y1 - y0, dashed)
+        for row in (y0, y1 - 1):
+            rgb[row, x0:x1][horizontal] = shade
+        for col in (x0, x1 - 1):
+            rgb[y0:y1, col][vertical] = shade
 
 
 def _label_scale(rgb: np.ndarray) -> float:
-    # Hershey text at 0.4 is ~9 px tall; grow it on big images so it stays legible.
-    return max(0.4, min(rgb.shape[:2]) / 800.0)
+    # Hershey text at 0.35 is ~8 px tall; grow it on big images so it stays legible.
+    return max(0.35, min(rgb.shape[:2]) / 900.0)
 
 
-def _draw_label(rgb: np.ndarray, box: Box, color: tuple[int, int, int]) -> None:
-    """Small dark label on a tag of the box colour, above the box (inside if no room)."""
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1, exclusive ends
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def label_rect(
+    box: Box, size: tuple[int, int], shape: tuple[int, int], taken: Sequence[Rect]
+) -> Rect | None:
+    """Where a label tag of size (w, h) goes: outside the box, above it, else below, at its left
+    or right edge, clear of every rect in ``taken`` (the boxes, earlier tags) and in the image.
+    None when no such place exists: the label is then left to the view's hover text."""
+    (tag_w, tag_h), (height, width) = size, shape
+    for top in (box.y0 - tag_h - 1, box.y1 + 1):
+        for left in (box.x0, box.x1 - tag_w):
+            rect = (left, top, left + tag_w, top + tag_h)
+            inside = left >= 0 and top >= 0 and rect[2] <= width and rect[3] <= height
+            if inside and not any(_overlaps(rect, other) for other in taken):
+                return rect
+    return None
+
+
+def _draw_labels(rgb: np.ndarray, boxes: Sequence[Box]) -> None:
+    """Each label on a small dark tag outside its box, covering no box and no other tag."""
     scale = _label_scale(rgb)
-    (text_w, text_h), baseline = cv2.getTextSize(box.label, _FONT, scale, 1)
-    tag_h = text_h + baseline + 2
-    top = box.y0 - tag_h if box.y0 - tag_h >= 0 else box.y0
-    right = min(box.x0 + text_w + 4, rgb.shape[1])
-    rgb[top : top + tag_h, box.x0 : right] = color
-    origin = (box.x0 + 2, top + text_h + 1)
-    cv2.putText(rgb, box.label, origin, _FONT, scale, _TEXT_COLOR, 1, cv2.LINE_AA)
+    taken: list[Rect] = [(b.x0, b.y0, b.x1, b.y1) for b in boxes]
+    for box in boxes:
+        if not box.label:
+            continue
+        (text_w, text_h), baseline = cv2.getTextSize(box.label, _FONT, scale, 1)
+        rect = label_rect(box, (text_w + 4, text_h + baseline + 2), rgb.shape[:2], taken)
+        if rect is None:
+            continue
+        taken.append(rect)
+        x0, y0, x1, y1 = rect
+        rgb[y0:y1, x0:x1] = _LABEL_BACKGROUND
+        origin = (x0 + 2, y0 + text_h + 1)
+        cv2.putText(rgb, box.label, origin, _FONT, scale, _LABEL_TEXT, 1, cv2.LINE_AA)
 
 
 def _draw_boxes_in_place(rgb: np.ndarray, boxes: Sequence[Box]) -> None:
     height, width = rgb.shape[:2]
-    for raw in boxes:
-        box = raw.clipped(width, height)
-        if box.x1 <= box.x0 or box.y1 <= box.y0:
-            continue  # entirely outside the image
+    shown = [b.clipped(width, height) for b in boxes]
+    shown = [b for b in shown if b.x1 > b.x0 and b.y1 > b.y0]  # not entirely outside the image
+    for box in shown:
         color = DIFFICULT_BOX_COLOR if box.difficult else BOX_COLOR
         _draw_frame(rgb, box, color, dashed=box.difficult)
-        if box.label:
-            _draw_label(rgb, box, color)
+    _draw_labels(rgb, shown)
 
 
 def draw_boxes(rgb: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     """Copy of the image (RGB; gray is expanded) with the boxes drawn.
 
-    Ordinary boxes are solid green, difficult ones dashed amber, 2 px inside the box edge;
-    a labelled box also gets a small text tag just above it.
+    Ordinary boxes are solid magenta, difficult ones dashed white, each with a dark inner line,
+    2 px inside the box edge; a label goes on a small dark tag outside the box, above or below
+    it, where it covers no box and no other label.
     """
     out = _as_rgb(rgb).copy()
     _draw_boxes_in_place(out, boxes)

@@ -70,10 +70,16 @@ ACTIONS: tuple[MenuEntry, ...] = (
         "file.open_profile", "Open profile…", "&File", lambda w: w.open_profile_dialog(), "Ctrl+P"
     ),
     ActionSpec(
-        "file.open_checkpoint", "Open checkpoint…", "&File", lambda w: w.open_checkpoint_dialog()
+        "file.open_checkpoint",
+        "Open checkpoint…",
+        "&File",
+        lambda w: w.open_checkpoint_dialog(),
+        "Ctrl+Shift+O",
     ),
     Placeholder("file.recent", "&File"),
-    ActionSpec("file.session", "Session file…", "&File", lambda w: w.choose_session_file()),
+    ActionSpec(
+        "file.session", "Session file…", "&File", lambda w: w.choose_session_file(), "Ctrl+Shift+S"
+    ),
     Separator("&File"),
     ActionSpec(
         "file.export_current",
@@ -85,19 +91,34 @@ ACTIONS: tuple[MenuEntry, ...] = (
     ActionSpec(
         "file.export_folder", "Export folder…", "&File", lambda w: w.export_folder(), "Ctrl+Shift+E"
     ),
-    ActionSpec("file.export_report", "Export report…", "&File", lambda w: w.export_report()),
+    ActionSpec(
+        "file.export_report", "Export report…", "&File", lambda w: w.export_report(), "Ctrl+R"
+    ),
     Separator("&File"),
-    ActionSpec("file.quit", "Quit", "&File", lambda w: w.close(), QKeySequence.StandardKey.Quit),
+    ActionSpec("file.quit", "Quit", "&File", lambda w: w.close(), "Ctrl+Q"),  # Cmd+Q on macOS
     ActionSpec("view.fit", "Fit to window", "&View", lambda w: w.view.fit(), "Ctrl+F"),
     ActionSpec(
         "view.actual_size", "Actual size (1:1)", "&View", lambda w: w.view.actual_size(), "Ctrl+0"
     ),
+    ActionSpec("view.gallery", "Gallery / image", "&View", lambda w: w.toggle_gallery(), "G"),
+    ActionSpec("view.mode", "Next view mode", "&View", lambda w: w.next_mode(), "M"),
+    ActionSpec("view.boxes", "Ground-truth boxes on/off", "&View", lambda w: w.toggle_boxes(), "B"),
+    ActionSpec(
+        "view.less_heat", "Less heatmap opacity", "&View", lambda w: w.nudge_opacity(-1), "["
+    ),
+    ActionSpec(
+        "view.more_heat", "More heatmap opacity", "&View", lambda w: w.nudge_opacity(1), "]"
+    ),
+    ActionSpec("view.filter", "Filter the list…", "&View", lambda w: w.focus_filter(), "Ctrl+L"),
     Separator("&View"),
     Placeholder("view.docks", "&View"),
     ActionSpec("go.next", "Next image (D, Right)", "&Go", lambda w: w.images.step(1), "D"),
     ActionSpec("go.previous", "Previous image (A, Left)", "&Go", lambda w: w.images.step(-1), "A"),
     ActionSpec("go.first", "First image", "&Go", lambda w: w.images.first(), "Home"),
     ActionSpec("go.last", "Last image", "&Go", lambda w: w.images.last(), "End"),
+    ActionSpec(
+        "go.escape", "Close the notice, back to the list", None, lambda w: w.escape(), "Esc"
+    ),
     ActionSpec("go.next_arrow", "Next image", None, lambda w: w.images.step(1), "Right"),
     ActionSpec("go.previous_arrow", "Previous image", None, lambda w: w.images.step(-1), "Left"),
     Separator("&Go"),
@@ -106,11 +127,20 @@ ACTIONS: tuple[MenuEntry, ...] = (
         "Auto-advance after a verdict",
         "&Go",
         toggle=lambda w, on: w.review.set_auto_advance(on),
+        shortcut="Ctrl+Shift+A",
     ),
     *(_verdict(code) for code in (1, 2, 3, 4)),
     ActionSpec("review.note", "Note…", "&Review", lambda w: w.edit_note(), "N"),
+    ActionSpec(
+        "review.explain_prediction",
+        "Explain the prediction",
+        "&Review",
+        lambda w: w.state.update(target="pred"),
+        "P",
+    ),
     ActionSpec("review.undo", "Undo verdict or note", "&Review", lambda w: w.undo(), "Ctrl+Z"),
-    ActionSpec("help.about", f"About {APP_NAME}", "&Help", lambda w: w.show_about()),
+    ActionSpec("help.shortcuts", "Keyboard shortcuts", "&Help", lambda w: w.show_shortcuts(), "F1"),
+    ActionSpec("help.about", f"About {APP_NAME}", "&Help", lambda w: w.show_about(), "Shift+F1"),
 )
 
 
@@ -148,7 +178,10 @@ def build_menus(
 def _make_action(window: MainWindow, spec: ActionSpec) -> QAction:
     action = QAction(spec.title, window)
     if spec.shortcut is not None:
-        action.setShortcut(QKeySequence(spec.shortcut))
+        key = QKeySequence(spec.shortcut)
+        action.setShortcut(key)
+        native = key.toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{spec.title.rstrip('…')} ({native})")  # the key where it is shown
     window.addAction(action)  # shortcuts work even with the menu bar hidden
     # The callbacks run on the GUI thread (a QAction is triggered there): lambdas are safe here.
     if spec.toggle is not None:

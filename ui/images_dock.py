@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,7 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
+    QPoint,
     QSize,
     QSortFilterProxyModel,
     Qt,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -30,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from engine.dataset import ImageRecord
 from engine.lru import LruCache
+from ui.theme import SMALL, spaced, verdict_tint
 from ui.thumbnails import THUMBNAIL_SIZE, ThumbnailLoader
 
 COLUMNS = ("File", "Truth", "Predicted", "Conf.", "Verdict")
@@ -40,10 +44,8 @@ COLUMN_TIPS = (
     "Confidence",
     "Your verdict (keys 1-4)",
 )
-VERDICT_COLUMN = 4
+TRUTH_COLUMN, VERDICT_COLUMN = 1, 4
 SHORT_LABELS = ("on defect", "elsewhere", "wrong class", "unsure")
-# Light row backgrounds for verdicts 1..4, readable under dark text.
-VERDICT_BACKGROUNDS = ("#d7f0dc", "#fdebc8", "#f8d3d3", "#d5e6f5")
 LOW_CONFIDENCE = 0.6
 # (key, label) of the list filters; "v1".."v4" keep one verdict.
 FILTERS = (
@@ -114,6 +116,9 @@ class ImageTableModel(QAbstractTableModel):
 
     def row_of(self, record: ImageRecord) -> int | None:
         return self._rows.get(str(record.path))
+
+    def row_of_path(self, path: str) -> int | None:
+        return self._rows.get(path)
 
     def set_verdicts(self, verdicts: dict[str, int]) -> None:
         """Replace every row's verdict (relative posix path -> code)."""
@@ -191,9 +196,11 @@ class ImageTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if result is not None and result.error:
                 return result.error
-            return record.rel_path.as_posix()
+            # The full path (the name column may be elided) and the truth (its column hidden).
+            truth = f"\nground truth: {record.ground_truth}" if record.ground_truth else ""
+            return f"{record.path}{truth}"
         if role == Qt.ItemDataRole.BackgroundRole and (code := self.verdict(row)) is not None:
-            return QBrush(QColor(VERDICT_BACKGROUNDS[code - 1]))
+            return QBrush(verdict_tint(code))
         if role == Qt.ItemDataRole.ForegroundRole and result is not None and column == 2:
             if result.confidence is None:
                 return QBrush(QColor("#c5221f"))
@@ -225,10 +232,11 @@ class ImageFilterProxy(QSortFilterProxyModel):
             return False
         model = self.sourceModel()
         assert isinstance(model, ImageTableModel)
-        return _row_passes(self.mode, model, source_row)
+        return row_passes(self.mode, model, source_row)
 
 
-def _row_passes(mode: str, model: ImageTableModel, row: int) -> bool:
+def row_passes(mode: str, model: ImageTableModel, row: int) -> bool:
+    """Whether the row passes one of FILTERS (the list and the gallery share them)."""
     if mode == "all":
         return True
     code = model.verdict(row)
@@ -287,20 +295,19 @@ class ImagesDock(QDockWidget):
         self.table.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(40)
+        header.setMinimumSectionSize(24)
         for column in (1, 2, 3, 4):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(1, 92)
-        header.resizeSection(2, 92)
-        header.resizeSection(3, 58)
-        header.resizeSection(4, 84)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._column_menu)
+        self._classes: tuple[str, ...] = ()
+        self._fit_columns()
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(4, 4, 4, 4)
-        filters = QHBoxLayout()
+        layout = spaced(QVBoxLayout(body))
+        filters = spaced(QHBoxLayout(), margin=0)
         filters.addWidget(self.filter, 1)
         filters.addWidget(self.filter_mode)
         layout.addLayout(filters)
@@ -308,9 +315,71 @@ class ImagesDock(QDockWidget):
         layout.addWidget(self.summary)
         self.setWidget(body)
 
-    def set_records(self, records: list[ImageRecord], folder: str) -> None:
+    def set_records(
+        self, records: list[ImageRecord], folder: str, classes: tuple[str, ...] = ()
+    ) -> None:
+        """List these records; ``classes`` (the model's) size the class columns."""
         self.model.set_records(records)
+        self._classes = classes
+        self._fit_columns()
         self._update_summary(folder)
+
+    def _text_width(self, texts: Iterable[str], header: str) -> int:
+        """Width of a column holding these texts and this header, padding included."""
+        cell = self.table.fontMetrics()
+        head = self.table.horizontalHeader().fontMetrics()
+        widest = max((cell.horizontalAdvance(t) for t in texts), default=0)
+        return max(widest, head.horizontalAdvance(header) + SMALL) + 2 * SMALL
+
+    def _fit_columns(self) -> None:
+        """Every column but the name as wide as its content can be, so the name gets the rest.
+
+        Measured from what the cells can hold (the classes, '100.0%', the verdict labels),
+        not from the rows: a 10,000-row list is never walked for its widths.
+        """
+        header = self.table.horizontalHeader()
+        classes = set(self._classes) | {
+            r.ground_truth for r in self.model.records if r.ground_truth
+        }
+        widths = {
+            1: self._text_width(classes, COLUMNS[1]),
+            2: self._text_width(classes | {"error"}, COLUMNS[2]),
+            3: self._text_width(["100.0%"], COLUMNS[3]),
+            4: self._text_width([f"{i} {label}" for i, label in enumerate(SHORT_LABELS, 1)], "V"),
+        }
+        for column, width in widths.items():
+            header.resizeSection(column, width)
+
+    def content_width(self) -> int:
+        """The dock width at which no file name is elided (the longest name, then the columns)."""
+        names = (r.rel_path.name for r in self.model.records)
+        name = self._text_width(names, COLUMNS[0]) + THUMBNAIL_SIZE + SMALL
+        header = self.table.horizontalHeader()
+        others = sum(
+            header.sectionSize(c) for c in range(1, len(COLUMNS)) if not header.isSectionHidden(c)
+        )
+        scrollbar = self.table.verticalScrollBar().sizeHint().width()
+        return name + others + scrollbar + 4 * SMALL
+
+    def fit_columns(self, width: int) -> None:
+        """Hide the Truth column when the file names would be elided in this width otherwise
+        (Predicted turns orange where it disagrees, the tooltip names the truth); the header's
+        right-click menu shows it again."""
+        header = self.table.horizontalHeader()
+        header.setSectionHidden(TRUTH_COLUMN, False)
+        if self.content_width() > width:
+            header.setSectionHidden(TRUTH_COLUMN, True)
+
+    def _column_menu(self, pos: QPoint) -> None:
+        """Right-click on the header: show or hide the columns other than the name."""
+        menu = QMenu(self)
+        header = self.table.horizontalHeader()
+        for column in range(1, len(COLUMNS)):
+            action = menu.addAction(COLUMNS[column])
+            action.setCheckable(True)
+            action.setChecked(not header.isSectionHidden(column))
+            action.toggled.connect(lambda on, c=column: header.setSectionHidden(c, not on))
+        menu.popup(header.mapToGlobal(pos))
 
     def _update_summary(self, folder: str | None = None) -> None:
         if folder is not None:

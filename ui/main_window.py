@@ -11,9 +11,10 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QSettings, QSignalBlocker, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
@@ -21,6 +22,10 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QStyle,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engine import __version__
@@ -32,10 +37,11 @@ from engine.profile import demo_profile_path, peek_classes
 from engine.report import ReportFiles
 from engine.session import SessionContext, VerdictView
 from ui.about import APP_NAME, AboutInfo, gather, show_about, window_title
-from ui.actions import build_menus, fill_recent_menu
+from ui.actions import ACTIONS, build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog
 from ui.explain import ExplainController
 from ui.exports import ExportController
+from ui.gallery import GalleryKey, GalleryView
 from ui.images_dock import ImagesDock, RowResult
 from ui.jobs import (
     BLUR_SIGMA,
@@ -47,20 +53,34 @@ from ui.jobs import (
     ReportWritten,
 )
 from ui.model_dock import ModelDock
+from ui.notices import NoticeBanner, ShortcutsSheet
 from ui.overlay_view import OverlayView
 from ui.prediction_panel import PredictionPanel
 from ui.preload import preload_torch_libraries
 from ui.review import ReviewController, VerdictChange
-from ui.settings import SavedPlaces, SettingsStore, start_places
+from ui.settings import SavedPlaces, SettingsStore, fit_window_to_screen, start_places
 from ui.summary_dock import SummaryDock
+from ui.theme import SMALL
 from ui.trust_dialog import TrustDialog
-from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
+from ui.view_state import CAM_FIELDS, ViewMode, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
+
+if TYPE_CHECKING:  # engine.cam imports torch: the window only names its result type
+    import numpy as np
+
+    from engine.cam import CamResult
 
 log = logging.getLogger(__name__)
 
 PREFETCH_COUNT = 2  # the next images the worker computes while idle
+# The most of the window's width the list and the right-hand panels take, and of its height
+# the prediction panel takes: the overlay keeps the largest area on any screen.
+LIST_SHARE, PANEL_SHARE = 0.34, 0.26
+# The prediction panel grows by about this when a result fills its wrapped lines.
+RESULT_LINES_HEIGHT = 60
+OPACITY_STEP = 0.1  # [ and ] change the heatmap's opacity by this
+MODEL_DOCK_MIN_HEIGHT = 260  # below this the layer table shows too few rows: tab it instead
 
 
 class MainWindow(QMainWindow):
@@ -119,25 +139,94 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_status_bar()
         self._build_menus()
+        self.fit_docks()
         self._connect()
         self._show_options(frozenset(ViewOptions.__dataclass_fields__))
 
     # -- construction ---------------------------------------------------------------------------
     def _build_docks(self) -> None:
         self.view = OverlayView()
-        self.setCentralWidget(self.view)
         self.images = ImagesDock(self)
+        self.gallery = GalleryView(self.images.model)
+        self.central = QTabWidget()
+        self.central.setDocumentMode(True)  # a slim tab bar: the overlay keeps the pixels
+        self.central.addTab(self.view, "Image")
+        self.central.addTab(self.gallery, "Gallery")
+        self.central.setTabToolTip(0, "The shown image's map (G switches)")
+        self.central.setTabToolTip(1, "Overlays of the folder's explained images (G switches)")
+        self.central.tabBar().setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.banner = NoticeBanner()
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.central, 1)
+        self.setCentralWidget(holder)
         self.model_dock = ModelDock(self)
         self.prediction = PredictionPanel(self)
         self.summary = SummaryDock(self)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.images)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.prediction)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.summary)
+        self._fill_screen()
+
+    def _fill_screen(self) -> None:
+        """The first run's size: the screen's free area (the overlay wants every pixel)."""
+        screen = self.screen()
+        if screen is not None:
+            available = screen.availableGeometry()
+            self.resize(available.size())
+            self.move(available.topLeft())
+
+    def fit_docks(self) -> None:
+        """The list and the panels at their content's width (each within a share of the window);
+        the prediction panel at its content's height, with the model and summary tabbed behind
+        it when both do not fit (a 720-px screen). The overlay gets the rest."""
+        width = self.width()
+        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        panel = self.prediction.widget().widget().sizeHint() + QSize(0, RESULT_LINES_HEIGHT)
+        self.images.fit_columns(round(LIST_SHARE * width))
+        left = min(self.images.content_width(), round(LIST_SHARE * width))
+        right = min(max(panel.width() + scrollbar, 240), round(PANEL_SHARE * width))
+        area = self._dock_area_height()
+        tabbed = area < panel.height() + MODEL_DOCK_MIN_HEIGHT
+        self._arrange_panels(tabbed)
+        self.resizeDocks([self.images, self.prediction], [left, right], Qt.Orientation.Horizontal)
+        if not tabbed:
+            top = panel.height() + 2 * SMALL
+            self.resizeDocks(
+                [self.prediction, self.model_dock], [top, area - top], Qt.Orientation.Vertical
+            )
+
+    def _arrange_panels(self, tabbed: bool) -> None:
+        """Model and Summary as tabs behind Prediction (tabbed), or as tabs below it."""
+        lower = (self.model_dock, self.summary)
+        shown = [not dock.isHidden() for dock in lower]
+        for dock in lower:  # Qt tabifies a dock already in a tab group only once it is out
+            self.removeDockWidget(dock)
+        if tabbed:
+            self.tabifyDockWidget(self.prediction, self.model_dock)
+        else:
+            self.splitDockWidget(self.prediction, self.model_dock, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.model_dock, self.summary)
-        self.model_dock.raise_()
-        self.resize(1400, 860)
-        self.resizeDocks([self.images, self.prediction], [480, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.prediction, self.model_dock], [330, 480], Qt.Orientation.Vertical)
+        for dock, visible in zip(lower, shown, strict=True):
+            dock.setVisible(visible)
+        (self.prediction if tabbed else self.model_dock).raise_()
+
+    def _dock_area_height(self) -> int:
+        """The height the side docks share: the window less its menu, toolbar and status bars."""
+        bars = (self.menuBar(), self.view_toolbar, self.statusBar())
+        return self.height() - sum(bar.sizeHint().height() for bar in bars)
+
+    def _fit_list(self) -> None:
+        """Widen the list to show its file names whole, if that takes no more than its share."""
+        limit = round(LIST_SHARE * self.width())
+        self.images.fit_columns(limit)
+        wanted = min(self.images.content_width(), limit)
+        if self.images.width() < wanted:
+            self.resizeDocks([self.images], [wanted], Qt.Orientation.Horizontal)
 
     def _build_toolbar(self) -> None:
         self.view_toolbar = ViewToolbar(self.state)
@@ -174,10 +263,29 @@ class MainWindow(QMainWindow):
         self.recent_menu = menu.addMenu("Recent profiles")
 
     def _add_dock_toggles(self, menu: QMenu) -> None:
-        for dock in (self.images, self.prediction, self.model_dock, self.summary):
-            menu.addAction(dock.toggleViewAction())
+        docks = (self.images, self.prediction, self.model_dock, self.summary)
+        for number, dock in enumerate(docks, start=1):
+            action = dock.toggleViewAction()
+            action.setShortcut(QKeySequence(f"Alt+{number}"))
+            menu.addAction(action)
+
+    def _give_keys_back(self) -> None:
+        """A choice made with the mouse in a combo box, slider or button hands the keyboard back
+        to the list: the review keys (1-4, D, A, arrows) never stay in the widget just used."""
+        bar, panel = self.view_toolbar, self.prediction
+        combos = (bar.mode, bar.colormap, bar.blend, self.device_combo, panel.method)
+        for combo in (*combos, panel.corrected, self.images.filter_mode):
+            combo.activated.connect(self._focus_review)
+        for combo in (self.gallery.sort, self.gallery.filter_mode):
+            combo.activated.connect(self._focus_review)
+        for slider in (bar.opacity, bar.threshold):
+            slider.sliderReleased.connect(self._focus_review)
+        for button in (bar.blur, bar.boxes, panel.back, *panel.buttons, *panel.verdict_buttons):
+            button.clicked.connect(self._focus_review)
+        self.images.filter.returnPressed.connect(self._focus_review)
 
     def _connect(self) -> None:
+        self._give_keys_back()
         self.state.subscribe(self._options_changed)
         self.device_combo.currentIndexChanged.connect(self._device_chosen)
         self.prediction.sig_method_chosen.connect(lambda m: self.state.update(method=m))
@@ -188,6 +296,8 @@ class MainWindow(QMainWindow):
         self.model_dock.sig_open_profile.connect(self.open_profile_dialog)
         self.model_dock.sig_open_checkpoint.connect(self.open_checkpoint_dialog)
         self.images.sig_selected.connect(self._image_selected)
+        self.gallery.sig_open.connect(self.open_from_gallery)
+        self.central.currentChanged.connect(self._central_changed)
         self.view.sig_hover.connect(self.hover_label.setText)
         # visibilityChanged, not isVisible(): a tabbed dock behind another tab still reports
         # isVisible().
@@ -211,6 +321,7 @@ class MainWindow(QMainWindow):
         self.worker.sig_failed.connect(self._failed)
         self.worker.sig_cam_progress.connect(self._cam_progress)
         self.worker.sig_predicted.connect(self._predicted)
+        self.worker.sig_exported.connect(self._exported_map)
         self.worker.sig_idle.connect(self.sig_worker_idle)
         self.worker.sig_notice.connect(self._notice)
         self.worker.sig_report_written.connect(self._report_written)
@@ -220,6 +331,8 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Restore the last session (or the demo) and start loading the model in the worker."""
         saved = self.stored.restore(self, self.state)
+        if fit_window_to_screen(self):  # saved on a larger screen: the old dock sizes are off
+            self.fit_docks()
         self._use_profile_defaults = saved is None
         places, gone = start_places(saved or SavedPlaces(), self._asked)
         for title, message in gone:
@@ -271,6 +384,7 @@ class MainWindow(QMainWindow):
         self.images.model.clear_results()
         self.explain.clear()
         self.model_ready = True
+        self._update_gallery()
         first_run, self._use_profile_defaults = self._use_profile_defaults, False
         changes = model_options(self.state.options, loaded.profile.cam, loaded.inventory, first_run)
         changed = self.state.update(**changes)  # may ask for the current CAM
@@ -329,7 +443,9 @@ class MainWindow(QMainWindow):
             return
         self.folder = folder
         self._update_title()
-        self.images.set_records(records, str(folder))
+        self.images.set_records(records, str(folder), self.classes)
+        self._fit_list()
+        self._update_gallery()
         if not records:
             self.view.show_error(f"No images found in {folder}")
         elif self.model_ready:
@@ -359,6 +475,52 @@ class MainWindow(QMainWindow):
         self.images.model.set_result(
             done.record, RowResult(pred.name, pred.probability, pointing_hit=hit)
         )
+        if result.target_index == pred.index:  # the gallery shows where the prediction looks
+            self._add_to_gallery(done.record, result, done.image)
+
+    def _add_to_gallery(
+        self, record: ImageRecord, result: CamResult, image: np.ndarray | None
+    ) -> None:
+        o = self.state.options
+        if (result.layer, result.method) == (o.layer, o.method) and not o.blur:
+            self.gallery.cache.add(record, result.cam, o.style, image)
+
+    def _exported_map(self, record: ImageRecord, result: CamResult) -> None:
+        """A folder export's map: its thumbnail joins the gallery (the image is read there)."""
+        if result.target_index == result.predicted.index:
+            self._add_to_gallery(record, result, None)
+
+    def _gallery_key(self) -> GalleryKey | None:
+        if self.folder is None or not self.model_ready:
+            return None
+        profile = str(self.profile_path) if self.profile_path else self._weights_sha256
+        o = self.state.options
+        return GalleryKey(str(self.folder), profile, o.layer, o.method)
+
+    def _update_gallery(self) -> None:
+        self.gallery.cache.set_key(self._gallery_key())
+        self.gallery.refresh()
+
+    def _central_changed(self, index: int) -> None:
+        if self.central.widget(index) is self.gallery:
+            self.gallery.refresh()  # the newest verdicts and results, in the chosen order
+            self.gallery.show_record(self.images.current_record())
+            self.gallery.list.setFocus()
+        else:
+            self.images.table.setFocus()
+
+    def toggle_gallery(self) -> None:
+        """Switch between the image and the gallery."""
+        showing = self.central.currentWidget() is self.gallery
+        self.central.setCurrentWidget(self.view if showing else self.gallery)
+
+    def open_from_gallery(self, record: ImageRecord) -> None:
+        """Show this image in the main view (clearing the list's filter if it hides it)."""
+        if not self.images.select_record(str(record.path)):
+            self.images.filter.clear()
+            self.images.set_filter_mode("all")
+            self.images.select_record(str(record.path))
+        self.central.setCurrentWidget(self.view)
 
     def _show(self, done: Explained) -> None:
         result = done.result
@@ -377,6 +539,8 @@ class MainWindow(QMainWindow):
 
     def _options_changed(self, names: frozenset[str]) -> None:
         self._show_options(names)
+        if names & {"layer", "method"}:
+            self._update_gallery()
         if names & CAM_FIELDS:
             self.request_explain()
         else:
@@ -455,13 +619,46 @@ class MainWindow(QMainWindow):
         self.load_model(trusted)
 
     def _tell(self, title: str, message: str) -> None:
-        """A non-blocking dialog for things the user must act on; the status bar repeats it."""
+        """A notice above the image for things the user must act on; the status bar repeats it.
+
+        Not a message box: a window-modal box swallowed the review keys until dismissed.
+        """
         self.statusBar().showMessage(message, 15000)
-        if self._closing:
-            return
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+        if not self._closing:
+            self.banner.tell(title, message)
+
+    # -- keyboard -------------------------------------------------------------------------------
+    def escape(self) -> None:
+        """Esc: close the notice and give the keys back to the list (from a filter or a combo)."""
+        self.banner.hide()
+        self._focus_review()
+
+    def _focus_review(self, *_args: object) -> None:
+        """The review keys' widget: the list, or the gallery when it is shown."""
+        showing_gallery = self.central.currentWidget() is self.gallery
+        (self.gallery.list if showing_gallery else self.images.table).setFocus()
+
+    def focus_filter(self) -> None:
+        self.images.show()
+        self.images.filter.setFocus()
+        self.images.filter.selectAll()
+
+    def next_mode(self) -> None:
+        modes = list(ViewMode)
+        self.state.update(mode=modes[(modes.index(self.state.options.mode) + 1) % len(modes)])
+
+    def toggle_boxes(self) -> None:
+        self.state.update(show_boxes=not self.state.options.show_boxes)
+
+    def nudge_opacity(self, steps: int) -> None:
+        alpha = round(self.state.options.alpha + OPACITY_STEP * steps, 2)
+        self.state.update(alpha=min(1.0, max(0.0, alpha)))
+
+    def show_shortcuts(self) -> ShortcutsSheet:
+        sheet = ShortcutsSheet(ACTIONS, self)
+        sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        sheet.show()  # not modal: read it while trying the keys
+        return sheet
 
     def _ask_folder(self, title: str, start: str = "") -> Path | None:
         chosen = QFileDialog.getExistingDirectory(self, title, start)
@@ -669,6 +866,7 @@ class MainWindow(QMainWindow):
         self.explain.close()
         self.exports.close()
         self.images.thumbnails.close()
+        self.gallery.cache.close()
         return self.threads.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QColor, QFont, QPalette, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.theme import scrolling, spaced
+
 if TYPE_CHECKING:
     from engine.layers import LayerInventory
 
@@ -25,6 +27,7 @@ NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 SPATIAL_ROLE = Qt.ItemDataRole.UserRole + 2
 GREY = QBrush(QColor("#9aa0a6"))
 HIGHLIGHT = QBrush(QColor("#fde293"))
+HIGHLIGHT_TEXT = QBrush(QColor("#202124"))
 
 
 def _shape_text(shape: tuple[int, ...] | None) -> str:
@@ -69,10 +72,12 @@ class ModelDock(QDockWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         header = self.tree.header()
+        # The name, output and parameters as wide as their content (the name is what is
+        # chosen); the type takes what is left and is the one elided in a narrow dock.
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
+        for column in (0, 2, 3):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
         self.tree.clicked.connect(self._clicked)
         hint = QLabel(
@@ -80,19 +85,18 @@ class ModelDock(QDockWidget):
             "to explain it."
         )
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: #5f6368;")
-        buttons = QHBoxLayout()
+        hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # muted in light and dark
+        buttons = spaced(QHBoxLayout(), margin=0)
         buttons.addWidget(open_profile)
         buttons.addWidget(open_checkpoint)
         body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(4, 4, 4, 4)
+        layout = spaced(QVBoxLayout(body))
         layout.addWidget(self.title)
         layout.addWidget(self.details)
         layout.addLayout(buttons)
         layout.addWidget(self.tree, 1)
         layout.addWidget(hint)
-        self.setWidget(body)
+        self.setWidget(scrolling(body))  # shrinks below its content on a short screen
         self._items: dict[str, list[QStandardItem]] = {}
         self._current = ""
 
@@ -140,6 +144,7 @@ class ModelDock(QDockWidget):
                 font.setBold(highlighted)
                 item.setFont(font)
                 item.setBackground(HIGHLIGHT if highlighted else QBrush())
+                item.setForeground(HIGHLIGHT_TEXT if highlighted else QBrush())  # dark theme too
         self._current = name
         row = self._items.get(name)
         if row:

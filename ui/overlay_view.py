@@ -6,13 +6,24 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsRectItem,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.images import to_rgb
 from engine.localization import Box
 from engine.render import (
+    BOX_COLOR,
+    BOX_INNER_COLOR,
+    DIFFICULT_BOX_COLOR,
     cam_to_uint8,
     draw_boxes,
     render_colorbar,
@@ -112,6 +123,8 @@ class OverlayView(QWidget):
         self.rendered: np.ndarray | None = None
         self._shape: tuple[int, int] | None = None
         self._legend_colormap = ""
+        self.box_items: list[QGraphicsItem] = []
+        self._drawn_boxes: tuple[Box, ...] = ()
         self.graphics.scene().sigMouseMoved.connect(self._hover)
 
     # -- content --------------------------------------------------------------------------------
@@ -131,6 +144,7 @@ class OverlayView(QWidget):
     def show_error(self, message: str) -> None:
         self.image = self.cam = self.cam_levels = self.rendered = None
         self.item.clear()
+        self._draw_box_items(())
         self.message.setText(message)
         self.message.show()
 
@@ -147,8 +161,13 @@ class OverlayView(QWidget):
         self.legend.setVisible(options.mode != ViewMode.ORIGINAL)
         if self.image is None:
             return
-        rgb = compose(self.image, self.cam, self.cam_levels, self.boxes, options, self.title)
+        # The three-panel figure has its boxes drawn in; the other modes get vector boxes on top,
+        # one screen pixel thin and with labels of screen size at any zoom.
+        panels = options.mode == ViewMode.PANELS
+        burned = self.boxes if panels else ()
+        rgb = compose(self.image, self.cam, self.cam_levels, burned, options, self.title)
         self.rendered = rgb
+        self._draw_box_items(self.boxes if options.show_boxes and not panels else ())
         first = self._shape is None
         shape_changed = self._shape != rgb.shape[:2]
         self._shape = rgb.shape[:2]
@@ -157,6 +176,44 @@ class OverlayView(QWidget):
         # Images of one folder share a size, so the zoom is kept while moving between them.
         if first or shape_changed:
             self.fit()
+
+    def _draw_box_items(self, boxes: tuple[Box, ...]) -> None:
+        """Each box as two cosmetic outlines (a 2-px colour line on a 4-px dark one: visible on
+        jet and viridis alike) and its label on a dark tag just above it, outside the box."""
+        if boxes == self._drawn_boxes:
+            return  # an opacity drag redraws the image, not the boxes
+        for item in self.box_items:
+            self.viewbox.removeItem(item)
+        self.box_items = []
+        self._drawn_boxes = boxes
+        for box in boxes:
+            rect = QRectF(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0)
+            colour = DIFFICULT_BOX_COLOR if box.difficult else BOX_COLOR
+            style = Qt.PenStyle.DashLine if box.difficult else Qt.PenStyle.SolidLine
+            for pen_colour, width, pen_style in (
+                (BOX_INNER_COLOR, 4, Qt.PenStyle.SolidLine),
+                (colour, 2, style),
+            ):
+                outline = QGraphicsRectItem(rect)
+                pen = QPen(QColor(*pen_colour), width, pen_style)
+                pen.setCosmetic(True)  # screen pixels, whatever the zoom
+                outline.setPen(pen)
+                self._add_box_item(outline)
+            if box.label:
+                above = box.y0 > 0  # at the image's top edge the tag goes below the box
+                tag = pg.TextItem(
+                    box.label,
+                    color=(255, 255, 255),
+                    fill=pg.mkBrush(*BOX_INNER_COLOR, 220),
+                    anchor=(0, 1) if above else (0, 0),
+                )
+                tag.setPos(box.x0, box.y0 if above else box.y1)
+                self._add_box_item(tag)
+
+    def _add_box_item(self, item: QGraphicsItem) -> None:
+        item.setZValue(10)  # over the image
+        self.viewbox.addItem(item)
+        self.box_items.append(item)
 
     # -- zoom -----------------------------------------------------------------------------------
     def fit(self) -> None:
@@ -189,4 +246,9 @@ class OverlayView(QWidget):
         text = f"x {x}, y {y}"
         if self.cam is not None and self.rendered.shape[:2] == self.cam.shape:
             text += f"   CAM {self.cam[y, x]:.3f}"
+        if self.image is not None and self.rendered.shape[:2] == self.image.shape[:2]:
+            # A label the picture had no room for outside its box is read here.
+            labels = [b.label or "box" for b in self.boxes if b.x0 <= x < b.x1 and b.y0 <= y < b.y1]
+            if labels:
+                text += "   in " + ", ".join(labels)
         self.sig_hover.emit(text)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from engine.localization import Box, energy_in_box, pointing_hit
 from engine.methods.registry import METHODS
+from ui.theme import SMALL, scrolling, spaced
 
 if TYPE_CHECKING:
     from engine.cam import CamResult
@@ -57,12 +58,11 @@ class PredictionPanel(QDockWidget):
         )
         self.buttons: list[QPushButton] = []
         self.bars: list[QProgressBar] = []
-        grid = QGridLayout()
+        grid = spaced(QGridLayout(), margin=0)
         grid.setColumnStretch(1, 1)
         for row in range(ROWS):
             button = QPushButton()
             button.setCheckable(True)
-            button.setMinimumWidth(120)
             button.setStyleSheet("QPushButton { text-align: left; padding: 2px 6px; }")
             button.clicked.connect(lambda _=False, r=row: self._clicked(r))
             bar = QProgressBar()
@@ -79,15 +79,16 @@ class PredictionPanel(QDockWidget):
         self.scores = QLabel()
         self.scores.setWordWrap(True)
         self.back = QPushButton("Explain prediction")
-        self.back.setToolTip("Explain the predicted class again")
+        self.back.setToolTip("Explain the predicted class again (P)")
         self.back.clicked.connect(lambda: self.sig_target_chosen.emit("pred"))
         self.verdict_box = QGroupBox("Verdict (keys 1-4, N for a note)")
-        verdict_layout = QVBoxLayout(self.verdict_box)
+        verdict_layout = spaced(QVBoxLayout(self.verdict_box), margin=SMALL)
         self.verdict_buttons: list[QPushButton] = []
         for code in (1, 2, 3, 4):
             button = QPushButton()
             button.setCheckable(True)
             button.setStyleSheet("QPushButton { text-align: left; padding: 2px 6px; }")
+            button.setToolTip(f"Record this verdict and move on (key {code})")
             button.clicked.connect(lambda _=False, c=code: self._verdict_clicked(c))
             verdict_layout.addWidget(button)
             self.verdict_buttons.append(button)
@@ -109,8 +110,7 @@ class PredictionPanel(QDockWidget):
         form = QFormLayout()
         form.addRow("Method", self.method)
         body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout = spaced(QVBoxLayout(body), spacing=SMALL)
         layout.addLayout(form)
         self.header = QLabel(HEAD_HEADERS["softmax"])
         self.header.setWordWrap(True)
@@ -121,7 +121,8 @@ class PredictionPanel(QDockWidget):
         layout.addWidget(self.scores)
         layout.addWidget(self.back)
         layout.addWidget(self.verdict_box)
-        self.setWidget(body)
+        layout.addStretch(1)
+        self.setWidget(scrolling(body))  # shrinks below its content on a short screen
         self._indices: list[int] = []
         self.clear()
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QRect, QSettings
 from PySide6.QtWidgets import QMainWindow
 
 from engine.errors import InspectorError
@@ -41,6 +41,33 @@ class StartPlaces:
     folder: Path
     image: str | None  # the image to show first; None: the folder's first
     device: str
+
+
+def fit_rect(rect: QRect, available: QRect) -> QRect:
+    """rect made no larger than available and moved inside it (a laptop off a big monitor)."""
+    width = min(rect.width(), available.width())
+    height = min(rect.height(), available.height())
+    x = min(max(rect.x(), available.x()), available.x() + available.width() - width)
+    y = min(max(rect.y(), available.y()), available.y() + available.height() - height)
+    return QRect(x, y, width, height)
+
+
+def fit_window_to_screen(window: QMainWindow) -> bool:
+    """Shrink and move the window (frame included) onto its screen; True when it changed."""
+    screen = window.screen()
+    if screen is None or window.isMaximized() or window.isFullScreen():
+        return False
+    available = screen.availableGeometry()
+    frame = window.frameGeometry()
+    fitted = fit_rect(frame, available)
+    if fitted == frame:
+        return False
+    # The frame (title bar, borders) is outside geometry(): keep its size out of the content.
+    extra_w = frame.width() - window.width()
+    extra_h = frame.height() - window.height()
+    window.resize(fitted.width() - extra_w, fitted.height() - extra_h)
+    window.move(fitted.topLeft())
+    return True
 
 
 def start_places(

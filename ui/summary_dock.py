@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import (
     QDockWidget,
     QHeaderView,
@@ -46,7 +46,7 @@ class SummaryDock(QDockWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Summary", parent)
         self.setObjectName("SummaryDock")
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget(background=self.palette().color(QPalette.ColorRole.Base))
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.setLabel("left", "images")
@@ -90,7 +90,9 @@ class SummaryDock(QDockWidget):
         return page
 
     def _build_localisation(self) -> QWidget:
-        self.localisation_plot = pg.PlotWidget(background="w")
+        self.localisation_plot = pg.PlotWidget(
+            background=self.palette().color(QPalette.ColorRole.Base)
+        )
         self.localisation_plot.setMenuEnabled(False)
         self.localisation_plot.setMouseEnabled(x=False, y=False)
         self.localisation_plot.setLabel("left", "rate / fraction")

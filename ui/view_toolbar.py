@@ -40,6 +40,7 @@ class ViewToolbar(QToolBar):
         self.mode = QComboBox()
         for mode, label in MODE_LABELS.items():
             self.mode.addItem(label, mode.value)  # plain str: findData matches it
+        self.mode.setToolTip("What the view shows (M: the next one)")
         self.colormap = QComboBox()
         self.colormap.addItems(list(Colormap))
         self.blend = QComboBox()
@@ -49,14 +50,14 @@ class ViewToolbar(QToolBar):
             "Weighted: (1 - opacity) * image + opacity * heatmap.\n"
             "Additive: image + opacity * heatmap, clipped (the Keras Grad-CAM example)."
         )
-        self.opacity = _slider(110, "Heatmap opacity (blends live while you drag)")
+        self.opacity = _slider(110, "Heatmap opacity (blends live while you drag; keys [ and ])")
         self.opacity_label = _percent_label()
         self.threshold = _slider(90, "Hide heat below this CAM value")
         self.threshold_label = _percent_label()
         self.blur = QCheckBox("Blur")
         self.blur.setToolTip("Smooth the map with a Gaussian blur (sigma 4 px)")
         self.boxes = QCheckBox("GT boxes")
-        self.boxes.setToolTip("Draw the ground-truth boxes from the annotation files")
+        self.boxes.setToolTip("Draw the ground-truth boxes from the annotation files (B)")
         for label, widget in (
             ("View ", self.mode),
             (" Colormap ", self.colormap),

@@ -61,6 +61,7 @@ class CamWorker(QObject):
     sig_report_written = Signal(object)  # ReportWritten
     sig_report_progress = Signal(int, int)  # overlays drawn, gallery cards
     sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
+    sig_exported = Signal(object, object)  # a folder export's record and its CamResult
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
     sig_notice = Signal(str)  # a remark on the model, once: how loading or its output was read
     sig_idle = Signal()
@@ -338,6 +339,7 @@ class CamWorker(QObject):
         """Fill the list's predicted column as the folder export goes (any thread may emit)."""
         predicted = result.predicted
         self.sig_predicted.emit(record, predicted.name, predicted.probability)
+        self.sig_exported.emit(record, result)  # the gallery draws its thumbnail
 
     def _serve_interactive(self) -> None:
         """Between export chunks the model is free: answer the image the user is looking at."""

@@ -12,11 +12,13 @@ from engine.errors import InspectorError
 from engine.localization import Box
 from engine.render import (
     BOX_COLOR,
+    BOX_INNER_COLOR,
     DIFFICULT_BOX_COLOR,
     RenderStyle,
     cam_to_uint8,
     colormap_lut,
     draw_boxes,
+    label_rect,
     render_colorbar,
     render_heatmap,
     render_overlay,
@@ -287,7 +289,33 @@ def test_labels_add_a_tag_above_the_box_and_boxes_are_clipped() -> None:
     out = draw_boxes(base, [Box(20, 40, 60, 80, label="scratches"), Box(90, 90, 200, 200)])
     above = out[:40, 20:70]
     assert (above != 0).any()
-    assert (out[98:100, 90:100] == BOX_COLOR).all()  # clipped box still gets its bottom edge
+    # The clipped box still gets its two-tone bottom edge: the colour, then the dark line.
+    assert (out[99, 90:100] == BOX_COLOR).all()
+    assert (out[98, 91:99] == BOX_INNER_COLOR).all()
+
+
+def test_labels_sit_outside_every_box_and_clear_of_each_other() -> None:
+    # Two crazing boxes one above the other (the demo's crazing_1): neither tag may cover a box.
+    base = np.full((200, 200, 3), 90, np.uint8)
+    boxes = [Box(40, 60, 100, 120, label="crazing"), Box(60, 125, 120, 170, label="crazing")]
+    out = draw_boxes(base, boxes)
+    changed = (out != base).any(axis=2)
+    edges = _frame_mask((200, 200), boxes[0]) | _frame_mask((200, 200), boxes[1])
+    for box in boxes:  # inside each box only its own edge changed: no tag on the defect
+        inside = np.zeros_like(changed)
+        inside[box.y0 : box.y1, box.x0 : box.x1] = True
+        assert not (changed & inside & ~edges).any()
+    tags = changed & ~edges
+    assert tags[:60].any()  # the first box's tag, above it
+    assert tags[171:].any()  # the second's: above it is the first box, so below it
+    assert not tags[121:125].any()
+
+
+def test_a_label_with_no_room_outside_is_left_to_the_hover_text() -> None:
+    box = Box(0, 0, 50, 50, label="scratches")  # fills the image: no place outside it
+    assert label_rect(box, (30, 12), (50, 50), [(0, 0, 50, 50)]) is None
+    out = draw_boxes(np.zeros((50, 50, 3), np.uint8), [box])
+    np.testing.assert_array_equal((out != 0).any(axis=2), _frame_mask((50, 50), box))
 
 
 def test_overlay_with_boxes_differs_only_on_the_edge(image: np.ndarray, cam: np.ndarray) -> None:

@@ -10,15 +10,19 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from ui.main_window import MainWindow
+from ui.refcounts import guard_singletons
+
+guard_singletons()  # thousands of emits in one test run would otherwise abort it (3.11)
 
 RESULT_TIMEOUT_MS = 60_000  # the first result includes loading the model on a busy machine
 
 
 @pytest.fixture(autouse=True)
 def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Session files go under this test's folder, never the user's data dir."""
+    """Session files and gallery thumbnails go under this test's folder, never the user's."""
     home = tmp_path / "data"
     monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return home
 
 

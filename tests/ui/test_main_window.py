@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, QSettings, Qt
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from engine.resources import demo_images_dir
 from tests.ui.conftest import RESULT_TIMEOUT_MS, open_window
@@ -310,8 +310,7 @@ def test_vanished_folder_falls_back_to_the_demo_images(
         window.start()
     assert window.folder == demo_images_dir()
     assert window.images.model.rowCount() == len(list((demo_images_dir() / "IMAGES").iterdir()))
-    notices = [m.text() for m in window.findChildren(QMessageBox) if m.isVisible()]
-    assert any("no longer exists" in text for text in notices)
+    assert "no longer exists" in window.banner.text()
     window.close()
 
 

@@ -272,7 +272,7 @@ def test_session_file_can_be_chosen_and_resumed(
 def test_bad_session_file_is_refused_and_left_untouched(
     qtbot, window: MainWindow, neu_folder: Path, tmp_path: Path
 ) -> None:
-    """The window's side: one dialog, then work goes on (each kind of bad file: test_review)."""
+    """The window's side: one notice, work goes on (each kind of bad file: test_review)."""
     window.auto_advance.setChecked(False)
     current = window.review.session.path
     bad = tmp_path / "bad.sqlite"
@@ -285,19 +285,21 @@ def test_bad_session_file_is_refused_and_left_untouched(
         assert bad.read_bytes() == before
     finally:
         holder.close()
-    notices = [m for m in window.findChildren(QMessageBox) if m.isVisible()]
-    assert len(notices) == 1
-    text = notices[0].text()
+    assert not [m for m in window.findChildren(QMessageBox) if m.isVisible()]  # nothing modal
+    text = window.banner.text()  # one notice above the image, taking no key
     assert str(bad) in text and expected in text and f"{current} stays open" in text
     assert window.review.session.path == current
-    notices[0].button(QMessageBox.StandardButton.Ok).click()  # the user reads and dismisses it
-    # Still usable: D explains the next image and verdicts go to the current session.
+    # Usable at once, the notice still shown: D explains the next image and verdicts go to
+    # the current session.
     with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
         _press(qtbot, window, Qt.Key.Key_D)
     assert window.images.current_row() == 1
     rel = window.images.current_record().rel_path.as_posix()
     _press(qtbot, window, Qt.Key.Key_2)
     assert stored_verdicts(current) == {rel: 2}
+    assert window.banner.isVisible()
+    _press(qtbot, window, Qt.Key.Key_Escape)  # the user has read it
+    assert not window.banner.isVisible()
 
 
 def test_hidden_summary_is_not_rebuilt_for_each_result(
