@@ -789,6 +789,8 @@ def _store_view(
             "UPDATE verdict_views SET time = ? WHERE rel_path = ? AND time = ?",
             (now, rel, kept_from),
         )
+    else:  # times are milliseconds: a stale map must not match a verdict made in the same one
+        conn.execute("DELETE FROM verdict_views WHERE rel_path = ?", (rel,))
 
 
 def _target(text: str) -> str | int:

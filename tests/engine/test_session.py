@@ -459,6 +459,19 @@ def test_a_verdict_keeps_the_map_it_was_given_on(session_path: Path) -> None:
         assert s.verdict_views() == {"a.png": view}
 
 
+def test_an_undone_verdict_never_takes_a_map_from_the_same_millisecond(
+    session_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Views match verdicts by time (milliseconds): a fast undo used to pick up the undone
+    verdict's map when both fell in one millisecond."""
+    monkeypatch.setattr("engine.session._now", lambda: "2026-11-30T10:00:00.000+00:00")
+    with _open(session_path) as s:
+        s.set_verdict("c.png", 2, view=VerdictView("layer4", "gradcam"))
+        s.set_verdict("c.png", 4, view=VerdictView("layer3", "gradcam"))
+        s.undo()
+        assert s.verdict_views() == {}
+
+
 def test_sessions_without_the_view_table_gain_it_and_stale_views_are_ignored(
     session_path: Path,
 ) -> None:
