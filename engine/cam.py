@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from engine.profile import ModelProfile
 
 TOP_K = 5
+SCORE_BATCH = 64  # perturbed inputs per model pass when only the target's probability is read
 
 
 @dataclass(frozen=True)
@@ -556,6 +557,30 @@ class CamEngine:
                 kwargs["progress"] = _chunk_progress(progress, number, len(starts))
             out += run(list(images)[part], ground_truth=truth, **kwargs)
         return out
+
+    def target_probabilities(
+        self, inputs: torch.Tensor, target_index: torch.Tensor
+    ) -> torch.Tensor:
+        """(N,) the head's probability of each row's target class for (N, C, H, W) normalised
+        inputs, in passes of at most ``SCORE_BATCH`` images, the model left as found."""
+        step = min(SCORE_BATCH, self.max_batch or SCORE_BATCH)
+        out = []
+        with frozen_model(self.model), torch.no_grad():
+            for start in range(0, inputs.shape[0], step):
+                part = inputs[start : start + step]
+                if self.preprocess.layout == "nhwc":
+                    part = part.permute(0, 2, 3, 1).contiguous()
+                else:
+                    part = part.contiguous(memory_format=self._memory_format)
+                logits, _ = select_logits(self.model(part), self.output.logits)
+                probs = self.head.probabilities(logits)
+                out.append(probs.gather(1, target_index[start : start + step, None])[:, 0])
+        return torch.cat(out)
+
+    def prepare_nchw(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """``prepare`` laid out as (B, C, H, W) whatever the model's input layout."""
+        batch = self.prepare(images)
+        return batch.permute(0, 3, 1, 2) if self.preprocess.layout == "nhwc" else batch
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if 0 <= index < len(self.classes) else f"class_{index}"
