@@ -47,6 +47,9 @@ class _Loaded:
     error: str
 
 
+Outcome = tuple[_Loaded, CamResult | None, str, dict[str, str]]  # item, map, error, metrics
+
+
 def output_stems(records: Sequence[ImageRecord], output: Path) -> list[Path]:
     """Output path prefix per image, mirroring sub-folders; 'a.png' and 'a.jpg' stay apart."""
     seen: dict[Path, int] = {}
@@ -121,6 +124,7 @@ class BatchRunner:
         self.on_result = on_result  # called once the image's files are written
         self._target = parse_target(options.target, engine.classes)
         self.layer = engine.resolve_layers(options.layer)[0]
+        self.columns = CSV_COLUMNS + tuple(options.metrics)
 
     def _write_files(self, stem: Path, loaded: _Loaded, result: CamResult) -> None:
         """The image's PNGs (and .npy): atomic, not fsynced, as they can be made again."""
@@ -159,6 +163,7 @@ class BatchRunner:
             ground_truth=truth,
             blur_sigma=self.options.style.blur_sigma,
             cancel=cancel,
+            smoothing=self.options.smoothing,
         )
 
     def _truth_index(self, record: ImageRecord) -> int | None:
@@ -166,22 +171,37 @@ class BatchRunner:
             return self.engine.classes.index(record.ground_truth)
         return None
 
-    def _explain_chunk(
-        self, chunk: Sequence[_Loaded], cancel: CancelCheck | None
-    ) -> list[tuple[_Loaded, CamResult | None, str]]:
+    def _measure(
+        self, good: list[_Loaded], results: list[CamResult], cancel: CancelCheck | None
+    ) -> list[dict[str, str]]:
+        """The chunk's faithfulness metrics as CSV fields (none unless asked for)."""
+        if not self.options.metrics or not results:
+            return [{} for _ in results]
+        from engine.metrics.faithfulness import MetricSettings
+        from engine.metrics.measure import measure
+
+        opts = self.options
+        settings = MetricSettings(opts.metrics, opts.road_noise, opts.seed)
+        images = [item.image for item in good]
+        rows = measure(self.engine, images, results, settings, opts.style.blur_sigma, cancel)
+        return [{name: f"{value:.4f}" for name, value in row.items()} for row in rows]
+
+    def _explain_chunk(self, chunk: Sequence[_Loaded], cancel: CancelCheck | None) -> list[Outcome]:
         """Explain the decodable images of a chunk; undecodable ones keep their error."""
         good = [item for item in chunk if item.image is not None]
         try:
-            results = iter(self._explain(good, cancel)) if good else iter(())
+            explained = self._explain(good, cancel) if good else []
+            measured = self._measure(good, explained, cancel)
+            results, metrics = iter(explained), iter(measured)
             batch_error = ""
         except InspectorError as exc:
-            results, batch_error = iter(()), str(exc)
-        outcomes = []
+            results, metrics, batch_error = iter(()), iter(()), str(exc)
+        outcomes: list[Outcome] = []
         for item in chunk:
             if item.image is None or batch_error:
-                outcomes.append((item, None, item.error or batch_error))
+                outcomes.append((item, None, item.error or batch_error, {}))
             else:
-                outcomes.append((item, next(results), item.error))
+                outcomes.append((item, next(results), item.error, next(metrics)))
         return outcomes
 
     def _executor(self) -> ThreadPoolExecutor | _InlineExecutor:
@@ -194,13 +214,13 @@ class BatchRunner:
 
     def _write_chunk(
         self,
-        outcomes: Sequence[tuple[_Loaded, CamResult | None, str]],
+        outcomes: Sequence[Outcome],
         stems: Sequence[Path],
         csv: CsvAppender,
     ) -> int:
         """Write each image's files and its CSV row; returns how many failed."""
         failed = 0
-        for (item, result, error), stem in zip(outcomes, stems, strict=True):
+        for (item, result, error, metrics), stem in zip(outcomes, stems, strict=True):
             if result is not None:
                 try:
                     self._write_files(stem, item, result)
@@ -209,7 +229,7 @@ class BatchRunner:
             if result is not None and self.on_result is not None:
                 self.on_result(item.record, result)
             failed += result is None
-            csv.append(self._row(item, result, error))
+            csv.append(self._row(item, result, error) | (metrics if result is not None else {}))
         return failed
 
     def run(
@@ -233,7 +253,7 @@ class BatchRunner:
         done = failed = 0
         cancelled = False
         csv_path = output / "results.csv"
-        with CsvAppender(csv_path, CSV_COLUMNS) as csv, self._executor() as pool:
+        with CsvAppender(csv_path, self.columns) as csv, self._executor() as pool:
 
             def settle(writing: Future | None, count: int) -> None:
                 nonlocal done, failed

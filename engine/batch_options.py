@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.methods.registry import Smoothing
 from engine.render import DEFAULT_STYLE, RenderStyle
 
 
@@ -21,6 +22,10 @@ class BatchOptions:
     save_raw: bool = False
     panels: bool = False
     draw_boxes: bool = False
+    smoothing: Smoothing | None = None  # None: the profile's
+    metrics: tuple[str, ...] = ()  # faithfulness metrics to add as columns (engine.metrics)
+    road_noise: float = 0.01  # ROAD's imputation noise (engine.metrics.registry.ROAD_NOISE)
+    seed: int = 0  # seeds ROAD's noise
 
 
 @dataclass(frozen=True)

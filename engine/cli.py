@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 from engine import __version__
 from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
-from engine.methods.registry import method_names
+from engine.methods.registry import Smoothing, method_names
+from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics
 from engine.profile import ModelProfile, demo_profile_path, load_profile
 from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
@@ -57,6 +58,30 @@ def _add_profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
 
 
+def _add_smoothing_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--aug-smooth",
+        action=argparse.BooleanOptionalAction,
+        help="mean map of six augmented inputs (flip x brightness 0.9/1/1.1, as pytorch-grad-cam; "
+        "six passes); default: the profile's",
+    )
+    parser.add_argument(
+        "--eigen-smooth",
+        action=argparse.BooleanOptionalAction,
+        help="first principal component of the weighted activations instead of their sum; "
+        "default: the profile's",
+    )
+
+
+def _smoothing(args: argparse.Namespace, profile: ModelProfile) -> Smoothing:
+    """The command line's smoothing options, the profile's where none was given."""
+    aug, eigen = profile.cam.smoothing.aug, profile.cam.smoothing.eigen
+    return Smoothing(
+        aug if args.aug_smooth is None else args.aug_smooth,
+        eigen if args.eigen_smooth is None else args.eigen_smooth,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gradcam-inspector", description="See where an image classifier looks."
@@ -79,12 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="overlay: weighted (1-a)*image + a*heat, or additive heat*a + image (Keras); "
         "default: the profile's",
     )
+    _add_smoothing_args(batch)
     batch.add_argument("--threshold", type=float, default=0.0, help="hide heat below 0..1")
     batch.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in pixels")
     batch.add_argument("--batch-size", type=int, default=8)
     batch.add_argument("--save-raw", action="store_true", help="also write <stem>_cam.npy")
     batch.add_argument("--panels", action="store_true", help="also write <stem>_panels.png")
     batch.add_argument("--boxes", action="store_true", help="draw ground-truth boxes")
+    batch.add_argument(
+        "--metrics",
+        help="faithfulness metrics as results.csv columns: 'all' or names separated by commas "
+        f"({', '.join(metric_names())})",
+    )
+    batch.add_argument(
+        "--road-noise",
+        type=float,
+        default=ROAD_NOISE,
+        help=f"std of ROAD's imputation noise in normalised-input units (default {ROAD_NOISE})",
+    )
+    batch.add_argument("--seed", type=int, default=0, help="seed of ROAD's noise (default 0)")
     batch.add_argument(
         "--allow-inside-input", action="store_true", help="allow an output inside the input"
     )
@@ -126,6 +164,12 @@ def _style(args: argparse.Namespace, profile: ModelProfile) -> RenderStyle:
         blend=args.blend or profile.cam.blend,
         blur_sigma=args.blur,
     )
+
+
+def _road_noise(value: float) -> float:
+    if not value >= 0:
+        raise InspectorError(f"--road-noise must be 0 or more, got {value}")
+    return value
 
 
 def _engine(args: argparse.Namespace, profile: ModelProfile):
@@ -176,6 +220,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         save_raw=args.save_raw,
         panels=args.panels,
         draw_boxes=args.boxes,
+        smoothing=_smoothing(args, profile),
+        metrics=parse_metrics(args.metrics) if args.metrics else (),
+        road_noise=_road_noise(args.road_noise),
+        seed=args.seed,
     )
     output_note = _OutputNote()
     runner = BatchRunner(engine, options, output_note)

@@ -16,14 +16,14 @@ import cv2
 import numpy as np
 import torch
 
+from engine.errors import CamCancelled
 from engine.metrics.imputation import impute
-from engine.metrics.registry import get_metric
+from engine.metrics.registry import ROAD_NOISE, get_metric
 
 # (inputs (N, C, H, W), target index (N,)) -> (N,) the target's probability, model left as found.
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 ROAD_PERCENTILES = (20, 40, 60, 80)
-ROAD_NOISE = 0.01  # pytorch-grad-cam's NoisyLinearImputer default, in normalised-input units
 DELETION_STEPS = 32  # 33 points: 0, 1/32, ..., 1 of the pixels
 
 
@@ -45,7 +45,12 @@ class MetricBatch:
     targets: torch.Tensor  # (B,) class index per image
     scorer: Scorer
     settings: MetricSettings
+    cancel: Callable[[], bool] | None = None  # checked once per image and metric
     _base: torch.Tensor | None = None
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise CamCancelled()
 
     @property
     def base(self) -> torch.Tensor:
@@ -94,6 +99,7 @@ def road_scores(batch: MetricBatch) -> dict[str, np.ndarray]:
     imputed = []
     for image, cam in zip(images, batch.maps, strict=True):
         # Seeded by the map too, so a value does not depend on the batch size or the order.
+        batch.check_cancel()
         rng = np.random.default_rng([batch.settings.seed, zlib.crc32(cam.tobytes())])
         for known in road_masks(cam):
             imputed.append(impute(image, known, batch.settings.road_noise, rng))
@@ -140,6 +146,7 @@ def _curve_auc(
     """Area under each image's probability curve over ``make``'s 33 perturbed inputs."""
     areas = []
     for i, cam in enumerate(batch.maps):
+        batch.check_cancel()
         steps = _step_masks(cam, batch.inputs.device)
         perturbed = make(batch.inputs[i], steps, i)
         curve = batch.scorer(perturbed, _repeat_targets(batch.targets[i : i + 1], len(steps)))

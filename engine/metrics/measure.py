@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from engine.cam import CamEngine, CamResult, normalize_maps, upsample_map
+from engine.cam import CamEngine, CamResult, CancelCheck, normalize_maps, upsample_map
 from engine.metrics.faithfulness import MetricBatch, MetricSettings, evaluate
 
 
@@ -24,6 +24,7 @@ def measure(
     results: Sequence[CamResult],
     settings: MetricSettings,
     blur_sigma: float = 0.0,
+    cancel: CancelCheck | None = None,
 ) -> list[dict[str, float]]:
     """Each image's metrics for its map and target class (``settings.names``, seeded)."""
     if not images:
@@ -36,5 +37,6 @@ def measure(
         targets=targets,
         scorer=engine.target_probabilities,
         settings=settings,
+        cancel=cancel,
     )
     return evaluate(batch)

@@ -14,6 +14,8 @@ from functools import cache
 
 from engine.errors import InspectorError
 
+ROAD_NOISE = 0.01  # pytorch-grad-cam's NoisyLinearImputer default, in normalised-input units
+
 
 @dataclass(frozen=True)
 class MetricSpec:
