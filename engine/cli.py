@@ -203,6 +203,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from engine.export import ensure_output_dir
 
     profile = _profile(args)
+    metrics = parse_metrics(args.metrics) if args.metrics else ()
+    road_noise = _road_noise(args.road_noise)
     input_path = args.input if args.input else demo_images_dir()
     records = scan_images(input_path, profile.classes)
     if not records:
@@ -221,8 +223,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         panels=args.panels,
         draw_boxes=args.boxes,
         smoothing=_smoothing(args, profile),
-        metrics=parse_metrics(args.metrics) if args.metrics else (),
-        road_noise=_road_noise(args.road_noise),
+        metrics=metrics,
+        road_noise=road_noise,
         seed=args.seed,
     )
     output_note = _OutputNote()

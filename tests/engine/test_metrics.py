@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import cv2
 import numpy as np
 import pytest
@@ -215,3 +217,46 @@ def test_parse_metrics() -> None:
     assert parse_metrics("deletion_auc, road_morf") == ("road_morf", "deletion_auc")
     with pytest.raises(InspectorError, match="unknown metric 'nope'"):
         parse_metrics("nope")
+
+
+def test_batch_adds_metric_columns_equal_to_measure(tmp_path) -> None:
+    from engine.batch import CSV_COLUMNS, BatchRunner
+    from engine.batch_options import BatchOptions
+    from engine.dataset import scan_images
+    from engine.demo_data import write_neu_det
+    from engine.images import load_image
+    from tests.conftest import NEU
+
+    torch.manual_seed(0)
+    engine = CamEngine(TinyNet(classes=6), NEU, *engine_records((32, 32)), "cpu")
+    write_neu_det(tmp_path / "in", 4, seed=2)
+    records = scan_images(tmp_path / "in", NEU)
+    options = BatchOptions(
+        output=tmp_path / "out", batch_size=3, metrics=metric_names(), road_noise=0.01, seed=3
+    )
+    BatchRunner(engine, options).run(records)
+    with (tmp_path / "out" / "results.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == CSV_COLUMNS + metric_names()
+    images = [load_image(record.path) for record in records]
+    expected = measure(
+        engine, images, engine.explain(images), MetricSettings(metric_names(), 0.01, 3)
+    )
+    for row, values in zip(rows, expected, strict=True):
+        for name, value in values.items():
+            assert float(row[name]) == pytest.approx(value, abs=1e-4), name
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metrics", "road_morf,nope"], "error: unknown metric 'nope': use one of road_morf,"),
+        (["--road-noise", "-1"], "error: --road-noise must be 0 or more, got -1.0"),
+    ],
+)
+def test_batch_metric_options_are_checked(args, message, tmp_path, capsys) -> None:
+    from engine.cli import run
+
+    assert run(["batch", "--output", str(tmp_path / "o"), *args]) == 2
+    assert capsys.readouterr().err.startswith(message)
