@@ -11,9 +11,14 @@ told the matrix is symmetric (the weights are: A[i, j] = A[j, i]) and ordered fo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy.sparse import csc_matrix
-from scipy.sparse.linalg import splu
+
+from engine.errors import InspectorError
+
+if TYPE_CHECKING:
+    from scipy.sparse import csc_matrix
 
 # (row offset, column offset, weight): the authors' neighbour weights; they sum to 1.
 NEIGHBOURS: tuple[tuple[int, int, float], ...] = (
@@ -26,6 +31,19 @@ NEIGHBOURS: tuple[tuple[int, int, float], ...] = (
     (1, 0, 1 / 6),
     (-1, 0, 1 / 6),
 )
+
+
+def _scipy_sparse():
+    """SciPy's sparse module: an optional dependency (the 'metrics' extra), needed by ROAD only."""
+    try:
+        import scipy.sparse
+        import scipy.sparse.linalg
+    except ImportError:
+        raise InspectorError(
+            "ROAD needs SciPy for its sparse solve: pip install 'gradcam-inspector[metrics]' "
+            "(or choose other metrics)"
+        ) from None
+    return scipy.sparse
 
 
 def _system(known: np.ndarray, image: np.ndarray) -> tuple[csc_matrix, np.ndarray, np.ndarray]:
@@ -55,7 +73,8 @@ def _system(known: np.ndarray, image: np.ndarray) -> tuple[csc_matrix, np.ndarra
     rows = np.concatenate([*a_rows, np.arange(count)])
     cols = np.concatenate([*a_cols, np.arange(count)])
     data = np.concatenate([*a_data, diagonal])
-    return csc_matrix((data, (rows, cols)), shape=(count, count)), b, unknown
+    matrix = _scipy_sparse().csc_matrix((data, (rows, cols)), shape=(count, count))
+    return matrix, b, unknown
 
 
 def impute(
@@ -75,7 +94,9 @@ def impute(
         unknown = np.arange(known.size)
     else:
         matrix, b, unknown = _system(known, image)
-        lu = splu(matrix, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+        lu = _scipy_sparse().linalg.splu(
+            matrix, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}
+        )
         solution = lu.solve(b)
     values = solution.T
     if noise > 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 
 import cv2
 import numpy as np
@@ -260,3 +261,16 @@ def test_batch_metric_options_are_checked(args, message, tmp_path, capsys) -> No
 
     assert run(["batch", "--output", str(tmp_path / "o"), *args]) == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+def test_road_without_scipy_says_how_to_install_it(monkeypatch) -> None:
+    for name in ("scipy", "scipy.sparse", "scipy.sparse.linalg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    known = np.ones((4, 4), bool)
+    known[1, 1] = False
+    with pytest.raises(InspectorError) as info:
+        impute(np.zeros((3, 4, 4), np.float32), known)
+    assert str(info.value) == (
+        "ROAD needs SciPy for its sparse solve: pip install 'gradcam-inspector[metrics]' "
+        "(or choose other metrics)"
+    )
