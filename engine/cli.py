@@ -127,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-inside-input", action="store_true", help="allow an output inside the input"
     )
 
+    sanity = commands.add_parser(
+        "sanity", help="randomise the weights from the logits down: does the map change?"
+    )
+    _add_profile_args(sanity)
+    sanity.add_argument("--input", type=Path, required=True, help="image file or folder")
+    sanity.add_argument("--output", type=Path, default=Path("sanity-output"), help="output folder")
+    sanity.add_argument("--method", choices=method_names(), help="default: the profile's")
+    sanity.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
+    sanity.add_argument("--seed", type=int, default=0, help="seed of the re-initialisation")
+    _add_smoothing_args(sanity)
+
     layers = commands.add_parser("layers", help="print the model's layer table")
     _add_profile_args(layers)
 
@@ -246,6 +257,53 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
+def cmd_sanity(args: argparse.Namespace) -> int:
+    from engine.batch import output_stems
+    from engine.dataset import scan_images
+    from engine.export import CsvAppender, ensure_output_dir, write_png
+    from engine.images import load_image
+    from engine.methods.registry import describe_method
+    from engine.sanity import (
+        SANITY_COLUMNS,
+        engine_maps,
+        run_sanity,
+        sanity_csv_rows,
+        sanity_strip,
+    )
+
+    profile = _profile(args)
+    records = scan_images(args.input, profile.classes)
+    if not records:
+        raise InspectorError(f"no images found in '{args.input}'")
+    output = ensure_output_dir(args.output, args.input if args.input.is_dir() else None, False)
+    engine = _engine(args, profile)
+    method = args.method or profile.cam.method
+    layer = engine.resolve_layers(args.layer)[0]
+    images = {}
+    for record in records:
+        try:
+            images[record.rel_path.as_posix()] = load_image(record.path)
+        except InspectorError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+    if not images:
+        raise InspectorError(f"no readable images in '{args.input}'")
+    description = f"{describe_method(method)} at {layer}"
+    print(f"{len(images)} images, {description}, seed {args.seed}", file=sys.stderr)
+    maps = engine_maps(method, layer, _smoothing(args, profile))
+    result = run_sanity(engine, images, maps, args.seed, description)
+    with CsvAppender(output / "sanity.csv", SANITY_COLUMNS) as csv:
+        for row in sanity_csv_rows(result, method, layer):
+            csv.append(row)
+    kept = [record for record in records if record.rel_path.as_posix() in images]
+    for record, stem in zip(kept, output_stems(kept, output), strict=True):
+        name = record.rel_path.as_posix()
+        strip = sanity_strip(result.maps[name], result.stage_names, profile.cam.colormap, name)
+        write_png(stem.with_name(f"{stem.name}_sanity.png"), strip)
+    print(("warning: " if result.flagged else "") + result.message, file=sys.stderr)
+    print(f"wrote {output / 'sanity.csv'} and {len(kept)} cascade strips", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from engine.layers import format_inventory
 
@@ -288,6 +346,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "batch": cmd_batch,
+    "sanity": cmd_sanity,
     "layers": cmd_layers,
     "demo-data": cmd_demo_data,
     "train-demo": cmd_train_demo,
