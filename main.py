@@ -1,8 +1,9 @@
 """Grad-CAM Inspector's entry point: the window, or a command line subcommand.
 
 `python main.py [FOLDER] [--profile P] [--device cpu|cuda|auto]` opens the inspection window
-(the bundled demo when nothing is given); `python main.py batch|sanity|layers|demo-data|train-demo ...`
-runs the command line (see engine/cli.py); `--self-test` checks an installed or frozen build.
+(the bundled demo when nothing is given); `python main.py COMMAND ...` (batch, sanity, layers,
+demo-data, train-demo, report) runs the command line (see engine/cli.py); `--self-test` checks
+an installed or frozen build.
 
 Environment: `GCI_EXIT_AFTER_SHOW=1` prints one line when the window is first exposed and exits
 at once (time to window, from source or a frozen bundle; a value other than 1 names a file to

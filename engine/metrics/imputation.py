@@ -83,8 +83,9 @@ def impute(
     """``image`` (C, H, W) with the pixels where ``known`` (H, W bool) is False imputed.
 
     Gaussian noise of standard deviation ``noise`` (input units) is added to the imputed pixels,
-    as ROAD does. With no pixel kept the system has no solution (pytorch-grad-cam returns NaN
-    there): every pixel is set to 0, the dataset mean of a normalised input, plus the noise.
+    as ROAD does. With no pixel kept (a map more than p% zeros at MoRF's p-th percentile) the
+    system is singular with a zero right-hand side; pytorch-grad-cam's solver returns zeros there
+    after a long solve, and this sets every pixel to 0 (the dataset mean) without one.
     """
     out = image.astype(np.float32, copy=True).reshape(image.shape[0], -1)
     if known.all():
