@@ -16,7 +16,7 @@ from engine.batch_options import BatchOptions, BatchSummary
 from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
 from engine.dataset import ImageRecord, load_boxes
 from engine.errors import CamCancelled, InspectorError
-from engine.export import CsvAppender
+from engine.export import CsvAppender, write_png
 from engine.images import load_image
 from engine.localization import Box, energy_in_box, pointing_hit
 from engine.map_files import MapFiles, write_map_files
@@ -47,7 +47,8 @@ class _Loaded:
     error: str
 
 
-Outcome = tuple[_Loaded, CamResult | None, str, dict[str, str]]  # item, map, error, metrics
+# item, map, error, metric fields, extra figures (file suffix -> RGB image)
+Outcome = tuple[_Loaded, CamResult | None, str, dict[str, str], dict[str, np.ndarray]]
 
 
 def output_stems(records: Sequence[ImageRecord], output: Path) -> list[Path]:
@@ -186,22 +187,51 @@ class BatchRunner:
         rows = measure(self.engine, images, results, settings, opts.style.blur_sigma, cancel)
         return [{name: f"{value:.4f}" for name, value in row.items()} for row in rows]
 
+    def _compare(self, good: list[_Loaded]) -> list[dict[str, np.ndarray]]:
+        """The chunk's comparison grids (none unless asked for), from one pass."""
+        if not self.options.compare or not good:
+            return [{} for _ in good]
+        from engine.choices import Compare
+        from engine.compare import CompareRequest, compare_figure, compare_results
+
+        opts = self.options
+        request = CompareRequest(
+            Compare.parse(opts.compare),
+            opts.method,
+            self.layer,
+            self._target,
+            opts.style,
+            opts.smoothing,
+        )
+        truth = [self._truth_index(item.record) for item in good]
+        found = compare_results(self.engine, [item.image for item in good], request, truth)
+        boxes = [item.boxes if opts.draw_boxes else () for item in good]
+        return [
+            {
+                "compare": compare_figure(
+                    item.image, maps, opts.style, box, item.record.rel_path.as_posix()
+                )
+            }
+            for item, maps, box in zip(good, found, boxes, strict=True)
+        ]
+
     def _explain_chunk(self, chunk: Sequence[_Loaded], cancel: CancelCheck | None) -> list[Outcome]:
         """Explain the decodable images of a chunk; undecodable ones keep their error."""
         good = [item for item in chunk if item.image is not None]
         try:
             explained = self._explain(good, cancel) if good else []
             measured = self._measure(good, explained, cancel)
+            figures = iter(self._compare(good))
             results, metrics = iter(explained), iter(measured)
             batch_error = ""
         except InspectorError as exc:
-            results, metrics, batch_error = iter(()), iter(()), str(exc)
+            results, metrics, figures, batch_error = iter(()), iter(()), iter(()), str(exc)
         outcomes: list[Outcome] = []
         for item in chunk:
             if item.image is None or batch_error:
-                outcomes.append((item, None, item.error or batch_error, {}))
+                outcomes.append((item, None, item.error or batch_error, {}, {}))
             else:
-                outcomes.append((item, next(results), item.error, next(metrics)))
+                outcomes.append((item, next(results), item.error, next(metrics), next(figures)))
         return outcomes
 
     def _executor(self) -> ThreadPoolExecutor | _InlineExecutor:
@@ -220,10 +250,12 @@ class BatchRunner:
     ) -> int:
         """Write each image's files and its CSV row; returns how many failed."""
         failed = 0
-        for (item, result, error, metrics), stem in zip(outcomes, stems, strict=True):
+        for (item, result, error, metrics, figures), stem in zip(outcomes, stems, strict=True):
             if result is not None:
                 try:
                     self._write_files(stem, item, result)
+                    for suffix, figure in figures.items():
+                        write_png(stem.with_name(f"{stem.name}_{suffix}.png"), figure, False)
                 except InspectorError as exc:
                     result, error = None, str(exc)
             if result is not None and self.on_result is not None:

@@ -23,6 +23,7 @@ class BatchOptions:
     panels: bool = False
     draw_boxes: bool = False
     smoothing: Smoothing | None = None  # None: the profile's
+    compare: str | None = None  # engine.choices.Compare: also write <stem>_compare.png
     metrics: tuple[str, ...] = ()  # faithfulness metrics to add as columns (engine.metrics)
     road_noise: float = 0.01  # ROAD's imputation noise (engine.metrics.registry.ROAD_NOISE)
     seed: int = 0  # seeds ROAD's noise

@@ -99,3 +99,11 @@ class Grayscale(Choice):
 
     what = nonmember("grayscale mode")
     REPLICATE = "replicate"
+
+
+class Compare(Choice):
+    """What a comparison grid lays side by side for one image."""
+
+    what = nonmember("comparison")
+    METHODS = "methods"  # every method drawn from one capture (no model pass per method)
+    LAYERS = "layers"  # one method at several layers, from one pass

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from engine import __version__
-from engine.choices import Blend, Colormap
+from engine.choices import Blend, Colormap, Compare
 from engine.errors import InspectorError
 from engine.methods.registry import Smoothing, method_names
 from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics
@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--save-raw", action="store_true", help="also write <stem>_cam.npy")
     batch.add_argument("--panels", action="store_true", help="also write <stem>_panels.png")
     batch.add_argument("--boxes", action="store_true", help="draw ground-truth boxes")
+    batch.add_argument(
+        "--compare",
+        choices=list(Compare),
+        help="also write <stem>_compare.png: every method drawn from one capture, or the method "
+        "at several layers from one pass",
+    )
     batch.add_argument(
         "--metrics",
         help="faithfulness metrics as results.csv columns: 'all' or names separated by commas "
@@ -234,6 +240,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         panels=args.panels,
         draw_boxes=args.boxes,
         smoothing=_smoothing(args, profile),
+        compare=args.compare,
         metrics=metrics,
         road_noise=road_noise,
         seed=args.seed,
