@@ -72,7 +72,7 @@ def test_layers_grid_uses_one_pass_and_labels_hits(resnet_engine) -> None:
     box = Box(int(peak[1]), int(peak[0]), int(peak[1]) + 1, int(peak[0]) + 1, "defect")
     labels = tile_labels(found, [box])
     assert labels[3] == "layer3: hit" and all(
-        label.startswith(n) for label, n in zip(labels, found)
+        label.startswith(n) for label, n in zip(labels, found, strict=True)
     )
     assert tile_labels(found, []) == list(found)
     figure = compare_figure(image, found, DEFAULT_STYLE, [box], title="x.png")
