@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -20,6 +20,7 @@ from engine.resources import demo_images_dir, resource_path
 
 if TYPE_CHECKING:
     from engine.cam import CamResult
+    from engine.dataset import ImageRecord
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at several layers from one pass",
     )
     batch.add_argument(
+        "--class-averages",
+        action="store_true",
+        help="also write class_averages.png and class_summary.html: the mean map per class "
+        "(and the metrics' means per class with --metrics)",
+    )
+    batch.add_argument(
         "--metrics",
         help="faithfulness metrics as results.csv columns: 'all' or names separated by commas "
         f"({', '.join(metric_names())})",
@@ -213,6 +220,38 @@ class _OutputNote:
             print(f"note: {self.text}", file=sys.stderr)
 
 
+class _ClassAverager:
+    """Adds each finished map to the class averages; writes the class summary at the end."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        from engine.class_average import ClassAverages
+
+        self.averages = ClassAverages(size)
+
+    def __call__(self, record: ImageRecord, result: CamResult) -> None:
+        self.averages.add(record.ground_truth, result.predicted.name, result.cam)
+
+    def write(self, output: Path, csv_path: Path, metrics: Sequence[str], colormap: str) -> Path:
+        import csv
+
+        from engine.class_average import write_class_summary
+
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        return write_class_summary(output, self.averages, rows, metrics, colormap)
+
+
+def _both(*callbacks: object) -> Callable[[ImageRecord, CamResult], None]:
+    """One on_result callback calling each of ``callbacks`` that is not None."""
+    chosen = [c for c in callbacks if c is not None]
+
+    def call(record: ImageRecord, result: CamResult) -> None:
+        for callback in chosen:
+            callback(record, result)
+
+    return call
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from engine.batch import BatchRunner
     from engine.batch_options import BatchOptions
@@ -246,7 +285,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     output_note = _OutputNote()
-    runner = BatchRunner(engine, options, output_note)
+    averages = _ClassAverager(engine.size) if args.class_averages else None
+    runner = BatchRunner(engine, options, _both(output_note, averages))
     print(
         f"{len(records)} images, {profile.name} on {engine.device}, "
         f"{options.method} @ {runner.layer}, output {output}",
@@ -261,6 +301,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         f"results in {summary.csv_path}",
         file=sys.stderr,
     )
+    if averages is not None and not summary.cancelled:
+        path = averages.write(output, summary.csv_path, options.metrics, options.style.colormap)
+        print(f"class averages in {path}", file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
