@@ -107,3 +107,13 @@ class Compare(Choice):
     what = nonmember("comparison")
     METHODS = "methods"  # every method drawn from one capture (no model pass per method)
     LAYERS = "layers"  # one method at several layers, from one pass
+
+
+class TrustTool(Choice):
+    """The window's Tools for one image: is its map to be trusted?"""
+
+    what = nonmember("trust tool")
+    SANITY = "sanity"  # cascading randomisation of the weights
+    METHODS = "methods"  # every method drawn from one capture
+    LAYERS = "layers"  # the method at several layers
+    METRICS = "metrics"  # the faithfulness metrics

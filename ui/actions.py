@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from ui.about import APP_NAME
+from ui.trust_dialogs import TITLES as TRUST_TITLES
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
@@ -110,6 +111,10 @@ ACTIONS: tuple[MenuEntry, ...] = (
     *(_verdict(code) for code in (1, 2, 3, 4)),
     ActionSpec("review.note", "Note…", "&Review", lambda w: w.edit_note(), "N"),
     ActionSpec("review.undo", "Undo verdict or note", "&Review", lambda w: w.undo(), "Ctrl+Z"),
+    *(
+        ActionSpec(f"tools.{tool}", f"{title}…", "&Tools", lambda w, t=tool: w.trust.open(t))
+        for tool, title in TRUST_TITLES.items()
+    ),
     ActionSpec("help.about", f"About {APP_NAME}", "&Help", lambda w: w.show_about()),
 )
 

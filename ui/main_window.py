@@ -46,6 +46,7 @@ from ui.preload import preload_torch_libraries
 from ui.review import ReviewController, VerdictChange
 from ui.settings import SavedPlaces, SettingsStore, start_places
 from ui.summary_dock import SummaryDock
+from ui.trust_dialogs import TrustTools
 from ui.view_state import CAM_FIELDS, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewController(self.stored, self)
         self.explain = ExplainController(self.worker, parent=self)
         self.exports = ExportController(self.worker, self.explain.new_job_id, self)
+        self.trust = TrustTools(self)
         self._build_docks()
         self.profile = None
         self.profile_path: Path | None = None

@@ -31,6 +31,8 @@ from ui.jobs import (
     LoadModel,
     ModelLoaded,
     Target,
+    TrustCheck,
+    TrustChecked,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class CamWorker(QObject):
     sig_export_finished = Signal(object)  # ExportFinished
     sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
+    sig_trust_checked = Signal(object)  # TrustChecked
     sig_notice = Signal(str)  # a remark on the model, once: how loading or its output was read
     sig_idle = Signal()
     _wake = Signal()
@@ -69,7 +72,7 @@ class CamWorker(QObject):
         self.cache_hits = 0
         self._lock = threading.Lock()
         self._latest: Explain | None = None
-        self._queue: deque[LoadModel | ExportFolder] = deque()
+        self._queue: deque[LoadModel | ExportFolder | TrustCheck] = deque()
         self._prefetch: deque[tuple[ImageRecord, str, Target]] = deque()
         self._stopping = threading.Event()
         self._cancel_export = threading.Event()
@@ -82,7 +85,7 @@ class CamWorker(QObject):
         self._wake.connect(self._drain)
 
     # -- called from the GUI thread -------------------------------------------------------------
-    def submit(self, job: LoadModel | Explain | ExportFolder) -> None:
+    def submit(self, job: LoadModel | Explain | ExportFolder | TrustCheck) -> None:
         with self._lock:
             if isinstance(job, Explain):
                 self._latest = job
@@ -108,7 +111,7 @@ class CamWorker(QObject):
         with self._lock:
             return self._latest is not None or bool(self._queue)
 
-    def _take(self) -> LoadModel | Explain | ExportFolder | None:
+    def _take(self) -> LoadModel | Explain | ExportFolder | TrustCheck | None:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
@@ -127,11 +130,13 @@ class CamWorker(QObject):
         if not self._stopping.is_set():
             self.sig_idle.emit()
 
-    def _run(self, job: LoadModel | Explain | ExportFolder) -> None:
+    def _run(self, job: LoadModel | Explain | ExportFolder | TrustCheck) -> None:
         if isinstance(job, LoadModel):
             self._load(job)
         elif isinstance(job, Explain):
             self._explain(job)
+        elif isinstance(job, TrustCheck):
+            self._trust(job)
         else:
             self._export(job)
 
@@ -294,6 +299,41 @@ class CamWorker(QObject):
             self.sig_failed.emit(JobFailed(job.job_id, "export", f"{type(exc).__name__}: {exc}"))
             return
         self.sig_export_finished.emit(ExportFinished(job.job_id, summary))
+
+    def _trust(self, job: TrustCheck) -> None:
+        """A trust tool on one image (sanity check, comparison grid, metrics)."""
+        from engine.choices import TrustTool
+        from engine.trust import TrustQuestion, answer
+
+        try:
+            if self._engine is None:
+                raise InspectorError("no model loaded")
+            image, boxes = self._image(job.record)
+            question = TrustQuestion(
+                TrustTool.parse(job.tool),
+                job.record.rel_path.as_posix(),
+                image,
+                boxes,
+                job.layer,
+                job.method,
+                job.target,
+                self._truth(job.record),
+                job.style,
+            )
+            found = answer(self._engine, question, self._stopping.is_set)
+        except CamCancelled:
+            return
+        except InspectorError as exc:
+            found = None
+            message = str(exc)
+        except Exception as exc:
+            log.exception("trust tool %s failed for %s", job.tool, job.record.path)
+            found, message = None, f"{type(exc).__name__}: {exc}"
+        if found is None:
+            done = TrustChecked(job.job_id, job.tool, job.record, None, message, failed=True)
+        else:
+            done = TrustChecked(job.job_id, job.tool, job.record, found.figure, found.text)
+        self.sig_trust_checked.emit(done)
 
     def _exported(self, record: ImageRecord, result: object) -> None:
         """Fill the list's predicted column as the folder export goes (any thread may emit)."""

@@ -1,0 +1,50 @@
+"""Tools menu: the sanity check, comparison grids and metrics of the current image, computed on
+the worker thread and shown in a dialog."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.metrics.registry import METRICS
+from ui.main_window import MainWindow
+from ui.trust_dialogs import TITLES
+
+TIMEOUT_MS = 60_000
+
+
+def _answer(qtbot, window: MainWindow, tool: str):
+    with qtbot.waitSignal(window.worker.sig_trust_checked, timeout=TIMEOUT_MS) as blocker:
+        dialog = window.trust.open(tool)
+        assert dialog is not None and dialog.text.text() == "Computing…"
+    return dialog, blocker.args[0]
+
+
+def test_the_tools_menu_lists_the_trust_tools(window: MainWindow) -> None:
+    menus = {a.text(): a.menu() for a in window.menuBar().actions()}
+    titles = [a.text() for a in menus["&Tools"].actions()]
+    assert titles == [f"{title}…" for title in TITLES.values()]
+
+
+@pytest.mark.parametrize("tool", ["sanity", "methods", "layers"])
+def test_figure_tools_fill_their_dialog(qtbot, window: MainWindow, tool: str) -> None:
+    dialog, done = _answer(qtbot, window, tool)
+    assert not done.failed, done.text
+    assert done.figure is not None and done.figure.dtype.name == "uint8"
+    assert dialog.figure.pixmap().width() == done.figure.shape[1]
+    if tool == "sanity":
+        assert dialog.text.text().startswith("Grad-CAM (gradcam) at layer4 ")
+        assert "stage  randomised" in dialog.text.text()
+
+
+def test_metrics_dialog_lists_every_metric(qtbot, window: MainWindow) -> None:
+    dialog, done = _answer(qtbot, window, "metrics")
+    assert not done.failed, done.text
+    lines = dialog.text.text().splitlines()
+    assert lines[0].startswith("Grad-CAM (gradcam) at layer4, class ")
+    assert [line.split(":")[0] for line in lines[1:]] == [spec.label for spec in METRICS]
+
+
+def test_without_a_model_nothing_is_sent(qtbot, window: MainWindow) -> None:
+    window.model_ready = False
+    assert window.trust.open("sanity") is None
+    assert window.statusBar().currentMessage() == "Open a model and an image first"

@@ -1,0 +1,116 @@
+"""Tools > Sanity check / Compare methods / Compare layers / Metrics for the current image.
+
+Each opens a dialog at once ("Computing…"), sends one TrustCheck job to the worker and fills
+the dialog when the answer comes back; the model never runs on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.jobs import TrustCheck, TrustChecked
+
+if TYPE_CHECKING:
+    from ui.main_window import MainWindow
+
+TITLES = {
+    "sanity": "Sanity check",
+    "methods": "Compare methods",
+    "layers": "Compare layers",
+    "metrics": "Metrics for this image",
+}
+
+
+def to_pixmap(rgb: np.ndarray) -> QPixmap:
+    """An RGB uint8 image as a QPixmap (copied: the array may go away)."""
+    rgb = np.ascontiguousarray(rgb)
+    height, width = rgb.shape[:2]
+    image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy())
+
+
+class TrustDialog(QDialog):
+    """A figure above its text; non-modal, so the review goes on while it computes."""
+
+    def __init__(self, title: str, subject: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"{title}: {subject}")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.figure = QLabel()
+        self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        scroll = QScrollArea()
+        scroll.setWidget(self.figure)
+        scroll.setWidgetResizable(True)
+        self.text = QLabel("Computing…")
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setStyleSheet("font-family: monospace")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.text)
+        layout.addWidget(buttons)
+        self.resize(900, 420)
+
+    def show_answer(self, done: TrustChecked) -> None:
+        if done.figure is not None:
+            self.figure.setPixmap(to_pixmap(done.figure))
+        else:
+            self.figure.hide()
+        prefix = "Could not finish: " if done.failed else ""
+        self.text.setText(prefix + done.text)
+
+
+class TrustTools(QObject):
+    """Opens a trust tool's dialog for the window's current image and fills it when done."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self._job_id = 0
+        self._dialogs: dict[int, TrustDialog] = {}
+        # A bound method: the signal comes from the worker thread (see ARCHITECTURE.md).
+        window.worker.sig_trust_checked.connect(self._answered)
+
+    def open(self, tool: str) -> TrustDialog | None:
+        """The tool's dialog, its job sent; None (and a status message) when there is no
+        image or no model yet."""
+        window = self.window
+        record = window.images.current_record()
+        if record is None or not window.model_ready:
+            window.statusBar().showMessage("Open a model and an image first", 5000)
+            return None
+        options = window.state.options
+        self._job_id += 1
+        dialog = TrustDialog(TITLES[tool], record.rel_path.as_posix(), window)
+        dialog.destroyed.connect(lambda _=None, job=self._job_id: self._dialogs.pop(job, None))
+        self._dialogs[self._job_id] = dialog
+        job = TrustCheck(
+            self._job_id,
+            tool,
+            record,
+            options.layer,
+            options.target,
+            options.method,
+            options.style,
+        )
+        window.worker.submit(job)
+        dialog.show()
+        return dialog
+
+    def _answered(self, done: TrustChecked) -> None:
+        dialog = self._dialogs.pop(done.job_id, None)
+        if dialog is not None:
+            dialog.show_answer(done)
