@@ -13,7 +13,7 @@ from engine import __version__
 from engine.choices import Blend, Colormap, Compare
 from engine.errors import InspectorError
 from engine.methods.registry import Smoothing, method_names
-from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics
+from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics, require_metrics
 from engine.profile import ModelProfile, demo_profile_path, load_profile
 from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
@@ -259,7 +259,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from engine.export import ensure_output_dir
 
     profile = _profile(args)
-    metrics = parse_metrics(args.metrics) if args.metrics else ()
+    metrics = require_metrics(parse_metrics(args.metrics)) if args.metrics else ()
     road_noise = _road_noise(args.road_noise)
     input_path = args.input if args.input else demo_images_dir()
     records = scan_images(input_path, profile.classes)

@@ -115,6 +115,12 @@ ACTIONS: tuple[MenuEntry, ...] = (
         ActionSpec(f"tools.{tool}", f"{title}…", "&Tools", lambda w, t=tool: w.trust.open(t))
         for tool, title in TRUST_TITLES.items()
     ),
+    ActionSpec(
+        "tools.export_metrics",
+        "Faithfulness metrics in folder exports",
+        "&Tools",
+        toggle=lambda w, on: w.trust.set_export_metrics(on),
+    ),
     ActionSpec("help.about", f"About {APP_NAME}", "&Help", lambda w: w.show_about()),
 )
 

@@ -110,6 +110,17 @@ class TrustTools(QObject):
         dialog.show()
         return dialog
 
+    def set_export_metrics(self, on: bool) -> None:
+        """Folder exports add every metric this installation can compute (ROAD needs SciPy)."""
+        from engine.metrics.registry import available_metrics, metric_names
+
+        self.window.exports.metrics = available_metrics() if on else ()
+        left_out = [n for n in metric_names() if n not in self.window.exports.metrics]
+        if on and left_out:
+            self.window.statusBar().showMessage(
+                f"Without SciPy, folder exports leave out {', '.join(left_out)}", 10000
+            )
+
     def _answered(self, done: TrustChecked) -> None:
         dialog = self._dialogs.pop(done.job_id, None)
         if dialog is not None:

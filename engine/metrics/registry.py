@@ -8,6 +8,7 @@ imported on first use, so the window can list metrics before torch is loaded.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +27,7 @@ class MetricSpec:
     higher_is_better: bool
     function: str  # "module:attribute" of the function that computes its group
     description: str
+    needs: str = ""  # an optional package it cannot run without ('metrics' extra)
 
     def compute(self) -> Callable:
         """The function computing this metric's group (imports torch on first use)."""
@@ -46,6 +48,7 @@ METRICS: tuple[MetricSpec, ...] = (
         False,
         f"{_F}:road_scores",
         "change of the target's probability when the most relevant pixels are imputed",
+        "scipy",
     ),
     MetricSpec(
         "road_lerf",
@@ -53,6 +56,7 @@ METRICS: tuple[MetricSpec, ...] = (
         True,
         f"{_F}:road_scores",
         "change of the target's probability when the least relevant pixels are imputed",
+        "scipy",
     ),
     MetricSpec(
         "road_combined",
@@ -60,6 +64,7 @@ METRICS: tuple[MetricSpec, ...] = (
         True,
         f"{_F}:road_scores",
         "(road_lerf - road_morf) / 2",
+        "scipy",
     ),
     MetricSpec(
         "confidence_change",
@@ -109,3 +114,26 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     if not wanted:
         raise InspectorError("--metrics needs 'all' or metric names separated by commas")
     return tuple(name for name in metric_names() if name in wanted)
+
+
+def missing_package(name: str) -> str:
+    """The package metric ``name`` needs and this installation lacks, or ''."""
+    needs = get_metric(name).needs
+    return needs if needs and importlib.util.find_spec(needs) is None else ""
+
+
+def available_metrics() -> tuple[str, ...]:
+    """The metrics this installation can compute (ROAD needs SciPy, the 'metrics' extra)."""
+    return tuple(name for name in metric_names() if not missing_package(name))
+
+
+def require_metrics(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names``, or an InspectorError naming the package a metric needs and how to get it."""
+    for name in names:
+        package = missing_package(name)
+        if package:
+            raise InspectorError(
+                f"{name} needs {package}: pip install 'gradcam-inspector[metrics]' "
+                "(or choose other metrics)"
+            )
+    return names

@@ -275,3 +275,19 @@ def test_road_without_scipy_says_how_to_install_it(monkeypatch) -> None:
         "ROAD needs SciPy for its sparse solve: pip install 'gradcam-inspector[metrics]' "
         "(or choose other metrics)"
     )
+
+
+def test_metrics_that_need_scipy_are_named_before_a_run(monkeypatch) -> None:
+    from engine.metrics import registry
+
+    real = registry.importlib.util.find_spec
+    monkeypatch.setattr(
+        registry.importlib.util, "find_spec", lambda name: None if name == "scipy" else real(name)
+    )
+    assert registry.available_metrics() == ("confidence_change", "deletion_auc", "insertion_auc")
+    with pytest.raises(InspectorError) as info:
+        registry.require_metrics(("deletion_auc", "road_lerf"))
+    assert str(info.value) == (
+        "road_lerf needs scipy: pip install 'gradcam-inspector[metrics]' (or choose other metrics)"
+    )
+    assert registry.require_metrics(("deletion_auc",)) == ("deletion_auc",)

@@ -3,6 +3,8 @@ the worker thread and shown in a dialog."""
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from engine.metrics.registry import METRICS
@@ -22,7 +24,10 @@ def _answer(qtbot, window: MainWindow, tool: str):
 def test_the_tools_menu_lists_the_trust_tools(window: MainWindow) -> None:
     menus = {a.text(): a.menu() for a in window.menuBar().actions()}
     titles = [a.text() for a in menus["&Tools"].actions()]
-    assert titles == [f"{title}…" for title in TITLES.values()]
+    assert titles == [
+        *(f"{title}…" for title in TITLES.values()),
+        "Faithfulness metrics in folder exports",
+    ]
 
 
 @pytest.mark.parametrize("tool", ["sanity", "methods", "layers"])
@@ -48,3 +53,19 @@ def test_without_a_model_nothing_is_sent(qtbot, window: MainWindow) -> None:
     window.model_ready = False
     assert window.trust.open("sanity") is None
     assert window.statusBar().currentMessage() == "Open a model and an image first"
+
+
+def test_folder_export_with_metrics_adds_their_columns(qtbot, window: MainWindow, tmp_path) -> None:
+    window.images.filter.setText("scratches")
+    records = window.images.visible_records()
+    window.trust.set_export_metrics(True)
+    out = tmp_path / "out"
+    with qtbot.waitSignal(window.sig_export_finished, timeout=TIMEOUT_MS):
+        window.export_folder(out, batch_size=4)
+    with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(records)
+    for row in rows:
+        assert all(-1.0 <= float(row[spec.name]) <= 1.0 for spec in METRICS)
+    window.trust.set_export_metrics(False)
+    assert window.exports.metrics == ()
