@@ -36,7 +36,7 @@ from engine.metrics.faithfulness import (
     evaluate,
     pixel_order,
 )
-from engine.metrics.measure import input_size_map
+from engine.metrics.measure import input_size_map, known_probabilities
 from engine.profile import demo_profile_path, load_profile
 from engine.resources import resource_path
 
@@ -84,6 +84,7 @@ def main() -> None:
     maps = np.stack([input_size_map(engine, result) for result in results])
     targets = [result.target_index for result in results]
     inputs = engine.prepare_nchw(images).contiguous()
+    known = known_probabilities(results, engine.device)
     ref_targets = [ClassifierOutputSoftmaxTarget(t) for t in targets]
     model, percentiles = engine.model, list(ROAD_PERCENTILES)
     morf, lerf = (
@@ -99,6 +100,7 @@ def main() -> None:
                 torch.tensor(targets, device=engine.device),
                 engine.target_probabilities,
                 MetricSettings(names),
+                known_base=known,  # the maps' own pass gave it, as in batch --metrics
             )
             return evaluate(batch)
 

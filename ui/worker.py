@@ -240,6 +240,7 @@ class CamWorker(QObject):
                 BLUR_SIGMA if job.blur else 0.0,
                 cancel,
                 self.sig_cam_progress.emit,
+                eigen_smooth=self._engine.cam.smoothing.eigen,  # the profile's; aug: see README
             )
         except CamCancelled:
             return

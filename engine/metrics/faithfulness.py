@@ -46,7 +46,8 @@ class MetricBatch:
     scorer: Scorer
     settings: MetricSettings
     cancel: Callable[[], bool] | None = None  # checked once per image and metric
-    _base: torch.Tensor | None = None
+    # (B,) the target's probability for the unperturbed inputs, when the caller has it already.
+    known_base: torch.Tensor | None = None
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
@@ -55,9 +56,9 @@ class MetricBatch:
     @property
     def base(self) -> torch.Tensor:
         """(B,) the target's probability for the unperturbed inputs."""
-        if self._base is None:
-            self._base = self.scorer(self.inputs, self.targets)
-        return self._base
+        if self.known_base is None:
+            self.known_base = self.scorer(self.inputs, self.targets)
+        return self.known_base
 
 
 MetricFunction = Callable[[MetricBatch], dict[str, np.ndarray]]

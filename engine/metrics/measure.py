@@ -38,5 +38,18 @@ def measure(
         scorer=engine.target_probabilities,
         settings=settings,
         cancel=cancel,
+        known_base=known_probabilities(results, engine.device),
     )
     return evaluate(batch)
+
+
+def known_probabilities(results: Sequence[CamResult], device: torch.device) -> torch.Tensor | None:
+    """The target's probability from the maps' own pass, when each target is in its top k
+    (it is the same forward pass on the same input); None: the metrics run it again."""
+    found = []
+    for result in results:
+        match = [p.probability for p in result.top_k if p.index == result.target_index]
+        if not match:
+            return None
+        found.append(match[0])
+    return torch.tensor(found, dtype=torch.float32, device=device)

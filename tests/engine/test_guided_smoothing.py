@@ -138,3 +138,12 @@ def test_profile_reads_the_smoothing_keys(tmp_path) -> None:
     )
     with pytest.raises(InspectorError, match="aug_smooth"):
         load_profile(path)
+
+
+def test_a_capture_draws_guided_gradcam_and_eigen_smooth_as_explain_does() -> None:
+    engine, layer, images, _targets = _setup("tinynet")
+    capture = engine.capture(images[:1], layer)[0]
+    for method, eigen in (("guidedgradcam", False), ("gradcam", True), ("layercam", True)):
+        drawn = engine.cam_from_capture(capture, method, layer, eigen_smooth=eigen)
+        made = engine.explain(images[:1], method, layer, smoothing=Smoothing(eigen=eigen))[0]
+        np.testing.assert_allclose(drawn.cam, made.cam, atol=1e-6)
