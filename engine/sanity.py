@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from engine.cam import CamEngine, TargetSpec
+from engine.errors import CamCancelled
 from engine.figures import render_tiles
 from engine.methods.registry import Smoothing
 from engine.metrics.measure import input_size_map
@@ -175,11 +176,12 @@ def run_sanity(
     maps: MapFunction,
     seed: int = 0,
     description: str = "the map",
+    cancel: Callable[[], bool] | None = None,
 ) -> SanityResult:
     """The cascade over ``images`` (name -> RGB): each image's map at every stage.
 
     Each image explains its original predicted class at every stage. ``description`` names the
-    method and layer in the verdict.
+    method and layer in the verdict; ``cancel`` is checked once per stage.
     """
     names, pictures = list(images), list(images.values())
     targets = [
@@ -194,6 +196,8 @@ def run_sanity(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for stage in stages:
+            if cancel is not None and cancel():
+                raise CamCancelled()
             for module in stage.modules:
                 randomise(module)
             per_stage.append(maps(randomised, pictures, targets))

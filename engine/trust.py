@@ -47,7 +47,7 @@ def answer(
 ) -> TrustAnswer:
     """Run the question's tool on its image with the engine's model (left as found)."""
     if question.tool == TrustTool.SANITY:
-        return _sanity(engine, question)
+        return _sanity(engine, question, cancel)
     if question.tool == TrustTool.METRICS:
         return _metrics(engine, question, cancel)
     return _compare(engine, question)
@@ -57,10 +57,13 @@ def _target(engine: CamEngine, question: TrustQuestion) -> TargetSpec:
     return parse_target(question.target, engine.classes)
 
 
-def _sanity(engine: CamEngine, question: TrustQuestion) -> TrustAnswer:
+def _sanity(
+    engine: CamEngine, question: TrustQuestion, cancel: Callable[[], bool] | None
+) -> TrustAnswer:
     description = f"{describe_method(question.method)} at {question.layer}"
     maps = engine_maps(question.method, question.layer)
-    result = run_sanity(engine, {question.name: question.image}, maps, 0, description)
+    images = {question.name: question.image}
+    result = run_sanity(engine, images, maps, 0, description, cancel)
     strip = sanity_strip(
         result.maps[question.name], result.stage_names, question.style.colormap, question.name
     )

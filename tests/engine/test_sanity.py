@@ -120,3 +120,13 @@ def test_sanity_command_needs_images(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert run(["sanity", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.strip() == f"error: no images found in '{tmp_path / 'empty'}'"
+
+
+def test_a_cancelled_cascade_stops_between_stages() -> None:
+    from engine.errors import CamCancelled
+
+    torch.manual_seed(0)
+    engine = CamEngine(TinyNet(classes=3).eval(), ["a", "b", "c"], *engine_records((32, 32)), "cpu")
+    images = {"a": np.zeros((32, 32, 3), np.uint8)}
+    with pytest.raises(CamCancelled):
+        run_sanity(engine, images, engine_maps("gradcam", "features"), cancel=lambda: True)
