@@ -522,16 +522,19 @@ class CamEngine:
         cancel: CancelCheck | None,
     ) -> dict[str, torch.Tensor]:
         """pytorch-grad-cam's aug_smooth: per layer, the mean of the six augmented inputs' maps,
-        each min-max normalised and flipped back; every pass explains the un-augmented target."""
+        each min-max normalised and flipped back; every pass explains the un-augmented target
+        (five passes more: the un-augmented one is ``result``)."""
         fixed = [int(i) for i in result.target_index]
         width_axis = 2 if self.preprocess.layout == "nhwc" else 3
         maps: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         for flip, factor in AUGMENTATIONS:
-            augmented = batch.flip(width_axis) if flip else batch
-            augmented = augmented * factor
-            passed = self.run_pass(
-                augmented, names, TargetSpec("gt"), fixed, method.needs_gradients, cancel
-            )
+            augmented = batch.flip(width_axis) * factor if flip else batch * factor
+            if not flip and factor == 1.0:  # the un-augmented pass is the one already made
+                augmented, passed = batch, result
+            else:
+                passed = self.run_pass(
+                    augmented, names, TargetSpec("gt"), fixed, method.needs_gradients, cancel
+                )
             for name in names:
                 raw = self._raw_map(method, passed, name, augmented, cancel, None, eigen_smooth)
                 norm = normalize_maps(raw.float())

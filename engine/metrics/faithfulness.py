@@ -3,7 +3,8 @@
 Every metric perturbs the model input (normalised, at the model's input size, NCHW) using the map
 at that size, and reads the target class's probability from the model's head (softmax, or sigmoid
 for sigmoid heads), as pytorch-grad-cam's ``ClassifierOutputSoftmaxTarget`` does. The perturbed
-inputs of a batch go through the model together, in passes of ``CHUNK`` images.
+inputs of a batch go through the model together, in passes the scorer sizes (``SCORE_BATCH``
+images in ``CamEngine.target_probabilities``).
 """
 
 from __future__ import annotations
@@ -142,14 +143,14 @@ def _step_masks(cam: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _curve_auc(
-    batch: MetricBatch, make: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+    batch: MetricBatch, make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ) -> np.ndarray:
     """Area under each image's probability curve over ``make``'s 33 perturbed inputs."""
     areas = []
     for i, cam in enumerate(batch.maps):
         batch.check_cancel()
         steps = _step_masks(cam, batch.inputs.device)
-        perturbed = make(batch.inputs[i], steps, i)
+        perturbed = make(batch.inputs[i], steps)
         curve = batch.scorer(perturbed, _repeat_targets(batch.targets[i : i + 1], len(steps)))
         areas.append(np.trapezoid(curve.float().cpu().numpy(), dx=1.0 / DELETION_STEPS))
     return np.float32(areas)
@@ -158,7 +159,7 @@ def _curve_auc(
 def deletion_auc(batch: MetricBatch) -> dict[str, np.ndarray]:
     """Deletion (Petsiuk et al. 2018): most relevant pixels first set to 0 (the dataset mean)."""
 
-    def delete(image: torch.Tensor, removed: torch.Tensor, _i: int) -> torch.Tensor:
+    def delete(image: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
         return torch.where(removed, torch.zeros_like(image), image[None])
 
     return {"deletion_auc": _curve_auc(batch, delete)}
@@ -177,7 +178,7 @@ def insertion_auc(batch: MetricBatch) -> dict[str, np.ndarray]:
     """Insertion (Petsiuk et al. 2018): most relevant pixels first put back into the blurred
     input."""
 
-    def insert(image: torch.Tensor, inserted: torch.Tensor, _i: int) -> torch.Tensor:
+    def insert(image: torch.Tensor, inserted: torch.Tensor) -> torch.Tensor:
         return torch.where(inserted, image[None], blurred(image)[None])
 
     return {"insertion_auc": _curve_auc(batch, insert)}
