@@ -291,3 +291,48 @@ def test_metrics_that_need_scipy_are_named_before_a_run(monkeypatch) -> None:
         "road_lerf needs scipy: pip install 'gradcam-inspector[metrics]' (or choose other metrics)"
     )
     assert registry.require_metrics(("deletion_auc",)) == ("deletion_auc",)
+
+
+class _ChannelsLast(nn.Module):
+    """The same network taking (B, H, W, C) inputs, as a Keras export does."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+def test_metrics_of_an_nhwc_model_equal_those_of_the_nchw_one() -> None:
+    net = _tiny()
+    images = _images(2)
+    nchw = _engine(net)
+    nhwc = CamEngine(
+        _ChannelsLast(net), ["a", "b", "c"], *engine_records(SIZE, layout="nhwc"), "cpu"
+    )
+    settings = MetricSettings(metric_names(), road_noise=0.01, seed=2)
+    expected = measure(nchw, images, nchw.explain(images, layer="features"), settings)
+    got = measure(nhwc, images, nhwc.explain(images, layer="net.features"), settings)
+    for want, have in zip(expected, got, strict=True):
+        assert have == pytest.approx(want, abs=1e-4)
+
+
+def test_metrics_of_a_gray_binary_sigmoid_model() -> None:
+    from engine.profile import OutputSpec
+
+    torch.manual_seed(0)
+    net = TinyNet(classes=1, in_channels=1).eval()
+    records = engine_records(SIZE, (0.5,), (0.25,), output=OutputSpec(activation="sigmoid"))
+    engine = CamEngine(net, ["defect"], *records, "cpu")
+    images = _images(2)
+    results = engine.explain(images, target=1)
+    rows = measure(engine, images, results, MetricSettings(metric_names(), road_noise=0.0))
+    x = engine.prepare_nchw(images)
+    maps = torch.from_numpy(np.stack([r.cam for r in results]))  # image size == input size
+    with torch.no_grad():
+        before = torch.sigmoid(net(x))[:, 0]
+        after = torch.sigmoid(net(x * maps[:, None]))[:, 0]
+    for row, change in zip(rows, (after - before).tolist(), strict=True):
+        assert row["confidence_change"] == pytest.approx(change, abs=1e-5)
+        assert all(np.isfinite(v) for v in row.values())
