@@ -97,6 +97,23 @@ def metric_means(
     }
 
 
+def summary_lines(
+    averages: ClassAverages, means: Mapping[str, Mapping[str, float]], metrics: Sequence[str]
+) -> list[str]:
+    """The class section in plain lines: border heat per average, metric means per class."""
+    area = border_area(averages.size)
+    lines = [f"heat on the border (the border is {area:.0%} of the area):"]
+    lines += [
+        f"  {kind} {name} (n={averages.counts[(kind, name)]}): {border_share(mean):.0%}"
+        for (kind, name), mean in averages.means().items()
+    ]
+    for cls, found in means.items():
+        shown = ", ".join(f"{m} {found[m]:+.3f}" for m in metrics if m in found)
+        if shown:
+            lines.append(f"{cls or '(no ground truth)'}: {shown}")
+    return lines
+
+
 def write_class_summary(
     output: Path,
     averages: ClassAverages,

@@ -140,3 +140,12 @@ class TrustChecked:
     figure: np.ndarray | None
     text: str
     failed: bool = False
+
+
+@dataclass(frozen=True)
+class ClassTrust:
+    """After a folder export: the class-average maps (RGB uint8) and their summary lines."""
+
+    job_id: int
+    figure: np.ndarray
+    lines: tuple[str, ...]

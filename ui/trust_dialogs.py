@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.jobs import TrustCheck, TrustChecked
+from ui.jobs import ClassTrust, TrustCheck, TrustChecked
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
@@ -73,6 +73,29 @@ class TrustDialog(QDialog):
         self.text.setText(prefix + done.text)
 
 
+class ClassTrustTab(QWidget):
+    """Where the model looks per class (the last folder export), with border heat and metrics."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.figure = QLabel()
+        self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        scroll = QScrollArea()
+        scroll.setWidget(self.figure)
+        scroll.setWidgetResizable(True)
+        self.text = QLabel()
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.text)
+
+    def show_trust(self, trust: ClassTrust) -> None:
+        self.figure.setPixmap(to_pixmap(trust.figure))
+        self.text.setText("\n".join(trust.lines))
+
+
 class TrustTools(QObject):
     """Opens a trust tool's dialog for the window's current image and fills it when done."""
 
@@ -83,6 +106,8 @@ class TrustTools(QObject):
         self._dialogs: dict[int, TrustDialog] = {}
         # A bound method: the signal comes from the worker thread (see ARCHITECTURE.md).
         window.worker.sig_trust_checked.connect(self._answered)
+        window.worker.sig_class_trust.connect(self._show_class_trust)
+        self.class_tab: ClassTrustTab | None = None
 
     def open(self, tool: str) -> TrustDialog | None:
         """The tool's dialog, its job sent; None (and a status message) when there is no
@@ -120,6 +145,13 @@ class TrustTools(QObject):
             self.window.statusBar().showMessage(
                 f"Without SciPy, folder exports leave out {', '.join(left_out)}", 10000
             )
+
+    def _show_class_trust(self, trust: ClassTrust) -> None:
+        """The last folder export's class averages, in a tab of the Summary dock."""
+        if self.class_tab is None:
+            self.class_tab = ClassTrustTab()
+            self.window.summary.tabs.addTab(self.class_tab, "Class averages")
+        self.class_tab.show_trust(trust)
 
     def _answered(self, done: TrustChecked) -> None:
         dialog = self._dialogs.pop(done.job_id, None)

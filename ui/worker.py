@@ -22,6 +22,7 @@ from engine.lru import LruCache
 from engine.profile import ModelProfile
 from ui.jobs import (
     BLUR_SIGMA,
+    ClassTrust,
     Explain,
     Explained,
     ExportFinished,
@@ -61,6 +62,7 @@ class CamWorker(QObject):
     sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
     sig_trust_checked = Signal(object)  # TrustChecked
+    sig_class_trust = Signal(object)  # ClassTrust, after a folder export
     sig_notice = Signal(str)  # a remark on the model, once: how loading or its output was read
     sig_idle = Signal()
     _wake = Signal()
@@ -289,8 +291,16 @@ class CamWorker(QObject):
             self.sig_export_progress.emit(ExportProgress(job.job_id, done, total, failed, elapsed))
             self._serve_interactive()
 
+        from engine.class_average import ClassAverages
+
+        averages = ClassAverages(self._engine.size)
+
+        def exported(record: ImageRecord, result: Any) -> None:
+            self._exported(record, result)
+            averages.add(record.ground_truth, result.predicted.name, result.cam)
+
         try:
-            runner = BatchRunner(self._engine, job.options, self._exported)
+            runner = BatchRunner(self._engine, job.options, exported)
             summary = runner.run(job.records, progress, self._cancel_export.is_set)
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(job.job_id, "export", str(exc)))
@@ -300,6 +310,25 @@ class CamWorker(QObject):
             self.sig_failed.emit(JobFailed(job.job_id, "export", f"{type(exc).__name__}: {exc}"))
             return
         self.sig_export_finished.emit(ExportFinished(job.job_id, summary))
+        self._send_class_trust(job, averages, summary.csv_path)
+
+    def _send_class_trust(self, job: ExportFolder, averages: Any, csv_path: Any) -> None:
+        """The export's class-average maps and per-class metric means, for the Summary tab."""
+        import csv
+
+        from engine.class_average import class_average_figure, metric_means, summary_lines
+
+        figure = class_average_figure(averages, job.options.style.colormap)
+        if figure is None:
+            return
+        try:
+            with csv_path.open(newline="", encoding="utf-8") as handle:
+                means = metric_means(csv.DictReader(handle), job.options.metrics)
+        except OSError as exc:
+            log.warning("could not read %s: %s", csv_path, exc)
+            means = {}
+        lines = summary_lines(averages, means, job.options.metrics)
+        self.sig_class_trust.emit(ClassTrust(job.job_id, figure, tuple(lines)))
 
     def _trust(self, job: TrustCheck) -> None:
         """A trust tool on one image (sanity check, comparison grid, metrics)."""

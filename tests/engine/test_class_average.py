@@ -82,3 +82,19 @@ def test_batch_class_averages(tiny_profile, neu_folder, tmp_path) -> None:
     assert figure is not None and figure.shape[1] > 160
     html = (out / "class_summary.html").read_text(encoding="utf-8")
     assert "<td>ground truth</td><td>crazing</td><td>2</td>" in html
+
+
+def test_summary_lines_say_border_heat_and_metric_means() -> None:
+    from engine.class_average import summary_lines
+
+    averages = ClassAverages((8, 8))
+    corner = np.zeros((8, 8), np.float32)
+    corner[0, 0] = 1.0
+    averages.add("a", "a", corner)
+    lines = summary_lines(averages, {"a": {"deletion_auc": 0.25}, "": {}}, ["deletion_auc"])
+    assert lines == [
+        "heat on the border (the border is 44% of the area):",
+        "  ground truth a (n=1): 100%",
+        "  predicted a (n=1): 100%",
+        "a: deletion_auc +0.250",
+    ]

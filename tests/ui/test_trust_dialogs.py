@@ -69,3 +69,16 @@ def test_folder_export_with_metrics_adds_their_columns(qtbot, window: MainWindow
         assert all(-1.0 <= float(row[spec.name]) <= 1.0 for spec in METRICS)
     window.trust.set_export_metrics(False)
     assert window.exports.metrics == ()
+
+
+def test_a_folder_export_fills_the_class_averages_tab(qtbot, window: MainWindow, tmp_path) -> None:
+    window.images.filter.setText("crazing")
+    with qtbot.waitSignal(window.worker.sig_class_trust, timeout=TIMEOUT_MS) as blocker:
+        window.export_folder(tmp_path / "out", batch_size=4)
+    trust = blocker.args[0]
+    tabs = window.summary.tabs
+    assert tabs.tabText(tabs.count() - 1) == "Class averages"
+    tab = window.trust.class_tab
+    assert tab.figure.pixmap().width() == trust.figure.shape[1]
+    assert trust.lines[0].startswith("heat on the border (the border is ")
+    assert any(line.startswith("  ground truth crazing (n=") for line in trust.lines)
