@@ -115,5 +115,6 @@ class TrustTool(Choice):
     what = nonmember("trust tool")
     SANITY = "sanity"  # cascading randomisation of the weights
     METHODS = "methods"  # every method drawn from one capture
+    ALL_METHODS = "all_methods"  # the same, plus the methods that run the model again
     LAYERS = "layers"  # the method at several layers
     METRICS = "metrics"  # the faithfulness metrics

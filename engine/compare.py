@@ -13,7 +13,13 @@ from engine.choices import Compare
 from engine.figures import render_tiles
 from engine.layers import LayerInventory
 from engine.localization import Box, pointing_hit
-from engine.methods.registry import METHODS, Smoothing, get_method
+from engine.methods.registry import (
+    METHODS,
+    CancelCheck,
+    ProgressCallback,
+    Smoothing,
+    get_method,
+)
 from engine.render import RenderStyle, render_overlay
 
 MAX_TILE = 320  # px of a tile's longer side: a grid of 2000-px overlays would be unwieldy
@@ -30,11 +36,13 @@ class CompareRequest:
     target: TargetSpec
     style: RenderStyle
     smoothing: Smoothing | None = None  # None: the profile's
+    extra_passes: bool = False  # methods: also Score-CAM and Guided Grad-CAM (slow)
 
 
-def capture_methods() -> tuple[str, ...]:
-    """Methods drawn from a stored capture without running the model again."""
-    return tuple(spec.name for spec in METHODS if not spec.extra_passes)
+def capture_methods(extra_passes: bool = False) -> tuple[str, ...]:
+    """Methods drawn from a stored capture without running the model again (with
+    ``extra_passes``, every method: the others run the model from the capture's input)."""
+    return tuple(spec.name for spec in METHODS if extra_passes or not spec.extra_passes)
 
 
 def compare_layers(inventory: LayerInventory, maximum: int = MAX_LAYERS) -> list[str]:
@@ -75,6 +83,8 @@ def compare_results(
     images: Sequence[np.ndarray],
     request: CompareRequest,
     ground_truth: Sequence[int | None] | None = None,
+    cancel: CancelCheck | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[dict[str, CamResult]]:
     """Each image's maps keyed by the tile's name (a method's label, or a layer name)."""
     blur = request.style.blur_sigma
@@ -97,7 +107,7 @@ def compare_results(
             get_method(name).label: engine.explain(
                 images, name, request.layer, request.target, ground_truth, blur, smoothing=smooth
             )
-            for name in capture_methods()
+            for name in capture_methods(request.extra_passes)
         }
         return [{label: found[i] for label, found in maps.items()} for i in range(len(images))]
     captures = engine.capture(images, request.layer, request.target, ground_truth)
@@ -105,9 +115,9 @@ def compare_results(
     return [
         {
             get_method(name).label: engine.cam_from_capture(
-                capture, name, request.layer, blur, eigen_smooth=eigen
+                capture, name, request.layer, blur, cancel, progress, eigen_smooth=eigen
             )
-            for name in capture_methods()
+            for name in capture_methods(request.extra_passes)
         }
         for capture in captures
     ]

@@ -11,7 +11,7 @@ from engine.cam import CamEngine, TargetSpec, parse_target
 from engine.choices import Compare, TrustTool
 from engine.compare import CompareRequest, compare_figure, compare_results
 from engine.localization import Box
-from engine.methods.registry import describe_method
+from engine.methods.registry import ProgressCallback, describe_method
 from engine.metrics.faithfulness import MetricSettings
 from engine.metrics.measure import measure
 from engine.metrics.registry import METRICS
@@ -43,14 +43,18 @@ class TrustAnswer:
 
 
 def answer(
-    engine: CamEngine, question: TrustQuestion, cancel: Callable[[], bool] | None = None
+    engine: CamEngine,
+    question: TrustQuestion,
+    cancel: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> TrustAnswer:
-    """Run the question's tool on its image with the engine's model (left as found)."""
+    """Run the question's tool on its image with the engine's model (left as found);
+    ``progress`` hears Score-CAM's passes."""
     if question.tool == TrustTool.SANITY:
         return _sanity(engine, question, cancel)
     if question.tool == TrustTool.METRICS:
         return _metrics(engine, question, cancel)
-    return _compare(engine, question)
+    return _compare(engine, question, cancel, progress)
 
 
 def _target(engine: CamEngine, question: TrustQuestion) -> TargetSpec:
@@ -76,12 +80,23 @@ def _sanity(
     return TrustAnswer(strip, "\n".join(lines))
 
 
-def _compare(engine: CamEngine, question: TrustQuestion) -> TrustAnswer:
-    kind = Compare.METHODS if question.tool == TrustTool.METHODS else Compare.LAYERS
+def _compare(
+    engine: CamEngine,
+    question: TrustQuestion,
+    cancel: Callable[[], bool] | None,
+    progress: ProgressCallback | None,
+) -> TrustAnswer:
+    kind = Compare.LAYERS if question.tool == TrustTool.LAYERS else Compare.METHODS
     request = CompareRequest(
-        kind, question.method, question.layer, _target(engine, question), question.style
+        kind,
+        question.method,
+        question.layer,
+        _target(engine, question),
+        question.style,
+        extra_passes=question.tool == TrustTool.ALL_METHODS,
     )
-    found = compare_results(engine, [question.image], request, [question.ground_truth])[0]
+    truth = [question.ground_truth]
+    found = compare_results(engine, [question.image], request, truth, cancel, progress)[0]
     figure = compare_figure(question.image, found, question.style, question.boxes, question.name)
     note = "" if question.boxes else "No ground-truth boxes: no pointing-game hits to show."
     return TrustAnswer(figure, note)

@@ -6,6 +6,7 @@ the dialog when the answer comes back; the model never runs on the GUI thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QPushButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 from ui.jobs import ClassTrust, TrustCheck, TrustChecked
 
 if TYPE_CHECKING:
+    from engine.dataset import ImageRecord
     from ui.main_window import MainWindow
 
 TITLES = {
@@ -44,7 +47,14 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
 class TrustDialog(QDialog):
     """A figure above its text; non-modal, so the review goes on while it computes."""
 
-    def __init__(self, title: str, subject: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        subject: str,
+        parent: QWidget | None = None,
+        more: tuple[str, Callable[[], object]] | None = None,
+    ) -> None:
+        """``more``: a button's text and what it does (Compare methods: add the slow ones)."""
         super().__init__(parent)
         self.setWindowTitle(f"{title}: {subject}")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -58,11 +68,20 @@ class TrustDialog(QDialog):
         self.text.setStyleSheet("font-family: monospace")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
+        self.more_button: QPushButton | None = None
+        if more is not None:
+            self.more_button = buttons.addButton(more[0], QDialogButtonBox.ButtonRole.ActionRole)
+            self.more_button.clicked.connect(more[1])
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.text)
         layout.addWidget(buttons)
         self.resize(900, 420)
+
+    def computing(self) -> None:
+        self.text.setText("Computing… (Score-CAM's progress is in the status bar)")
+        if self.more_button is not None:
+            self.more_button.setEnabled(False)
 
     def show_answer(self, done: TrustChecked) -> None:
         if done.figure is not None:
@@ -117,23 +136,29 @@ class TrustTools(QObject):
         if record is None or not window.model_ready:
             window.statusBar().showMessage("Open a model and an image first", 5000)
             return None
-        options = window.state.options
-        self._job_id += 1
-        dialog = TrustDialog(TITLES[tool], record.rel_path.as_posix(), window)
-        dialog.destroyed.connect(lambda _=None, job=self._job_id: self._dialogs.pop(job, None))
-        self._dialogs[self._job_id] = dialog
-        job = TrustCheck(
-            self._job_id,
-            tool,
-            record,
-            options.layer,
-            options.target,
-            options.method,
-            options.style,
-        )
-        window.worker.submit(job)
+        more = None
+        if tool == "methods":
+            more = ("Add Score-CAM and Guided Grad-CAM", lambda: self._more(dialog, record))
+        dialog = TrustDialog(TITLES[tool], record.rel_path.as_posix(), window, more)
+        self._send(tool, record, dialog)
         dialog.show()
         return dialog
+
+    def _more(self, dialog: TrustDialog, record: ImageRecord) -> None:
+        """Compare methods again, with the methods that run the model (Score-CAM: slow)."""
+        dialog.computing()
+        self._send("all_methods", record, dialog)
+
+    def _send(self, tool: str, record: ImageRecord, dialog: TrustDialog) -> None:
+        options = self.window.state.options
+        self._job_id += 1
+        job_id = self._job_id
+        self._dialogs[job_id] = dialog
+        dialog.destroyed.connect(lambda _=None: self._dialogs.pop(job_id, None))
+        job = TrustCheck(
+            job_id, tool, record, options.layer, options.target, options.method, options.style
+        )
+        self.window.worker.submit(job)
 
     def set_export_metrics(self, on: bool) -> None:
         """Folder exports add every metric this installation can compute (ROAD needs SciPy)."""

@@ -350,7 +350,9 @@ class CamWorker(QObject):
                 self._truth(job.record),
                 job.style,
             )
-            found = answer(self._engine, question, self._stopping.is_set)
+            found = answer(
+                self._engine, question, self._stopping.is_set, self.sig_cam_progress.emit
+            )
         except CamCancelled:
             return
         except InspectorError as exc:

@@ -92,3 +92,23 @@ def test_batch_compare_rejects_an_unknown_kind(capsys) -> None:
     with pytest.raises(SystemExit):
         run(["batch", "--compare", "everything"])
     assert "invalid choice: 'everything'" in capsys.readouterr().err
+
+
+def test_methods_grid_on_request_adds_the_methods_that_run_the_model() -> None:
+    torch.manual_seed(0)
+    engine = CamEngine(CountingNet().eval(), ["a", "b", "c"], *engine_records((32, 32)), "cpu")
+    image = _image()[:32, :32]
+    request = CompareRequest(
+        Compare.METHODS, "gradcam", "features", TargetSpec("pred"), DEFAULT_STYLE, extra_passes=True
+    )
+    steps: list[tuple[int, int]] = []
+    found = compare_results(engine, [image], request, progress=lambda d, t: steps.append((d, t)))[0]
+    assert list(found) == [
+        spec_label for spec_label in (get_method(n).label for n in capture_methods(True))
+    ]
+    assert "Score-CAM (runs the model per channel)" in found and "Guided Grad-CAM" in found
+    expected = engine.explain([image], "scorecam", "features")[0].cam
+    np.testing.assert_allclose(
+        found["Score-CAM (runs the model per channel)"].cam, expected, atol=1e-5
+    )
+    assert steps and steps[-1][0] == steps[-1][1]

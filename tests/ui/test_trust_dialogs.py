@@ -18,6 +18,8 @@ def _answer(qtbot, window: MainWindow, tool: str):
     with qtbot.waitSignal(window.worker.sig_trust_checked, timeout=TIMEOUT_MS) as blocker:
         dialog = window.trust.open(tool)
         assert dialog is not None and dialog.text.text() == "Computing…"
+    # The blocker hears the signal in the worker thread; the dialog's slot runs on the GUI thread.
+    qtbot.waitUntil(lambda: not dialog.text.text().startswith("Computing"))
     return dialog, blocker.args[0]
 
 
@@ -76,9 +78,26 @@ def test_a_folder_export_fills_the_class_averages_tab(qtbot, window: MainWindow,
     with qtbot.waitSignal(window.worker.sig_class_trust, timeout=TIMEOUT_MS) as blocker:
         window.export_folder(tmp_path / "out", batch_size=4)
     trust = blocker.args[0]
+    qtbot.waitUntil(lambda: window.trust.class_tab is not None)
     tabs = window.summary.tabs
     assert tabs.tabText(tabs.count() - 1) == "Class averages"
     tab = window.trust.class_tab
     assert tab.figure.pixmap().width() == trust.figure.shape[1]
     assert trust.lines[0].startswith("heat on the border (the border is ")
     assert any(line.startswith("  ground truth crazing (n=") for line in trust.lines)
+
+
+def test_compare_methods_adds_the_slow_methods_on_request(qtbot, window: MainWindow) -> None:
+    dialog, first = _answer(qtbot, window, "methods")
+    assert dialog.more_button is not None and dialog.more_button.isEnabled()
+    with qtbot.waitSignal(window.worker.sig_trust_checked, timeout=TIMEOUT_MS) as blocker:
+        dialog.more_button.click()
+        assert not dialog.more_button.isEnabled()
+    done = blocker.args[0]
+    qtbot.waitUntil(lambda: not dialog.text.text().startswith("Computing"))
+    assert done.tool == "all_methods" and not done.failed, done.text
+    # 4 tiles to a row: the second row's last tile is white paper with 6 methods, a map with 8.
+    height, width = first.figure.shape[:2]
+    corner = (slice(height * 3 // 4, height - 12), slice(width * 7 // 8, width - 12))
+    assert (first.figure[corner] == 255).all() and (done.figure[corner] != 255).any()
+    assert dialog.figure.pixmap().height() == done.figure.shape[0]
