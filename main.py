@@ -1,8 +1,9 @@
 """Grad-CAM Inspector's entry point: the window, or a command line subcommand.
 
 `python main.py [FOLDER] [--profile P] [--device cpu|cuda|auto]` opens the inspection window
-(the bundled demo when nothing is given); `python main.py batch|layers|demo-data|train-demo ...`
-runs the command line (see engine/cli.py); `--self-test` checks an installed or frozen build.
+(the bundled demo when nothing is given); `python main.py COMMAND ...` (batch, sanity, layers,
+demo-data, train-demo, report) runs the command line (see engine/cli.py); `--self-test` checks
+an installed or frozen build.
 
 Environment: `GCI_EXIT_AFTER_SHOW=1` prints one line when the window is first exposed and exits
 at once (time to window, from source or a frozen bundle; a value other than 1 names a file to
@@ -45,7 +46,7 @@ from PySide6.QtWidgets import QApplication
 
 from ui.about import APP_NAME
 
-CLI_COMMANDS = ("batch", "layers", "demo-data", "train-demo", "report")
+CLI_COMMANDS = ("batch", "sanity", "layers", "demo-data", "train-demo", "report")
 ORGANIZATION = "gradcam-inspector"  # QSettings' folder: keep it, or users lose their settings
 EXIT_AFTER_SHOW_ENV = "GCI_EXIT_AFTER_SHOW"
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256)

@@ -18,7 +18,7 @@ from engine.batch_outputs import RowReserve, finished_rows, is_disk_full, output
 from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
 from engine.dataset import ImageRecord, load_boxes
 from engine.errors import CamCancelled, InspectorError, first_line
-from engine.export import CsvAppender
+from engine.export import CsvAppender, write_png
 from engine.file_lock import lock_output_folder
 from engine.images import DecodeLimits, load_image
 from engine.localization import Box, energy_in_box, pointing_hit
@@ -80,6 +80,10 @@ class _Loaded:
     error: str
 
 
+# item, map, error, metric fields, extra figures (file suffix -> RGB image)
+Outcome = tuple[_Loaded, CamResult | None, str, dict[str, str], dict[str, np.ndarray]]
+
+
 def _load(record: ImageRecord, limits: DecodeLimits) -> _Loaded:
     try:
         image = load_image(record.path, limits)
@@ -133,6 +137,7 @@ class BatchWriter:
         self._limits = DecodeLimits(max_pixels=options.max_pixels)
         self._stopped = ""  # set by the writer when the disk fills; the rest is not explained
         self._reserve: RowReserve | None = None
+        self.columns = CSV_COLUMNS + tuple(options.metrics)
 
     def _write_files(self, stem: Path, loaded: _Loaded, result: CamResult) -> None:
         """The image's PNGs (and .npy): atomic, not fsynced, as they can be made again."""
@@ -164,29 +169,37 @@ class BatchWriter:
 
     def _write_chunk(
         self,
-        outcomes: Sequence[tuple[_Loaded, CamResult | None, str]],
+        outcomes: Sequence[Outcome],
         stems: Sequence[Path],
         csv: CsvAppender,
     ) -> int:
         """Write each image's files and its CSV row; returns how many failed."""
         failed = 0
-        for (item, result, error), stem in zip(outcomes, stems, strict=True):
+        for (item, result, error, metrics, figures), stem in zip(outcomes, stems, strict=True):
             if self._stopped:
                 result, error = None, self._stopped
             elif result is not None:
-                result, error = self._try_write(stem, item, result, error)
+                result, error = self._try_write(stem, item, result, error, figures)
             if result is not None and self.on_result is not None:
                 self.on_result(item.record, result)
             failed += result is None
-            self._append(csv, self._row(item, result, error))
+            row = self._row(item, result, error) | (metrics if result is not None else {})
+            self._append(csv, row)
         return failed
 
     def _try_write(
-        self, stem: Path, item: _Loaded, result: CamResult, error: str
+        self,
+        stem: Path,
+        item: _Loaded,
+        result: CamResult,
+        error: str,
+        figures: dict[str, np.ndarray],
     ) -> tuple[CamResult | None, str]:
         """The image's files, or no result and why; a full disk stops the run's writing."""
         try:
             self._write_files(stem, item, result)
+            for suffix, figure in figures.items():
+                write_png(stem.with_name(f"{stem.name}_{suffix}.png"), figure, False)
         except InspectorError as exc:
             if not is_disk_full(exc):
                 return None, str(exc)
@@ -231,6 +244,7 @@ class BatchRunner(BatchWriter):
             ground_truth=truth,
             blur_sigma=self.options.style.blur_sigma,
             cancel=cancel,
+            smoothing=self.options.smoothing,
         )
 
     def _truth_index(self, record: ImageRecord) -> int | None:
@@ -238,28 +252,74 @@ class BatchRunner(BatchWriter):
             return self.engine.classes.index(record.ground_truth)
         return None
 
-    def _explain_chunk(
-        self, chunk: Sequence[_Loaded], cancel: CancelCheck | None
-    ) -> list[tuple[_Loaded, CamResult | None, str]]:
-        """Explain the decodable images of a chunk; undecodable ones keep their error."""
+    def _measure(
+        self, good: list[_Loaded], results: list[CamResult], cancel: CancelCheck | None
+    ) -> list[dict[str, str]]:
+        """The chunk's faithfulness metrics as CSV fields (none unless asked for)."""
+        if not self.options.metrics or not results:
+            return [{} for _ in results]
+        from engine.metrics.faithfulness import MetricSettings
+        from engine.metrics.measure import measure
+
+        opts = self.options
+        settings = MetricSettings(opts.metrics, opts.road_noise, opts.seed)
+        images = [item.image for item in good]
+        rows = measure(self.engine, images, results, settings, opts.style.blur_sigma, cancel)
+        return [{name: f"{value:.4f}" for name, value in row.items()} for row in rows]
+
+    def _compare(self, good: list[_Loaded]) -> list[dict[str, np.ndarray]]:
+        """The chunk's comparison grids (none unless asked for), from one pass."""
+        if not self.options.compare or not good:
+            return [{} for _ in good]
+        from engine.choices import Compare
+        from engine.compare import CompareRequest, compare_figure, compare_results
+
+        opts = self.options
+        request = CompareRequest(
+            Compare.parse(opts.compare),
+            opts.method,
+            self.layer,
+            self._target,
+            opts.style,
+            opts.smoothing,
+        )
+        truth = [self._truth_index(item.record) for item in good]
+        found = compare_results(self.engine, [item.image for item in good], request, truth)
+        boxes = [item.boxes if opts.draw_boxes else () for item in good]
+        return [
+            {
+                "compare": compare_figure(
+                    item.image, maps, opts.style, box, item.record.rel_path.as_posix()
+                )
+            }
+            for item, maps, box in zip(good, found, boxes, strict=True)
+        ]
+
+    def _explain_chunk(self, chunk: Sequence[_Loaded], cancel: CancelCheck | None) -> list[Outcome]:
+        """Explain the decodable images of a chunk (maps, then metrics and comparison grids
+        where asked for); undecodable ones keep their error."""
         good = [item for item in chunk if item.image is not None]
         try:
-            results = iter(self._explain(good, cancel)) if good else iter(())
+            explained = self._explain(good, cancel) if good else []
+            measured = self._measure(good, explained, cancel)
+            figures = iter(self._compare(good))
+            results, metrics = iter(explained), iter(measured)
             batch_error = ""
         except InspectorError as exc:
             if len(good) > 1:  # one image's NaN scores must not fail its neighbours
                 return [o for item in chunk for o in self._explain_chunk([item], cancel)]
-            results, batch_error = iter(()), str(exc)
+            results, metrics, figures, batch_error = iter(()), iter(()), iter(()), str(exc)
         except (MemoryError, RuntimeError) as exc:  # every image still gets its row
             if not _out_of_memory(exc):
                 raise
-            results, batch_error = iter(()), f"out of memory explaining it: {first_line(exc)}"
-        outcomes = []
+            results, metrics, figures = iter(()), iter(()), iter(())
+            batch_error = f"out of memory explaining it: {first_line(exc)}"
+        outcomes: list[Outcome] = []
         for item in chunk:
             if item.image is None or batch_error:
-                outcomes.append((item, None, item.error or batch_error))
+                outcomes.append((item, None, item.error or batch_error, {}, {}))
             else:
-                outcomes.append((item, next(results), item.error))
+                outcomes.append((item, next(results), item.error, next(metrics), next(figures)))
         return outcomes
 
     def _executor(self) -> ThreadPoolExecutor | _InlineExecutor:
@@ -313,9 +373,9 @@ class BatchRunner(BatchWriter):
             if record.rel_path.as_posix() not in kept
         ]
         tally = _Tally(len(records), progress, done=len(kept))
-        with CsvAppender(csv_path, CSV_COLUMNS) as csv, self._executor() as pool:
+        with CsvAppender(csv_path, self.columns) as csv, self._executor() as pool:
             for row in kept.values():
-                csv.append({key: row.get(key) or "" for key in CSV_COLUMNS})
+                csv.append({key: row.get(key) or "" for key in self.columns})
             reached, cancelled = self._stream(todo, csv, pool, tally, cancel)
             if self._stopped:
                 rest = self._rows_for_the_rest(csv, todo[reached:])

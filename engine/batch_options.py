@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.images import DEFAULT_MAX_PIXELS
+from engine.methods.registry import Smoothing
 from engine.render import DEFAULT_STYLE, RenderStyle
 
 DISK_FULL = "disk full"  # the error of every image a full disk stopped, and BatchSummary.stopped
@@ -26,6 +27,11 @@ class BatchOptions:
     draw_boxes: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are decoded reduced (JPEG) or refused
     resume: bool = False  # keep the ok rows of results.csv and skip their images
+    smoothing: Smoothing | None = None  # None: the profile's
+    compare: str | None = None  # engine.choices.Compare: also write <stem>_compare.png
+    metrics: tuple[str, ...] = ()  # faithfulness metrics to add as columns (engine.metrics)
+    road_noise: float = 0.01  # ROAD's imputation noise (engine.metrics.registry.ROAD_NOISE)
+    seed: int = 0  # seeds ROAD's noise
 
 
 @dataclass(frozen=True)

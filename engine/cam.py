@@ -24,6 +24,7 @@ from engine.methods.registry import (
     MethodInputs,
     MethodSpec,
     ProgressCallback,
+    Smoothing,
     get_method,
 )
 from engine.model_state import frozen_model
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 TOP_K = 5
 # A map whose range is below this share of its maximum is one value everywhere (float32 noise).
 FLAT_TOLERANCE = 1e-6
+# pytorch-grad-cam's aug_smooth: ttach's HorizontalFlip x Multiply(0.9, 1, 1.1).
+AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
+SCORE_BATCH = 64  # perturbed inputs per model pass when only the target's probability is read
 
 
 @dataclass(frozen=True)
@@ -549,6 +553,7 @@ class CamEngine:
         batch: torch.Tensor,
         cancel: CancelCheck | None,
         progress: ProgressCallback | None,
+        eigen_smooth: bool = False,
     ) -> torch.Tensor:
         """The method's (B, h, w) map at ``layer`` after the ReLU, on the device."""
         inputs = MethodInputs(
@@ -559,8 +564,64 @@ class CamEngine:
             max_batch=self.max_batch,
             cancel=cancel,
             progress=progress,
+            eigen_smooth=eigen_smooth,
+            guided_gradient=lambda: self._guided_gradient(batch, result.target_index),
         )
         return method.raw_map(inputs).clamp(min=0)
+
+    def _guided_gradient(self, batch: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) guided backpropagation (Springenberg et al. 2015) of the target scores:
+        the gradient at the input with only positive gradients let back through each ``nn.ReLU``
+        module (a tensor hook on its output, so in-place ReLUs work); hooks always come off."""
+
+        def guide(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output.register_hook(lambda grad: grad.clamp(min=0))
+
+        leaf = batch.detach().clone().requires_grad_(True)
+        handles = [
+            module.register_forward_hook(guide)
+            for module in self.model.modules()
+            if isinstance(module, nn.ReLU)
+        ]
+        try:
+            with frozen_model(self.model), torch.enable_grad():
+                logits, _ = select_logits(self.model(leaf), self.output.logits)
+                score = self.head.scores(logits, target_index).sum()
+                (gradient,) = torch.autograd.grad(score, leaf)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return gradient.permute(0, 3, 1, 2) if self.preprocess.layout == "nhwc" else gradient
+
+    def _augmented_maps(
+        self,
+        method: MethodSpec,
+        result: _Pass,
+        names: Sequence[str],
+        batch: torch.Tensor,
+        eigen_smooth: bool,
+        cancel: CancelCheck | None,
+    ) -> dict[str, torch.Tensor]:
+        """pytorch-grad-cam's aug_smooth: per layer, the mean of the six augmented inputs' maps,
+        each min-max normalised and flipped back; every pass explains the un-augmented target
+        (five passes more: the un-augmented one is ``result``)."""
+        fixed = [int(i) for i in result.target_index]
+        width_axis = 2 if self.preprocess.layout == "nhwc" else 3
+        maps: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        for flip, factor in AUGMENTATIONS:
+            augmented = batch.flip(width_axis) * factor if flip else batch * factor
+            if not flip and factor == 1.0:  # the un-augmented pass is the one already made
+                augmented, passed = batch, result
+            else:
+                passed = self.run_pass(
+                    augmented, names, TargetSpec("gt"), fixed, method.needs_gradients, cancel
+                )
+            for name in names:
+                raw = self._raw_map(method, passed, name, augmented, cancel, None, eigen_smooth)
+                norm = normalize_maps(raw.float())
+                maps[name].append(norm.flip(-1) if flip else norm)
+        return {name: torch.stack(found).mean(dim=0) for name, found in maps.items()}
 
     def _masked_scores(self, batch: torch.Tensor, target_index: torch.Tensor) -> MaskedScores:
         """Target scores of one image of ``batch`` times each of n masks, the model left as found
@@ -671,6 +732,30 @@ class CamEngine:
             out += run(list(images)[part], ground_truth=truth, **kwargs)
         return out
 
+    def target_probabilities(
+        self, inputs: torch.Tensor, target_index: torch.Tensor
+    ) -> torch.Tensor:
+        """(N,) the head's probability of each row's target class for (N, C, H, W) normalised
+        inputs, in passes of at most ``SCORE_BATCH`` images, the model left as found."""
+        step = min(SCORE_BATCH, self.max_batch or SCORE_BATCH)
+        out = []
+        with frozen_model(self.model), torch.no_grad():
+            for start in range(0, inputs.shape[0], step):
+                part = inputs[start : start + step]
+                if self.preprocess.layout == "nhwc":
+                    part = part.permute(0, 2, 3, 1).contiguous()
+                else:
+                    part = part.contiguous(memory_format=self._memory_format)
+                logits, _ = select_logits(self.model(part), self.output.logits)
+                probs = self.head.probabilities(logits)
+                out.append(probs.gather(1, target_index[start : start + step, None])[:, 0])
+        return torch.cat(out)
+
+    def prepare_nchw(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """``prepare`` laid out as (B, C, H, W) whatever the model's input layout."""
+        batch = self.prepare(images)
+        return batch.permute(0, 3, 1, 2) if self.preprocess.layout == "nhwc" else batch
+
     def class_name(self, index: int) -> str:
         return self.classes[index] if 0 <= index < len(self.classes) else f"class_{index}"
 
@@ -685,8 +770,10 @@ class CamEngine:
         blur_sigma: float = 0.0,
         cancel: CancelCheck | None = None,
         progress: ProgressCallback | None = None,
+        smoothing: Smoothing | None = None,
     ) -> list[dict[str, CamResult]]:
-        """CAMs of a batch of images for several layers, all from one model pass."""
+        """CAMs of a batch of images for several layers, all from one model pass (six with
+        ``smoothing.aug``); ``smoothing`` None: the profile's."""
         spec = get_method(method)
         if self.max_batch is not None and len(images) > self.max_batch:
             return self._in_chunks(
@@ -699,21 +786,23 @@ class CamEngine:
                 target=target,
                 blur_sigma=blur_sigma,
                 cancel=cancel,
+                smoothing=smoothing,
             )
+        smooth = smoothing if smoothing is not None else self.cam.smoothing
         target = target if isinstance(target, TargetSpec) else parse_target(target, self.classes)
         names = self.resolve_layers(layers)
         batch = self.prepare(images)
         result = self.run_pass(batch, names, target, ground_truth, spec.needs_gradients, cancel)
+        if smooth.aug:
+            raws = self._augmented_maps(spec, result, names, batch, smooth.eigen, cancel)
+        else:
+            raws = {
+                name: self._raw_map(spec, result, name, batch, cancel, progress, smooth.eigen)
+                for name in names
+            }
         sizes = [image.shape[:2] for image in images]
         per_layer = {
-            name: self._finish(
-                self._raw_map(spec, result, name, batch, cancel, progress),
-                result,
-                sizes,
-                method,
-                name,
-                blur_sigma,
-            )
+            name: self._finish(raws[name], result, sizes, method, name, blur_sigma)
             for name in names
         }
         return [{name: per_layer[name][i] for name in names} for i in range(len(images))]
@@ -777,8 +866,10 @@ class CamEngine:
         blur_sigma: float = 0.0,
         cancel: CancelCheck | None = None,
         progress: ProgressCallback | None = None,
+        eigen_smooth: bool = False,
     ) -> CamResult:
-        """Draw a method's map from a stored capture; only Score-CAM runs the model again."""
+        """Draw a method's map from a stored capture; only Score-CAM and Guided Grad-CAM run
+        the model again (aug_smooth needs passes of its own: ``explain`` does it)."""
         name = layer if layer is not None else next(iter(capture.layers))
         if name not in capture.layers:
             raise InspectorError(f"layer '{name}' was not captured for this image")
@@ -798,5 +889,6 @@ class CamEngine:
             output_note=capture.output_note,
         )
         batch = torch.from_numpy(capture.model_input[None]).to(self.device)
-        raw = self._raw_map(get_method(method), result, name, batch, cancel, progress)
+        spec = get_method(method)
+        raw = self._raw_map(spec, result, name, batch, cancel, progress, eigen_smooth)
         return self._finish(raw, result, [capture.image_size], method, name, blur_sigma)[0]

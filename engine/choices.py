@@ -107,3 +107,22 @@ class Resize(Choice):
     what = nonmember("resize")
     STRETCH = "stretch"  # to the input size (divided by crop), aspect ratio not kept
     SHORTEST = "shortest"  # shortest edge to the size (divided by crop), aspect ratio kept
+
+
+class Compare(Choice):
+    """What a comparison grid lays side by side for one image."""
+
+    what = nonmember("comparison")
+    METHODS = "methods"  # every method drawn from one capture (no model pass per method)
+    LAYERS = "layers"  # one method at several layers, from one pass
+
+
+class TrustTool(Choice):
+    """The window's Tools for one image: is its map to be trusted?"""
+
+    what = nonmember("trust tool")
+    SANITY = "sanity"  # cascading randomisation of the weights
+    METHODS = "methods"  # every method drawn from one capture
+    ALL_METHODS = "all_methods"  # the same, plus the methods that run the model again
+    LAYERS = "layers"  # the method at several layers
+    METRICS = "metrics"  # the faithfulness metrics

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from engine import __version__
-from engine.choices import Blend, Colormap
+from engine.choices import Blend, Colormap, Compare
 from engine.errors import InspectorError
 from engine.images import DEFAULT_MAX_PIXELS
-from engine.methods.registry import method_names
+from engine.methods.registry import Smoothing, method_names
+from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics, require_metrics
 from engine.profile import ModelProfile, demo_profile_path, load_profile
 from engine.render import RenderStyle
 from engine.resources import demo_images_dir, resource_path
@@ -116,6 +117,30 @@ def _add_profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
 
 
+def _add_smoothing_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--aug-smooth",
+        action=argparse.BooleanOptionalAction,
+        help="mean map of six augmented inputs (flip x brightness 0.9/1/1.1, as pytorch-grad-cam; "
+        "six passes); default: the profile's",
+    )
+    parser.add_argument(
+        "--eigen-smooth",
+        action=argparse.BooleanOptionalAction,
+        help="first principal component of the weighted activations instead of their sum; "
+        "default: the profile's",
+    )
+
+
+def _smoothing(args: argparse.Namespace, profile: ModelProfile) -> Smoothing:
+    """The command line's smoothing options, the profile's where none was given."""
+    aug, eigen = profile.cam.smoothing.aug, profile.cam.smoothing.eigen
+    return Smoothing(
+        aug if args.aug_smooth is None else args.aug_smooth,
+        eigen if args.eigen_smooth is None else args.eigen_smooth,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gradcam-inspector", description="See where an image classifier looks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -140,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="overlay: weighted (1-a)*image + a*heat, or additive heat*a + image (Keras); "
         "default: the profile's",
     )
+    _add_smoothing_args(batch)
     batch.add_argument("--threshold", type=_UNIT, default=0.0, help="hide heat below 0..1")
     batch.add_argument(
         "--blur",
@@ -164,6 +190,35 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--panels", action="store_true", help="also write <stem>_panels.png")
     batch.add_argument("--boxes", action="store_true", help="draw ground-truth boxes")
     batch.add_argument(
+        "--compare",
+        choices=list(Compare),
+        help="also write <stem>_compare.png: every method drawn from one capture, or the method "
+        "at several layers from one pass",
+    )
+    batch.add_argument(
+        "--class-averages",
+        action="store_true",
+        help="also write class_averages.png and class_summary.html: the mean map per class "
+        "(and the metrics' means per class with --metrics)",
+    )
+    batch.add_argument(
+        "--metrics",
+        help="faithfulness metrics as results.csv columns: 'all' or names separated by commas "
+        f"({', '.join(metric_names())})",
+    )
+    batch.add_argument(
+        "--road-noise",
+        type=float,
+        default=ROAD_NOISE,
+        help=f"std of ROAD's imputation noise in normalised-input units (default {ROAD_NOISE})",
+    )
+    batch.add_argument(
+        "--seed",
+        type=_number(int, 0, 2**32 - 1),
+        default=0,
+        help="seed of ROAD's noise (default 0)",
+    )
+    batch.add_argument(
         "--allow-inside-input", action="store_true", help="allow an output inside the input"
     )
     batch.add_argument(
@@ -180,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="model actors with --ray; default: one per GPU, or one per node on CPUs",
     )
+
+    sanity = commands.add_parser(
+        "sanity", help="randomise the weights from the logits down: does the map change?"
+    )
+    _add_profile_args(sanity)
+    sanity.add_argument("--input", type=Path, required=True, help="image file or folder")
+    sanity.add_argument("--output", type=Path, default=Path("sanity-output"), help="output folder")
+    sanity.add_argument("--method", choices=method_names(), help="default: the profile's")
+    sanity.add_argument("--layer", help="dotted layer name; default: the profile's or automatic")
+    sanity.add_argument(
+        "--seed", type=_number(int, 0, 2**32 - 1), default=0, help="seed of the re-initialisation"
+    )
+    _add_smoothing_args(sanity)
 
     layers = commands.add_parser("layers", help="print the model's layer table")
     _add_profile_args(layers)
@@ -238,6 +306,12 @@ def _style(args: argparse.Namespace, profile: ModelProfile) -> RenderStyle:
     )
 
 
+def _road_noise(value: float) -> float:
+    if not value >= 0:
+        raise InspectorError(f"--road-noise must be 0 or more, got {value}")
+    return value
+
+
 def _engine(args: argparse.Namespace, profile: ModelProfile):
     from engine.cam import CamEngine
 
@@ -262,9 +336,42 @@ class _OutputNote:
             print(f"note: {self.text}", file=sys.stderr)
 
 
+class _ClassAverager:
+    """Adds each finished map to the class averages; writes the class summary at the end."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        from engine.class_average import ClassAverages
+
+        self.averages = ClassAverages(size)
+
+    def __call__(self, record: ImageRecord, result: CamResult) -> None:
+        self.averages.add(record.ground_truth, result.predicted.name, result.cam)
+
+    def write(self, output: Path, csv_path: Path, metrics: Sequence[str], colormap: str) -> Path:
+        import csv
+
+        from engine.class_average import write_class_summary
+
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        return write_class_summary(output, self.averages, rows, metrics, colormap)
+
+
+def _both(*callbacks: object) -> Callable[[ImageRecord, CamResult], None]:
+    """One on_result callback calling each of ``callbacks`` that is not None."""
+    chosen = [c for c in callbacks if c is not None]
+
+    def call(record: ImageRecord, result: CamResult) -> None:
+        for callback in chosen:
+            callback(record, result)
+
+    return call
+
+
 def _batch_options(args: argparse.Namespace, profile: ModelProfile, output: Path) -> BatchOptions:
     from engine.batch_options import BatchOptions
 
+    metrics = require_metrics(parse_metrics(args.metrics)) if args.metrics else ()
     return BatchOptions(
         output=output,
         method=args.method or profile.cam.method,
@@ -277,6 +384,11 @@ def _batch_options(args: argparse.Namespace, profile: ModelProfile, output: Path
         draw_boxes=args.boxes,
         max_pixels=args.max_pixels,
         resume=args.resume,
+        smoothing=_smoothing(args, profile),
+        compare=args.compare,
+        metrics=metrics,
+        road_noise=_road_noise(args.road_noise),
+        seed=args.seed,
     )
 
 
@@ -318,7 +430,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     engine = _engine(args, profile)
     options = _batch_options(args, profile, output)
     output_note = _OutputNote()
-    runner = BatchRunner(engine, options, output_note)
+    averages = _ClassAverager(engine.size) if args.class_averages else None
+    runner = BatchRunner(engine, options, _both(output_note, averages))
     print(
         f"{len(records)} images, {profile.name} on {engine.device}, "
         f"{options.method} @ {runner.layer}, output {output}",
@@ -328,7 +441,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = runner.run(records, progress=ProgressBar())
     finally:
         output_note.print()
-    return _print_summary(summary)
+    status = _print_summary(summary)
+    if averages is not None and not summary.cancelled:
+        path = averages.write(output, summary.csv_path, options.metrics, options.style.colormap)
+        print(f"class averages in {path}", file=sys.stderr)
+    return status
 
 
 def _ray_inputs(
@@ -369,6 +486,8 @@ def _batch_on_ray(args: argparse.Namespace, profile: ModelProfile) -> int:
         raise InspectorError(
             f"--ray needs Ray: pip install 'gradcam-inspector[ray]' ({exc.name} is missing)"
         ) from exc
+    if args.class_averages:
+        raise InspectorError("--class-averages is not available with --ray yet; run it locally")
     records, output, ray_options = _ray_inputs(args, profile)
     options = _batch_options(args, profile, output)
     # The driver loads the model once on the CPU so a wrong layer or target is one line here,
@@ -394,6 +513,53 @@ def _batch_on_ray(args: argparse.Namespace, profile: ModelProfile) -> int:
     if batch.output_note:
         print(f"note: {batch.output_note}", file=sys.stderr)
     return _print_summary(summary)
+
+
+def cmd_sanity(args: argparse.Namespace) -> int:
+    from engine.batch import output_stems
+    from engine.dataset import scan_images
+    from engine.export import CsvAppender, ensure_output_dir, write_png
+    from engine.images import load_image
+    from engine.methods.registry import describe_method
+    from engine.sanity import (
+        SANITY_COLUMNS,
+        engine_maps,
+        run_sanity,
+        sanity_csv_rows,
+        sanity_strip,
+    )
+
+    profile = _profile(args)
+    records = scan_images(args.input, profile.classes)
+    if not records:
+        raise InspectorError(f"no images found in '{args.input}'")
+    output = ensure_output_dir(args.output, args.input if args.input.is_dir() else None, False)
+    engine = _engine(args, profile)
+    method = args.method or profile.cam.method
+    layer = engine.resolve_layers(args.layer)[0]
+    images = {}
+    for record in records:
+        try:
+            images[record.rel_path.as_posix()] = load_image(record.path)
+        except InspectorError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+    if not images:
+        raise InspectorError(f"no readable images in '{args.input}'")
+    description = f"{describe_method(method)} at {layer}"
+    print(f"{len(images)} images, {description}, seed {args.seed}", file=sys.stderr)
+    maps = engine_maps(method, layer, _smoothing(args, profile))
+    result = run_sanity(engine, images, maps, args.seed, description)
+    with CsvAppender(output / "sanity.csv", SANITY_COLUMNS) as csv:
+        for row in sanity_csv_rows(result, method, layer):
+            csv.append(row)
+    kept = [record for record in records if record.rel_path.as_posix() in images]
+    for record, stem in zip(kept, output_stems(kept, output), strict=True):
+        name = record.rel_path.as_posix()
+        strip = sanity_strip(result.maps[name], result.stage_names, profile.cam.colormap, name)
+        write_png(stem.with_name(f"{stem.name}_sanity.png"), strip)
+    print(("warning: " if result.flagged else "") + result.message, file=sys.stderr)
+    print(f"wrote {output / 'sanity.csv'} and {len(kept)} cascade strips", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -480,6 +646,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "batch": cmd_batch,
+    "sanity": cmd_sanity,
     "layers": cmd_layers,
     "demo-data": cmd_demo_data,
     "train-demo": cmd_train_demo,

@@ -27,7 +27,7 @@ from engine.choices import (
     Resize,
 )
 from engine.errors import InspectorError, first_line
-from engine.methods.registry import DEFAULT_METHOD, method_names
+from engine.methods.registry import DEFAULT_METHOD, NO_SMOOTHING, Smoothing, method_names
 from engine.resources import resource_path
 
 C = TypeVar("C", bound=Choice)
@@ -55,7 +55,17 @@ _TOP_KEYS = (
     "output",
 )
 _PREPROCESS_KEYS = ("size", "mean", "std", "grayscale", "layout", "resize", "crop")
-_CAM_KEYS = ("layer", "method", "colormap", "alpha", "normalize", "blend", "reshape")
+_CAM_KEYS = (
+    "layer",
+    "method",
+    "colormap",
+    "alpha",
+    "normalize",
+    "blend",
+    "reshape",
+    "aug_smooth",
+    "eigen_smooth",
+)
 _OUTPUT_KEYS = ("logits", "activation")
 
 
@@ -88,6 +98,7 @@ class CamDefaults:
     normalize: Normalize = Normalize.MINMAX  # MAX: ReLU then divide by the maximum (Keras)
     blend: Blend = Blend.WEIGHTED  # ADDITIVE: heatmap * alpha + image, as Keras does
     reshape: Reshape = Reshape.AUTO  # how a transformer layer's tokens become a grid
+    smoothing: Smoothing = NO_SMOOTHING  # pytorch-grad-cam's aug_smooth / eigen_smooth
 
 
 @dataclass(frozen=True)
@@ -465,7 +476,11 @@ def _cam(table: Mapping[str, Any], where: str) -> CamDefaults:
     normalize = _choice(table, "normalize", Normalize.MINMAX, "cam.", where)
     blend = _choice(table, "blend", Blend.WEIGHTED, "cam.", where)
     reshape = _choice(table, "reshape", Reshape.AUTO, "cam.", where)
-    return CamDefaults(layer, method, colormap, alpha, normalize, blend, reshape)
+    smoothing = Smoothing(
+        _bool(table.get("aug_smooth", False), "cam.aug_smooth", where),
+        _bool(table.get("eigen_smooth", False), "cam.eigen_smooth", where),
+    )
+    return CamDefaults(layer, method, colormap, alpha, normalize, blend, reshape, smoothing)
 
 
 def _choice(table: Mapping[str, Any], key: str, default: C, prefix: str, where: str) -> C:

@@ -21,7 +21,6 @@ from ray.data import ActorPoolStrategy
 
 import engine
 from engine.batch import (
-    CSV_COLUMNS,
     BatchProgress,
     BatchRunner,
     BatchWriter,
@@ -102,11 +101,12 @@ def completed_rows(
     file the options ask for still present."""
     earlier = finished_rows(csv_path, records)
     files = MapFiles(panels=options.panels, raw=options.save_raw)
+    columns = BatchWriter(options, "").columns
     kept = {}
     for index, (record, stem) in enumerate(zip(records, stems, strict=True)):
         row = earlier.get(record.rel_path.as_posix())
         if row is not None and all(exists(p) for p in map_file_paths(stem, files)):
-            kept[index] = {name: row.get(name) or "" for name in CSV_COLUMNS}
+            kept[index] = {name: row.get(name) or "" for name in columns}
     return kept
 
 
@@ -218,7 +218,7 @@ def write_batch(
         else:
             _write_to(target, writer, outcomes, paths, rows)
         indices += chunk_indices
-        notes += [result.output_note if result else "" for _, result, _ in outcomes]
+        notes += [result.output_note if result else "" for _, result, *_ in outcomes]
     return {
         "index": np.array(indices, dtype=np.int64),
         "row": np.array([json.dumps(row) for row in rows], dtype=object),
@@ -351,7 +351,7 @@ class RayBatch:
             self.skipped = len(kept)
             todo = [i for i in range(len(records)) if i not in kept]
             # An interrupt or error leaves the rows finished so far (see CsvAppender).
-            with CsvAppender(csv_path, CSV_COLUMNS) as csv_out:
+            with CsvAppender(csv_path, BatchWriter(self.options, self.layer).columns) as csv_out:
                 ordered = _OrderedRows(csv_out, kept, len(records))
                 ordered.flush()
                 if todo:

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.class_average import ClassAverages, border_area, border_share, class_average_figure
 from engine.csv_cells import csv_text
 from engine.errors import InspectorError
 from engine.export import atomic_write_text, encode_png, ensure_output_dir
@@ -344,6 +345,35 @@ def _localisation_section(records: Sequence[ReviewedImage]) -> str:
     table = _table(["ground-truth class", "pointing game hit rate", "mean energy in box"], shown)
     figure = localisation_figure(names, scores.pointing, scores.energy)
     return _figure("Localisation per class", figure, table)
+
+
+def class_trust_section(
+    averages: ClassAverages,
+    means: Mapping[str, Mapping[str, float]],
+    metrics: Sequence[str],
+    colormap: str = "jet",
+) -> str:
+    """Where the model looks per class (class-average maps, heat on the border against the
+    border's area) and the faithfulness metrics' means per ground-truth class."""
+    figure = class_average_figure(averages, colormap)
+    if figure is None:
+        return ""
+    area = border_area(averages.size)
+    rows = [
+        [kind, name, averages.counts[(kind, name)], _fmt(border_share(mean)), _fmt(area)]
+        for (kind, name), mean in averages.means().items()
+    ]
+    header = ["by", "class", "images", "heat on the border", "border's share of the area"]
+    text = _figure("Where the model looks, per class", figure, _table(header, rows))
+    shown = [m for m in metrics if any(m in found for found in means.values())]
+    if shown:
+        body = [
+            [cls or NO_GROUND_TRUTH, *(_fmt(found.get(m)) for m in shown)]
+            for cls, found in means.items()
+        ]
+        table = _table(["ground-truth class", *shown], body)
+        text += f"<section><h2>Faithfulness per class (means)</h2>{table}</section>"
+    return text
 
 
 def _fmt(value: float | None) -> str:

@@ -14,11 +14,14 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from ui.about import APP_NAME
+from ui.trust_dialogs import TITLES as TRUST_TITLES
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
 
 Shortcut = str | QKeySequence.StandardKey
+# Tools > (trust checks): Ctrl+Alt+<letter>, clear of the review keys and the File/View keys.
+TRUST_KEYS = {"sanity": "S", "methods": "M", "layers": "L", "metrics": "T"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,23 @@ ACTIONS: tuple[MenuEntry, ...] = (
         "P",
     ),
     ActionSpec("review.undo", "Undo verdict or note", "&Review", lambda w: w.undo(), "Ctrl+Z"),
+    *(
+        ActionSpec(
+            f"tools.{tool}",
+            f"{title}…",
+            "&Tools",
+            lambda w, t=tool: w.trust.open(t),
+            f"Ctrl+Alt+{TRUST_KEYS[tool]}",
+        )
+        for tool, title in TRUST_TITLES.items()
+    ),
+    ActionSpec(
+        "tools.export_metrics",
+        "Faithfulness metrics in folder exports",
+        "&Tools",
+        shortcut="Ctrl+Alt+E",
+        toggle=lambda w, on: w.trust.set_export_metrics(on),
+    ),
     ActionSpec("help.shortcuts", "Keyboard shortcuts", "&Help", lambda w: w.show_shortcuts(), "F1"),
     ActionSpec("help.about", f"About {APP_NAME}", "&Help", lambda w: w.show_about(), "Shift+F1"),
 )

@@ -38,6 +38,7 @@ class ExportController(QObject):
         self._new_job_id = new_job_id  # the window's: one sequence for explain and export jobs
         self.job_id: int | None = None  # the running folder export's
         self._closed = False
+        self.metrics: tuple[str, ...] = ()  # faithfulness metrics added to folder exports
         self.bar = QProgressBar()
         self.bar.setMaximumWidth(260)
         self.bar.setFormat("%v/%m")
@@ -97,6 +98,7 @@ class ExportController(QObject):
             save_raw=True,
             panels=True,
             draw_boxes=options.show_boxes,
+            metrics=self.metrics,
         )
         self.job_id = self._new_job_id()
         self.worker.submit(ExportFolder(self.job_id, tuple(records), batch))

@@ -12,6 +12,7 @@ from engine.batch_options import BatchOptions, BatchSummary
 from engine.dataset import ImageRecord
 from engine.localization import Box
 from engine.profile import ModelProfile
+from engine.render import RenderStyle
 from engine.report import ReportData, ReportFiles
 
 if TYPE_CHECKING:  # engine.cam and engine.layers import torch: the GUI thread only names them
@@ -138,3 +139,37 @@ class ExportProgress:
 class ExportFinished:
     job_id: int
     summary: BatchSummary
+
+
+@dataclass(frozen=True)
+class TrustCheck:
+    """A trust tool (engine.choices.TrustTool) on one image with the window's CAM options."""
+
+    job_id: int
+    tool: str
+    record: ImageRecord
+    layer: str
+    target: Target
+    method: str
+    style: RenderStyle
+
+
+@dataclass(frozen=True)
+class TrustChecked:
+    """The tool's figure (RGB uint8, None for the metrics) and text, or the error that ended it."""
+
+    job_id: int
+    tool: str
+    record: ImageRecord
+    figure: np.ndarray | None
+    text: str
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class ClassTrust:
+    """After a folder export: the class-average maps (RGB uint8) and their summary lines."""
+
+    job_id: int
+    figure: np.ndarray
+    lines: tuple[str, ...]

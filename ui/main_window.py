@@ -62,6 +62,7 @@ from ui.settings import SavedPlaces, SettingsStore, fit_window_to_screen, start_
 from ui.summary_dock import SummaryDock
 from ui.theme import SMALL
 from ui.trust_dialog import TrustDialog
+from ui.trust_dialogs import TrustTools
 from ui.view_state import CAM_FIELDS, ViewMode, ViewOptions, ViewState, model_options
 from ui.view_toolbar import DeviceChooser, ViewToolbar
 from ui.worker import WorkerThread
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewController(self.stored, self)
         self.explain = ExplainController(self.worker, parent=self)
         self.exports = ExportController(self.worker, self.explain.new_job_id, self)
+        self.trust = TrustTools(self)
         self._build_docks()
         self.profile = None
         self.profile_path: Path | None = None

@@ -22,6 +22,7 @@ from engine.lru import LruCache
 from engine.profile import ModelProfile
 from ui.jobs import (
     BLUR_SIGMA,
+    ClassTrust,
     Explain,
     Explained,
     ExportFinished,
@@ -33,6 +34,8 @@ from ui.jobs import (
     ModelLoaded,
     ReportWritten,
     Target,
+    TrustCheck,
+    TrustChecked,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ class CamWorker(QObject):
     sig_predicted = Signal(object, str, float)  # a prefetched or exported record's prediction
     sig_exported = Signal(object, object)  # a folder export's record and its CamResult
     sig_cam_progress = Signal(int, int)  # Score-CAM passes done, total
+    sig_trust_checked = Signal(object)  # TrustChecked
+    sig_class_trust = Signal(object)  # ClassTrust, after a folder export
     sig_notice = Signal(str)  # a remark on the model, once: how loading or its output was read
     sig_idle = Signal()
     _wake = Signal()
@@ -74,7 +79,7 @@ class CamWorker(QObject):
         self.cache_hits = 0
         self._lock = threading.Lock()
         self._latest: Explain | None = None
-        self._queue: deque[LoadModel | ExportFolder | ExportReport] = deque()
+        self._queue: deque[LoadModel | ExportFolder | ExportReport | TrustCheck] = deque()
         self._prefetch: deque[tuple[ImageRecord, str, Target]] = deque()
         self._stopping = threading.Event()
         self._cancel_export = threading.Event()
@@ -88,7 +93,7 @@ class CamWorker(QObject):
         self._wake.connect(self._drain)
 
     # -- called from the GUI thread -------------------------------------------------------------
-    def submit(self, job: LoadModel | Explain | ExportFolder | ExportReport) -> None:
+    def submit(self, job: LoadModel | Explain | ExportFolder | ExportReport | TrustCheck) -> None:
         with self._lock:
             if isinstance(job, Explain):
                 self._latest = job
@@ -114,7 +119,7 @@ class CamWorker(QObject):
         with self._lock:
             return self._latest is not None or bool(self._queue)
 
-    def _take(self) -> LoadModel | Explain | ExportFolder | ExportReport | None:
+    def _take(self) -> LoadModel | Explain | ExportFolder | ExportReport | TrustCheck | None:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
@@ -133,13 +138,15 @@ class CamWorker(QObject):
         if not self._stopping.is_set():
             self.sig_idle.emit()
 
-    def _run(self, job: LoadModel | Explain | ExportFolder | ExportReport) -> None:
+    def _run(self, job: LoadModel | Explain | ExportFolder | ExportReport | TrustCheck) -> None:
         if isinstance(job, LoadModel):
             self._load(job)
         elif isinstance(job, Explain):
             self._explain(job)
         elif isinstance(job, ExportReport):
             self._report(job)
+        elif isinstance(job, TrustCheck):
+            self._trust(job)
         else:
             self._export(job)
 
@@ -249,6 +256,7 @@ class CamWorker(QObject):
                 BLUR_SIGMA if job.blur else 0.0,
                 cancel,
                 self.sig_cam_progress.emit,
+                eigen_smooth=self._engine.cam.smoothing.eigen,  # the profile's; aug: see README
             )
         except CamCancelled:
             return
@@ -297,8 +305,16 @@ class CamWorker(QObject):
             self.sig_export_progress.emit(ExportProgress(job.job_id, done, total, failed, elapsed))
             self._serve_interactive()
 
+        from engine.class_average import ClassAverages
+
+        averages = ClassAverages(self._engine.size)
+
+        def exported(record: ImageRecord, result: Any) -> None:
+            self._exported(record, result)
+            averages.add(record.ground_truth, result.predicted.name, result.cam)
+
         try:
-            runner = BatchRunner(self._engine, job.options, self._exported)
+            runner = BatchRunner(self._engine, job.options, exported)
             summary = runner.run(job.records, progress, self._cancel_export.is_set)
         except InspectorError as exc:
             self.sig_failed.emit(JobFailed(job.job_id, "export", str(exc)))
@@ -308,6 +324,62 @@ class CamWorker(QObject):
             self.sig_failed.emit(JobFailed(job.job_id, "export", f"{type(exc).__name__}: {exc}"))
             return
         self.sig_export_finished.emit(ExportFinished(job.job_id, summary))
+        self._send_class_trust(job, averages, summary.csv_path)
+
+    def _send_class_trust(self, job: ExportFolder, averages: Any, csv_path: Any) -> None:
+        """The export's class-average maps and per-class metric means, for the Summary tab."""
+        import csv
+
+        from engine.class_average import class_average_figure, metric_means, summary_lines
+
+        figure = class_average_figure(averages, job.options.style.colormap)
+        if figure is None:
+            return
+        try:
+            with csv_path.open(newline="", encoding="utf-8") as handle:
+                means = metric_means(csv.DictReader(handle), job.options.metrics)
+        except OSError as exc:
+            log.warning("could not read %s: %s", csv_path, exc)
+            means = {}
+        lines = summary_lines(averages, means, job.options.metrics)
+        self.sig_class_trust.emit(ClassTrust(job.job_id, figure, tuple(lines)))
+
+    def _trust(self, job: TrustCheck) -> None:
+        """A trust tool on one image (sanity check, comparison grid, metrics)."""
+        from engine.choices import TrustTool
+        from engine.trust import TrustQuestion, answer
+
+        try:
+            if self._engine is None:
+                raise InspectorError("no model loaded")
+            image, boxes = self._image(job.record)
+            question = TrustQuestion(
+                TrustTool.parse(job.tool),
+                job.record.rel_path.as_posix(),
+                image,
+                boxes,
+                job.layer,
+                job.method,
+                job.target,
+                self._truth(job.record),
+                job.style,
+            )
+            found = answer(
+                self._engine, question, self._stopping.is_set, self.sig_cam_progress.emit
+            )
+        except CamCancelled:
+            return
+        except InspectorError as exc:
+            found = None
+            message = str(exc)
+        except Exception as exc:
+            log.exception("trust tool %s failed for %s", job.tool, job.record.path)
+            found, message = None, f"{type(exc).__name__}: {exc}"
+        if found is None:
+            done = TrustChecked(job.job_id, job.tool, job.record, None, message, failed=True)
+        else:
+            done = TrustChecked(job.job_id, job.tool, job.record, found.figure, found.text)
+        self.sig_trust_checked.emit(done)
 
     def _report(self, job: ExportReport) -> None:
         """The same writer as the command line's `report`, with this model (or none loaded);

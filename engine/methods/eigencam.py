@@ -9,13 +9,18 @@ from engine.methods.registry import MethodInputs
 
 
 def eigencam(inputs: MethodInputs) -> torch.Tensor:
-    """Eigen-CAM (Muhammad & Yeasin 2020): projection on the first principal component.
+    """Eigen-CAM (Muhammad & Yeasin 2020): projection on the first principal component."""
+    return first_component(inputs.activation)
+
+
+def first_component(a: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h, w): each pixel's projection on the channels' first principal
+    component (Eigen-CAM, and pytorch-grad-cam's ``eigen_smooth`` of weighted activations).
 
     An SVD's sign is arbitrary and differs between LAPACK builds, so this one runs in NumPy
     exactly as pytorch-grad-cam does, giving the same sign; the matrix is only (h*w, C), small
     next to the model pass.
     """
-    a = inputs.activation
     batch, channels, height, width = a.shape
     flat = a.detach().float().cpu().numpy().reshape(batch, channels, height * width)
     maps = []

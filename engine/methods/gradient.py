@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import torch
 
+from engine.methods.eigencam import first_component
 from engine.methods.registry import MethodInputs
 
 
-def _weighted_sum(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def weighted_map(activations: torch.Tensor, weights: torch.Tensor, eigen: bool) -> torch.Tensor:
+    """Channels weighted by (B, C) weights and summed, or with ``eigen`` (pytorch-grad-cam's
+    ``eigen_smooth``) the weighted activations' first principal component."""
+    if eigen:
+        return first_component(weights[:, :, None, None] * activations)
     return torch.einsum("bc,bchw->bhw", weights, activations)
+
+
+def _element_map(weighted: torch.Tensor, eigen: bool) -> torch.Tensor:
+    """Element-wise weighted activations (B, C, h, w) summed, or their first component."""
+    return first_component(weighted) if eigen else weighted.sum(dim=1)
 
 
 def gradcam(inputs: MethodInputs) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017): channels weighted by their mean gradient."""
-    return _weighted_sum(inputs.activation, inputs.gradient.mean(dim=(2, 3)))
+    return weighted_map(inputs.activation, inputs.gradient.mean(dim=(2, 3)), inputs.eigen_smooth)
 
 
 def gradcam_plus_plus(inputs: MethodInputs) -> torch.Tensor:
@@ -30,7 +40,7 @@ def gradcam_plus_plus(inputs: MethodInputs) -> torch.Tensor:
     alpha = g2 / (2 * g2 + sum_a * g3 + 1e-6)
     alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
     weights = (g.clamp(min=0) * alpha).sum(dim=(2, 3))
-    return _weighted_sum(a, weights)
+    return weighted_map(a, weights, inputs.eigen_smooth)
 
 
 def xgradcam(inputs: MethodInputs) -> torch.Tensor:
@@ -38,14 +48,14 @@ def xgradcam(inputs: MethodInputs) -> torch.Tensor:
     a, g = inputs.activation, inputs.gradient
     sum_a = a.sum(dim=(2, 3), keepdim=True)
     weights = (g * a / (sum_a + 1e-7)).sum(dim=(2, 3))
-    return _weighted_sum(a, weights)
+    return weighted_map(a, weights, inputs.eigen_smooth)
 
 
 def hirescam(inputs: MethodInputs) -> torch.Tensor:
     """HiResCAM (Draelos & Carin 2020): element-wise gradient times activation."""
-    return (inputs.gradient * inputs.activation).sum(dim=1)
+    return _element_map(inputs.gradient * inputs.activation, inputs.eigen_smooth)
 
 
 def layercam(inputs: MethodInputs) -> torch.Tensor:
     """LayerCAM (Jiang et al. 2021): element-wise positive gradient times activation."""
-    return (inputs.gradient.clamp(min=0) * inputs.activation).sum(dim=1)
+    return _element_map(inputs.gradient.clamp(min=0) * inputs.activation, inputs.eigen_smooth)

@@ -23,6 +23,25 @@ ProgressCallback = Callable[[int, int], None]
 # (image index i, masks (n, H, W) in [0, 1]) -> (n,) the target's score for image i times each
 # mask; the engine runs the model and leaves it as it found it.
 MaskedScores = Callable[[int, "torch.Tensor"], "torch.Tensor"]
+# () -> (B, C, H, W) the target scores' guided-backpropagation gradient at the model input.
+GuidedGradient = Callable[[], "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """pytorch-grad-cam's two smoothing options, for any method.
+
+    ``aug``: the mean of the maps of six augmented inputs (horizontal flip x brightness 0.9,
+    1.0, 1.1), each min-max normalised and flipped back, the target fixed to the un-augmented
+    image's (six passes). ``eigen``: the weighted activations' first principal component instead
+    of their sum.
+    """
+
+    aug: bool = False
+    eigen: bool = False
+
+
+NO_SMOOTHING = Smoothing()
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,8 @@ class MethodInputs:
     max_batch: int | None = None  # images per model pass the model accepts; None: any
     cancel: CancelCheck | None = None
     progress: ProgressCallback | None = None  # (steps done, steps) of a long method
+    eigen_smooth: bool = False  # see Smoothing
+    guided_gradient: GuidedGradient | None = None  # for Guided Grad-CAM (runs the model again)
 
 
 RawMapFunction = Callable[[MethodInputs], "torch.Tensor"]  # -> (B, h, w) before the ReLU
@@ -70,6 +91,13 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("hirescam", "HiResCAM", True, False, f"{_GRADIENT}:hirescam"),
     MethodSpec("layercam", "LayerCAM", True, False, f"{_GRADIENT}:layercam"),
     MethodSpec("eigencam", "Eigen-CAM", False, False, "engine.methods.eigencam:eigencam"),
+    MethodSpec(
+        "guidedgradcam",
+        "Guided Grad-CAM",
+        True,
+        True,
+        "engine.methods.guided:guided_gradcam",
+    ),
     MethodSpec(
         "scorecam",
         "Score-CAM (runs the model per channel)",

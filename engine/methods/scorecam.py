@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import CamCancelled
+from engine.methods.gradient import weighted_map
 from engine.methods.registry import MethodInputs
 
 # Masked copies per model pass: a pass's memory stays bounded whatever the channel count.
@@ -45,4 +46,4 @@ def scorecam(inputs: MethodInputs) -> torch.Tensor:
             if inputs.progress is not None:
                 inputs.progress(done, steps)
         weights[image] = torch.softmax(torch.cat(scores), dim=0)
-    return torch.einsum("bc,bchw->bhw", weights, activation)
+    return weighted_map(activation, weights, inputs.eigen_smooth)

@@ -28,6 +28,7 @@ def test_names_labels_and_order() -> None:
         "hirescam",
         "layercam",
         "eigencam",
+        "guidedgradcam",
         "scorecam",
     )
     assert DEFAULT_METHOD in method_names()
