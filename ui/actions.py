@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from ui.about import APP_NAME
+from ui.trust_dialogs import SMOOTH_AUG, SMOOTH_EIGEN
 from ui.trust_dialogs import TITLES as TRUST_TITLES
 
 if TYPE_CHECKING:
@@ -114,6 +115,16 @@ ACTIONS: tuple[MenuEntry, ...] = (
     *(
         ActionSpec(f"tools.{tool}", f"{title}…", "&Tools", lambda w, t=tool: w.trust.open(t))
         for tool, title in TRUST_TITLES.items()
+    ),
+    Separator("&Tools"),
+    ActionSpec(
+        "tools.aug_smooth", SMOOTH_AUG, "&Tools", toggle=lambda w, on: w.trust.set_smoothing(aug=on)
+    ),
+    ActionSpec(
+        "tools.eigen_smooth",
+        SMOOTH_EIGEN,
+        "&Tools",
+        toggle=lambda w, on: w.trust.set_smoothing(eigen=on),
     ),
     ActionSpec(
         "tools.export_metrics",

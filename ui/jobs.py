@@ -11,6 +11,7 @@ import numpy as np
 from engine.batch_options import BatchOptions, BatchSummary
 from engine.dataset import ImageRecord
 from engine.localization import Box
+from engine.methods.registry import NO_SMOOTHING, Smoothing
 from engine.profile import ModelProfile
 from engine.render import RenderStyle
 
@@ -57,6 +58,7 @@ class Explain:
     method: str
     blur: bool = False
     prefetch: tuple[ImageRecord, ...] = ()
+    smoothing: Smoothing = NO_SMOOTHING  # aug: passes of its own, no capture; eigen: from one
 
 
 @dataclass(frozen=True)

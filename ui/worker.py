@@ -232,18 +232,21 @@ class CamWorker(QObject):
 
         try:
             image, boxes = self._image(job.record)
-            capture, made_pass = self._capture(job.record, job.layer, job.target, cancel)
-            if not made_pass:
-                self.cache_hits += 1
-            result = self._engine.cam_from_capture(
-                capture,
-                job.method,
-                job.layer,
-                BLUR_SIGMA if job.blur else 0.0,
-                cancel,
-                self.sig_cam_progress.emit,
-                eigen_smooth=self._engine.cam.smoothing.eigen,  # the profile's; aug: see README
-            )
+            if job.smoothing.aug:
+                result, made_pass = self._augmented(job, image, cancel), True
+            else:
+                capture, made_pass = self._capture(job.record, job.layer, job.target, cancel)
+                if not made_pass:
+                    self.cache_hits += 1
+                result = self._engine.cam_from_capture(
+                    capture,
+                    job.method,
+                    job.layer,
+                    BLUR_SIGMA if job.blur else 0.0,
+                    cancel,
+                    self.sig_cam_progress.emit,
+                    eigen_smooth=job.smoothing.eigen,
+                )
         except CamCancelled:
             return
         except InspectorError as exc:
@@ -260,6 +263,24 @@ class CamWorker(QObject):
         )
         if self.prefetch_enabled:
             self._prefetch = deque((r, job.layer, job.target) for r in job.prefetch)
+
+    def _augmented(self, job: Explain, image: np.ndarray, cancel: Callable[[], bool]) -> Any:
+        """aug_smooth's map: six passes of its own (a capture holds one), never cached here."""
+        from engine.cam import TargetSpec
+
+        target = TargetSpec("pred") if job.target == "pred" else TargetSpec("index", job.target)
+        self.model_passes += 1
+        return self._engine.explain(
+            [image],
+            job.method,
+            job.layer,
+            target=target,
+            ground_truth=[self._truth(job.record)],
+            blur_sigma=BLUR_SIGMA if job.blur else 0.0,
+            cancel=cancel,
+            progress=self.sig_cam_progress.emit,
+            smoothing=job.smoothing,
+        )[0]
 
     def _prefetch_one(self) -> bool:
         """Capture the next queued neighbour; False when there is nothing left to do."""
