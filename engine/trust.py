@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.cam import CamEngine, TargetSpec, parse_target
+from engine.cam import CamEngine, Capture, TargetSpec, parse_target
 from engine.choices import Compare, TrustTool
 from engine.compare import CompareRequest, compare_figure, compare_results
 from engine.localization import Box
@@ -32,6 +32,7 @@ class TrustQuestion:
     target: str | int  # "pred" or a class index
     ground_truth: int | None
     style: RenderStyle
+    capture: Capture | None = None  # the image's pass at this layer and target, if made already
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def _compare(
         extra_passes=question.tool == TrustTool.ALL_METHODS,
     )
     truth = [question.ground_truth]
-    found = compare_results(engine, [question.image], request, truth, cancel, progress)[0]
+    captures = None if question.capture is None else [question.capture]
+    found = compare_results(engine, [question.image], request, truth, cancel, progress, captures)[0]
     figure = compare_figure(question.image, found, question.style, question.boxes, question.name)
     note = "" if question.boxes else "No ground-truth boxes: no pointing-game hits to show."
     return TrustAnswer(figure, note)

@@ -360,8 +360,12 @@ class CamWorker(QObject):
             if self._engine is None:
                 raise InspectorError("no model loaded")
             image, boxes = self._image(job.record)
+            tool = TrustTool.parse(job.tool)
+            capture = None
+            if tool in (TrustTool.METHODS, TrustTool.ALL_METHODS):  # the cached pass, if any
+                capture, _ = self._capture(job.record, job.layer, job.target, self._stopping.is_set)
             question = TrustQuestion(
-                TrustTool.parse(job.tool),
+                tool,
                 job.record.rel_path.as_posix(),
                 image,
                 boxes,
@@ -370,6 +374,7 @@ class CamWorker(QObject):
                 job.target,
                 self._truth(job.record),
                 job.style,
+                capture,
             )
             found = answer(
                 self._engine, question, self._stopping.is_set, self.sig_cam_progress.emit

@@ -131,3 +131,16 @@ def test_smoothing_toggles_recompute_the_shown_map(qtbot, window: MainWindow) ->
     window.trust.set_smoothing(aug=False, eigen=False)
     assert not _action(window, SMOOTH_AUG).isChecked()
     assert not _action(window, SMOOTH_EIGEN).isChecked()
+
+
+def test_compare_methods_draws_from_the_shown_images_cached_pass(
+    qtbot, window: MainWindow, monkeypatch
+) -> None:
+    engine = window.worker._engine
+    calls = []
+    real = engine.capture
+    monkeypatch.setattr(engine, "capture", lambda *a, **k: calls.append(1) or real(*a, **k))
+    passes = window.worker.model_passes
+    _dialog, done = _answer(qtbot, window, "methods")
+    assert not done.failed, done.text
+    assert calls == [] and window.worker.model_passes == passes
