@@ -130,6 +130,7 @@ class TrustCheck:
     target: Target
     method: str
     style: RenderStyle
+    smoothing: Smoothing = NO_SMOOTHING
 
 
 @dataclass(frozen=True)

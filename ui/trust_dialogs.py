@@ -160,7 +160,14 @@ class TrustTools(QObject):
         self._dialogs[job_id] = dialog
         dialog.destroyed.connect(lambda _=None: self._dialogs.pop(job_id, None))
         job = TrustCheck(
-            job_id, tool, record, options.layer, options.target, options.method, options.style
+            job_id,
+            tool,
+            record,
+            options.layer,
+            options.target,
+            options.method,
+            options.style,
+            options.smoothing,
         )
         self.window.worker.submit(job)
 

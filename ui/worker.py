@@ -362,7 +362,8 @@ class CamWorker(QObject):
             image, boxes = self._image(job.record)
             tool = TrustTool.parse(job.tool)
             capture = None
-            if tool in (TrustTool.METHODS, TrustTool.ALL_METHODS):  # the cached pass, if any
+            # The methods grid draws from the image's cached pass (aug_smooth needs its own).
+            if tool in (TrustTool.METHODS, TrustTool.ALL_METHODS) and not job.smoothing.aug:
                 capture, _ = self._capture(job.record, job.layer, job.target, self._stopping.is_set)
             question = TrustQuestion(
                 tool,
@@ -375,6 +376,7 @@ class CamWorker(QObject):
                 self._truth(job.record),
                 job.style,
                 capture,
+                job.smoothing,
             )
             found = answer(
                 self._engine, question, self._stopping.is_set, self.sig_cam_progress.emit

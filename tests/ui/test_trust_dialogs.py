@@ -144,3 +144,21 @@ def test_compare_methods_draws_from_the_shown_images_cached_pass(
     _dialog, done = _answer(qtbot, window, "methods")
     assert not done.failed, done.text
     assert calls == [] and window.worker.model_passes == passes
+
+
+def test_metrics_follow_the_windows_smoothing(qtbot, window: MainWindow) -> None:
+    from engine.methods.registry import Smoothing
+    from engine.metrics.faithfulness import MetricSettings
+    from engine.metrics.measure import measure
+
+    with qtbot.waitSignal(window.sig_result, timeout=TIMEOUT_MS):
+        window.trust.set_smoothing(eigen=True)
+    shown = window.explain.last_explained
+    dialog, done = _answer(qtbot, window, "metrics")
+    assert not done.failed, done.text
+    engine, o = window.worker._engine, window.state.options
+    result = engine.explain([shown.image], o.method, o.layer, smoothing=Smoothing(eigen=True))
+    settings = MetricSettings(tuple(spec.name for spec in METRICS))
+    expected = measure(engine, [shown.image], result, settings)[0]
+    line = next(x for x in dialog.text.text().splitlines() if x.startswith("Deletion AUC: "))
+    assert float(line.split()[2]) == pytest.approx(expected["deletion_auc"], abs=1e-4)
