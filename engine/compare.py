@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.cam import CamEngine, CamResult, TargetSpec
+from engine.cam import CamEngine, CamResult, Capture, TargetSpec
 from engine.choices import Compare
 from engine.figures import render_tiles
 from engine.layers import LayerInventory
@@ -85,8 +85,13 @@ def compare_results(
     ground_truth: Sequence[int | None] | None = None,
     cancel: CancelCheck | None = None,
     progress: ProgressCallback | None = None,
+    captures: Sequence[Capture] | None = None,
 ) -> list[dict[str, CamResult]]:
-    """Each image's maps keyed by the tile's name (a method's label, or a layer name)."""
+    """Each image's maps keyed by the tile's name (a method's label, or a layer name).
+
+    ``captures``: the images' passes at the request's layer and target, already made (the
+    window's cache): the methods grid then runs no model pass of its own.
+    """
     blur = request.style.blur_sigma
     if request.kind == Compare.LAYERS:
         layers = compare_layers(engine.inventory)
@@ -110,7 +115,8 @@ def compare_results(
             for name in capture_methods(request.extra_passes)
         }
         return [{label: found[i] for label, found in maps.items()} for i in range(len(images))]
-    captures = engine.capture(images, request.layer, request.target, ground_truth)
+    if captures is None:
+        captures = engine.capture(images, request.layer, request.target, ground_truth)
     eigen = smooth.eigen
     return [
         {

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.cam import CamEngine, TargetSpec, parse_target
+from engine.cam import CamEngine, Capture, TargetSpec, parse_target
 from engine.choices import Compare, TrustTool
 from engine.compare import CompareRequest, compare_figure, compare_results
 from engine.localization import Box
-from engine.methods.registry import ProgressCallback, describe_method
+from engine.methods.registry import ProgressCallback, Smoothing, describe_method
 from engine.metrics.faithfulness import MetricSettings
 from engine.metrics.measure import measure
 from engine.metrics.registry import METRICS
@@ -32,6 +32,8 @@ class TrustQuestion:
     target: str | int  # "pred" or a class index
     ground_truth: int | None
     style: RenderStyle
+    capture: Capture | None = None  # the image's pass at this layer and target, if made already
+    smoothing: Smoothing | None = None  # None: the profile's
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def _sanity(
     engine: CamEngine, question: TrustQuestion, cancel: Callable[[], bool] | None
 ) -> TrustAnswer:
     description = f"{describe_method(question.method)} at {question.layer}"
-    maps = engine_maps(question.method, question.layer)
+    maps = engine_maps(question.method, question.layer, question.smoothing)
     images = {question.name: question.image}
     result = run_sanity(engine, images, maps, 0, description, cancel)
     strip = sanity_strip(
@@ -93,10 +95,12 @@ def _compare(
         question.layer,
         _target(engine, question),
         question.style,
+        smoothing=question.smoothing,
         extra_passes=question.tool == TrustTool.ALL_METHODS,
     )
     truth = [question.ground_truth]
-    found = compare_results(engine, [question.image], request, truth, cancel, progress)[0]
+    captures = None if question.capture is None else [question.capture]
+    found = compare_results(engine, [question.image], request, truth, cancel, progress, captures)[0]
     figure = compare_figure(question.image, found, question.style, question.boxes, question.name)
     note = "" if question.boxes else "No ground-truth boxes: no pointing-game hits to show."
     return TrustAnswer(figure, note)
@@ -112,6 +116,7 @@ def _metrics(
         target=_target(engine, question),
         ground_truth=[question.ground_truth],
         blur_sigma=question.style.blur_sigma,
+        smoothing=question.smoothing,
     )[0]
     settings = MetricSettings(tuple(spec.name for spec in METRICS))
     values = measure(

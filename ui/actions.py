@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from ui.about import APP_NAME
+from ui.trust_dialogs import SMOOTH_AUG, SMOOTH_EIGEN
 from ui.trust_dialogs import TITLES as TRUST_TITLES
 
 if TYPE_CHECKING:
@@ -151,6 +152,21 @@ ACTIONS: tuple[MenuEntry, ...] = (
             f"Ctrl+Alt+{TRUST_KEYS[tool]}",
         )
         for tool, title in TRUST_TITLES.items()
+    ),
+    Separator("&Tools"),
+    ActionSpec(
+        "tools.aug_smooth",
+        SMOOTH_AUG,
+        "&Tools",
+        shortcut="Ctrl+Alt+A",
+        toggle=lambda w, on: w.trust.set_smoothing(aug=on),
+    ),
+    ActionSpec(
+        "tools.eigen_smooth",
+        SMOOTH_EIGEN,
+        "&Tools",
+        shortcut="Ctrl+Alt+G",
+        toggle=lambda w, on: w.trust.set_smoothing(eigen=on),
     ),
     ActionSpec(
         "tools.export_metrics",

@@ -14,11 +14,13 @@ from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from engine.dataset import ImageRecord
 from engine.lru import LruCache
+from engine.methods.registry import Smoothing
 from ui.jobs import Explain, Explained, Target
 from ui.view_state import ViewOptions
 
 SHOWN_CACHE_SIZE = 8  # finished maps kept on the GUI side: going back shows them at once
-ShownKey = tuple[str, str, Target, str, bool]  # image path, layer, target, method, blur
+# image path, layer, target, method, blur, smoothing
+ShownKey = tuple[str, str, Target, str, bool, Smoothing]
 
 
 class ExplainWorker(Protocol):
@@ -85,7 +87,7 @@ class ExplainController(QObject):
             return None
         o = options
         job_id = self.new_job_id()
-        key: ShownKey = (str(record.path), o.layer, o.target, o.method, o.blur)
+        key: ShownKey = (str(record.path), o.layer, o.target, o.method, o.blur, o.smoothing)
         cached = self._shown.get(key)
         if cached is not None:
             self.worker.supersede(job_id)  # a map still computing is not wanted now
@@ -93,7 +95,8 @@ class ExplainController(QObject):
             self.sig_result.emit(cached)
             return None
         self._requested = {job_id: key}  # an older request's map is not kept when it comes
-        self.worker.submit(Explain(job_id, record, o.layer, o.target, o.method, o.blur, prefetch))
+        job = Explain(job_id, record, o.layer, o.target, o.method, o.blur, prefetch, o.smoothing)
+        self.worker.submit(job)
         self.sig_message.emit(f"Computing {o.method} for {record.rel_path.as_posix()}…", 0)
         return job_id
 

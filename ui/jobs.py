@@ -11,6 +11,7 @@ import numpy as np
 from engine.batch_options import BatchOptions, BatchSummary
 from engine.dataset import ImageRecord
 from engine.localization import Box
+from engine.methods.registry import NO_SMOOTHING, Smoothing
 from engine.profile import ModelProfile
 from engine.render import RenderStyle
 from engine.report import ReportData, ReportFiles
@@ -64,6 +65,7 @@ class Explain:
     method: str
     blur: bool = False
     prefetch: tuple[ImageRecord, ...] = ()
+    smoothing: Smoothing = NO_SMOOTHING  # aug: passes of its own, no capture; eigen: from one
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class TrustCheck:
     target: Target
     method: str
     style: RenderStyle
+    smoothing: Smoothing = NO_SMOOTHING
 
 
 @dataclass(frozen=True)

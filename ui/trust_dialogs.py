@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, QSignalBlocker, Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -22,12 +22,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.methods.registry import Smoothing
 from ui.jobs import ClassTrust, TrustCheck, TrustChecked
 
 if TYPE_CHECKING:
     from engine.dataset import ImageRecord
     from ui.main_window import MainWindow
 
+SMOOTH_AUG = "Augmentation smoothing (six passes)"
+SMOOTH_EIGEN = "Eigen smoothing"
 TITLES = {
     "sanity": "Sanity check",
     "methods": "Compare methods",
@@ -127,6 +130,7 @@ class TrustTools(QObject):
         window.worker.sig_trust_checked.connect(self._answered)
         window.worker.sig_class_trust.connect(self._show_class_trust)
         self.class_tab: ClassTrustTab | None = None
+        window.state.subscribe(self._show_smoothing)
 
     def open(self, tool: str) -> TrustDialog | None:
         """The tool's dialog, its job sent; None (and a status message) when there is no
@@ -156,9 +160,33 @@ class TrustTools(QObject):
         self._dialogs[job_id] = dialog
         dialog.destroyed.connect(lambda _=None: self._dialogs.pop(job_id, None))
         job = TrustCheck(
-            job_id, tool, record, options.layer, options.target, options.method, options.style
+            job_id,
+            tool,
+            record,
+            options.layer,
+            options.target,
+            options.method,
+            options.style,
+            options.smoothing,
         )
         self.window.worker.submit(job)
+
+    def set_smoothing(self, aug: bool | None = None, eigen: bool | None = None) -> None:
+        """Turn the view's aug_smooth or eigen_smooth on or off (the map is computed again)."""
+        old = self.window.state.options.smoothing
+        new = Smoothing(old.aug if aug is None else aug, old.eigen if eigen is None else eigen)
+        self.window.state.update(smoothing=new)
+
+    def _show_smoothing(self, names: frozenset[str]) -> None:
+        """Keep the Tools menu's smoothing ticks on the state (a profile can set them)."""
+        if "smoothing" not in names:
+            return
+        smoothing = self.window.state.options.smoothing
+        for action in self.window.actions():
+            on = {SMOOTH_AUG: smoothing.aug, SMOOTH_EIGEN: smoothing.eigen}.get(action.text())
+            if on is not None:
+                with QSignalBlocker(action):
+                    action.setChecked(on)
 
     def set_export_metrics(self, on: bool) -> None:
         """Folder exports add every metric this installation can compute (ROAD needs SciPy)."""

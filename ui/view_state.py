@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from engine.choices import Blend, Choice, Colormap
 from engine.errors import InspectorError
-from engine.methods.registry import get_method
+from engine.methods.registry import NO_SMOOTHING, Smoothing, get_method
 from engine.render import RenderStyle
 from ui.jobs import BLUR_SIGMA, Target
 
@@ -54,6 +54,7 @@ class ViewOptions:
     method: str = "gradcam"
     layer: str = ""
     target: Target = "pred"
+    smoothing: Smoothing = NO_SMOOTHING  # aug_smooth / eigen_smooth; the profile's to start with
 
     @property
     def style(self) -> RenderStyle:
@@ -62,7 +63,7 @@ class ViewOptions:
         return RenderStyle(self.colormap, self.alpha, self.threshold, self.blend, sigma)
 
 
-CAM_FIELDS = frozenset({"method", "layer", "target", "blur"})
+CAM_FIELDS = frozenset({"method", "layer", "target", "blur", "smoothing"})
 
 
 def model_options(
@@ -78,8 +79,10 @@ def model_options(
     changes: dict[str, object] = {"layer": layer, "target": "pred"}
     if first_run:
         changes |= {"method": cam.method, "colormap": cam.colormap, "alpha": cam.alpha}
-    # The blend belongs to the model (a Keras-style profile asks for additive): always its own.
+    # The blend belongs to the model (a Keras-style profile asks for additive): always its own;
+    # so does the smoothing its profile asks for.
     changes["blend"] = cam.blend
+    changes["smoothing"] = cam.smoothing
     return changes
 
 

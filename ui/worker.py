@@ -246,18 +246,21 @@ class CamWorker(QObject):
 
         try:
             image, boxes = self._image(job.record)
-            capture, made_pass = self._capture(job.record, job.layer, job.target, cancel)
-            if not made_pass:
-                self.cache_hits += 1
-            result = self._engine.cam_from_capture(
-                capture,
-                job.method,
-                job.layer,
-                BLUR_SIGMA if job.blur else 0.0,
-                cancel,
-                self.sig_cam_progress.emit,
-                eigen_smooth=self._engine.cam.smoothing.eigen,  # the profile's; aug: see README
-            )
+            if job.smoothing.aug:
+                result, made_pass = self._augmented(job, image, cancel), True
+            else:
+                capture, made_pass = self._capture(job.record, job.layer, job.target, cancel)
+                if not made_pass:
+                    self.cache_hits += 1
+                result = self._engine.cam_from_capture(
+                    capture,
+                    job.method,
+                    job.layer,
+                    BLUR_SIGMA if job.blur else 0.0,
+                    cancel,
+                    self.sig_cam_progress.emit,
+                    eigen_smooth=job.smoothing.eigen,
+                )
         except CamCancelled:
             return
         except InspectorError as exc:
@@ -274,6 +277,24 @@ class CamWorker(QObject):
         )
         if self.prefetch_enabled:
             self._prefetch = deque((r, job.layer, job.target) for r in job.prefetch)
+
+    def _augmented(self, job: Explain, image: np.ndarray, cancel: Callable[[], bool]) -> Any:
+        """aug_smooth's map: six passes of its own (a capture holds one), never cached here."""
+        from engine.cam import TargetSpec
+
+        target = TargetSpec("pred") if job.target == "pred" else TargetSpec("index", job.target)
+        self.model_passes += 1
+        return self._engine.explain(
+            [image],
+            job.method,
+            job.layer,
+            target=target,
+            ground_truth=[self._truth(job.record)],
+            blur_sigma=BLUR_SIGMA if job.blur else 0.0,
+            cancel=cancel,
+            progress=self.sig_cam_progress.emit,
+            smoothing=job.smoothing,
+        )[0]
 
     def _prefetch_one(self) -> bool:
         """Capture the next queued neighbour; False when there is nothing left to do."""
@@ -353,8 +374,13 @@ class CamWorker(QObject):
             if self._engine is None:
                 raise InspectorError("no model loaded")
             image, boxes = self._image(job.record)
+            tool = TrustTool.parse(job.tool)
+            capture = None
+            # The methods grid draws from the image's cached pass (aug_smooth needs its own).
+            if tool in (TrustTool.METHODS, TrustTool.ALL_METHODS) and not job.smoothing.aug:
+                capture, _ = self._capture(job.record, job.layer, job.target, self._stopping.is_set)
             question = TrustQuestion(
-                TrustTool.parse(job.tool),
+                tool,
                 job.record.rel_path.as_posix(),
                 image,
                 boxes,
@@ -363,6 +389,8 @@ class CamWorker(QObject):
                 job.target,
                 self._truth(job.record),
                 job.style,
+                capture,
+                job.smoothing,
             )
             found = answer(
                 self._engine, question, self._stopping.is_set, self.sig_cam_progress.emit

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 
 from engine.metrics.registry import METRICS
 from ui.main_window import MainWindow
-from ui.trust_dialogs import TITLES
+from ui.trust_dialogs import SMOOTH_AUG, SMOOTH_EIGEN, TITLES
 
 TIMEOUT_MS = 60_000
 
@@ -28,6 +29,9 @@ def test_the_tools_menu_lists_the_trust_tools(window: MainWindow) -> None:
     titles = [a.text() for a in menus["&Tools"].actions()]
     assert titles == [
         *(f"{title}…" for title in TITLES.values()),
+        "",  # a separator
+        SMOOTH_AUG,
+        SMOOTH_EIGEN,
         "Faithfulness metrics in folder exports",
     ]
 
@@ -101,3 +105,60 @@ def test_compare_methods_adds_the_slow_methods_on_request(qtbot, window: MainWin
     corner = (slice(height * 3 // 4, height - 12), slice(width * 7 // 8, width - 12))
     assert (first.figure[corner] == 255).all() and (done.figure[corner] != 255).any()
     assert dialog.figure.pixmap().height() == done.figure.shape[0]
+
+
+def _action(window: MainWindow, text: str):
+    return next(a for a in window.actions() if a.text() == text)
+
+
+def test_smoothing_toggles_recompute_the_shown_map(qtbot, window: MainWindow) -> None:
+    from engine.methods.registry import Smoothing
+
+    shown = window.explain.last_explained
+    with qtbot.waitSignal(window.sig_result, timeout=TIMEOUT_MS) as blocker:
+        _action(window, SMOOTH_EIGEN).trigger()
+    eigen = blocker.args[0]
+    assert window.state.options.smoothing == Smoothing(eigen=True)
+    engine, o = window.worker._engine, window.state.options
+    expected = engine.explain([shown.image], o.method, o.layer, smoothing=Smoothing(eigen=True))
+    np.testing.assert_allclose(eigen.result.cam, expected[0].cam, atol=1e-5)
+    with qtbot.waitSignal(window.sig_result, timeout=TIMEOUT_MS) as blocker:
+        _action(window, SMOOTH_AUG).trigger()
+    both = blocker.args[0]
+    assert both.model_pass and window.state.options.smoothing == Smoothing(True, True)
+    expected = engine.explain([shown.image], o.method, o.layer, smoothing=Smoothing(True, True))
+    np.testing.assert_allclose(both.result.cam, expected[0].cam, atol=1e-5)
+    window.trust.set_smoothing(aug=False, eigen=False)
+    assert not _action(window, SMOOTH_AUG).isChecked()
+    assert not _action(window, SMOOTH_EIGEN).isChecked()
+
+
+def test_compare_methods_draws_from_the_shown_images_cached_pass(
+    qtbot, window: MainWindow, monkeypatch
+) -> None:
+    engine = window.worker._engine
+    calls = []
+    real = engine.capture
+    monkeypatch.setattr(engine, "capture", lambda *a, **k: calls.append(1) or real(*a, **k))
+    passes = window.worker.model_passes
+    _dialog, done = _answer(qtbot, window, "methods")
+    assert not done.failed, done.text
+    assert calls == [] and window.worker.model_passes == passes
+
+
+def test_metrics_follow_the_windows_smoothing(qtbot, window: MainWindow) -> None:
+    from engine.methods.registry import Smoothing
+    from engine.metrics.faithfulness import MetricSettings
+    from engine.metrics.measure import measure
+
+    with qtbot.waitSignal(window.sig_result, timeout=TIMEOUT_MS):
+        window.trust.set_smoothing(eigen=True)
+    shown = window.explain.last_explained
+    dialog, done = _answer(qtbot, window, "metrics")
+    assert not done.failed, done.text
+    engine, o = window.worker._engine, window.state.options
+    result = engine.explain([shown.image], o.method, o.layer, smoothing=Smoothing(eigen=True))
+    settings = MetricSettings(tuple(spec.name for spec in METRICS))
+    expected = measure(engine, [shown.image], result, settings)[0]
+    line = next(x for x in dialog.text.text().splitlines() if x.startswith("Deletion AUC: "))
+    assert float(line.split()[2]) == pytest.approx(expected["deletion_auc"], abs=1e-4)

@@ -7,6 +7,7 @@ import pytest
 from engine.choices import Blend, Colormap
 from engine.errors import InspectorError
 from engine.layers import LayerInfo, LayerInventory
+from engine.methods.registry import Smoothing
 from engine.profile import CamDefaults
 from engine.tokens import GridLayout
 from ui.view_state import MODE_LABELS, ViewMode, ViewOptions, ViewState, model_options
@@ -81,15 +82,18 @@ INVENTORY = LayerInventory(
     ),
     default_layer="features",
 )
-CAM = CamDefaults(None, "layercam", Colormap.VIRIDIS, 0.3, blend=Blend.ADDITIVE)
+CAM = CamDefaults(
+    None, "layercam", Colormap.VIRIDIS, 0.3, blend=Blend.ADDITIVE, smoothing=Smoothing(eigen=True)
+)
 
 
-def test_a_new_model_keeps_a_layer_it_has_and_its_profile_blend() -> None:
+def test_a_new_model_keeps_a_layer_it_has_and_its_profile_blend_and_smoothing() -> None:
     options = ViewOptions(layer="features", method="gradcam", target=2)
     assert model_options(options, CAM, INVENTORY, first_run=False) == {
         "layer": "features",
         "target": "pred",
         "blend": Blend.ADDITIVE,
+        "smoothing": Smoothing(eigen=True),
     }
 
 
@@ -112,6 +116,7 @@ def test_a_first_run_takes_the_profile_defaults() -> None:
         "colormap": Colormap.VIRIDIS,
         "alpha": 0.3,
         "blend": Blend.ADDITIVE,
+        "smoothing": Smoothing(eigen=True),
     }
     state = ViewState()
     state.update(**changes)  # what the window does with them: all valid
