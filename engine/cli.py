@@ -19,7 +19,7 @@ from engine.images import DEFAULT_MAX_PIXELS
 from engine.methods.registry import Smoothing, method_names
 from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics, require_metrics
 from engine.profile import ModelProfile, demo_profile_path, load_profile
-from engine.render import RenderStyle
+from engine.render import MAX_BLUR_SIGMA, RenderStyle
 from engine.resources import demo_images_dir, resource_path
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ PAPERS = ("a4", "letter")
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 DEFAULT_OUTPUT = Path("gradcam-output")
-# A blur wider than this (pixels) only flattens the map; 1e9 used to stall OpenCV.
-MAX_BLUR_SIGMA = 1000.0
 MAX_BATCH_SIZE = 4096
 
 

@@ -187,6 +187,10 @@ def _below_threshold(cam: np.ndarray, scaled: np.ndarray | None, threshold: floa
     return (scaled < 255.0 * threshold).view(np.uint8)
 
 
+# A blur wider than this (pixels) only flattens the map; 1e9 used to stall OpenCV.
+MAX_BLUR_SIGMA = 1000.0
+
+
 @dataclasses.dataclass(frozen=True)
 class RenderStyle:
     """How a map is drawn: colormap, opacity, threshold, blend, and the map's blur.
@@ -208,8 +212,9 @@ class RenderStyle:
         object.__setattr__(self, "alpha", _check_unit("opacity (alpha)", self.alpha))
         object.__setattr__(self, "threshold", _check_unit("threshold", self.threshold))
         sigma = self.blur_sigma
-        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma >= 0:
-            raise InspectorError(f"blur sigma must be 0 or more pixels, got {sigma}")
+        valid = not isinstance(sigma, bool) and isinstance(sigma, int | float)
+        if not valid or not 0 <= sigma <= MAX_BLUR_SIGMA:
+            raise InspectorError(f"blur sigma must be 0 to {MAX_BLUR_SIGMA:g} pixels, got {sigma}")
         object.__setattr__(self, "blur_sigma", float(sigma))
 
 

@@ -149,6 +149,12 @@ class ExportController(QObject):
             f"({s.failed} failed) in {s.seconds:.1f} s; see {s.csv_path}",
             15000,
         )
+        if s.stopped:  # every image has its row, but most have no files: say why, and what to do
+            self.sig_warning.emit(
+                "Folder export stopped",
+                f"Stopped: {s.stopped}. Free some space, then export the folder again "
+                f"(the images already written are in {s.csv_path}).",
+            )
         self.sig_finished.emit(finished)
 
     def _hide_progress(self) -> None:

@@ -231,7 +231,7 @@ def test_alpha_outside_unit_range_is_rejected(alpha: float) -> None:
         RenderStyle(alpha=alpha)
 
 
-@pytest.mark.parametrize("sigma", [-1.0, float("nan"), True, "4"])
+@pytest.mark.parametrize("sigma", [-1.0, float("nan"), True, "4", 1e9, float("inf")])
 def test_blur_sigma_must_be_a_non_negative_number(sigma: object) -> None:
     with pytest.raises(InspectorError, match="blur sigma"):
         RenderStyle(blur_sigma=sigma)

@@ -423,3 +423,24 @@ def test_going_back_to_a_cached_map_stops_a_running_score_cam(qtbot, window: Mai
     assert window.explain.last_explained.result.method == "gradcam"
     done, total = progress[-1]
     assert done < total
+
+
+def test_a_folder_export_stopped_by_a_full_disk_says_so(window: MainWindow, tmp_path: Path) -> None:
+    """Every image has its row, but the files stopped: the window says why and what to do."""
+    from engine.batch_options import DISK_FULL, BatchSummary
+    from ui.jobs import ExportFinished
+
+    warnings: list[tuple[str, str]] = []
+    window.exports.sig_warning.connect(lambda title, text: warnings.append((title, text)))
+    csv_path = tmp_path / "results.csv"
+    window.exports._finished(ExportFinished(7, BatchSummary(10, 4, 6, False, csv_path, 1.0)))
+    assert warnings == []
+    summary = BatchSummary(10, 4, 6, False, csv_path, 1.0, stopped=DISK_FULL)
+    window.exports._finished(ExportFinished(8, summary))
+    assert warnings == [
+        (
+            "Folder export stopped",
+            f"Stopped: {DISK_FULL}. Free some space, then export the folder again "
+            f"(the images already written are in {csv_path}).",
+        )
+    ]
