@@ -282,9 +282,11 @@ def _e(value: object) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """An HTML table; a header of empty cells (a key/value table) draws no header row."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    head_row = f"<tr>{head}</tr>" if any(header) else ""
+    return f"<table>{head_row}{body}</table>"
 
 
 def _figure(title: str, image: np.ndarray, table: str) -> str:

@@ -197,6 +197,7 @@ def test_print_stylesheet_and_sign_off(session: Session, tmp_path: Path) -> None
     assert "section{break-before:page;page-break-before:always}" in css
     assert ".card{break-inside:avoid;page-break-inside:avoid}" in css
     signoff = text[text.index("<h2>Sign-off</h2>") :]
+    assert "<th></th>" not in text  # key/value tables (facts, sign-off) have no empty header row
     assert "<td>reviewers</td><td>ann (3 verdicts), bob (1 verdict)</td>" in signoff
     assert "<td>report date</td><td>GEN</td>" in signoff
     assert f"<td>weights sha256</td><td>{'ab' * 32}</td>" in signoff
