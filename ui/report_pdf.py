@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QRectF, QSizeF, Qt
@@ -30,6 +31,9 @@ LAYOUT_WIDTH = 800
 BAND = 30  # layout pixels above and below each page's body: the header and the page number
 # Qt's HTML reader ignores @media print and knows no <section>: each h2 starts a section.
 _PDF_CSS = "<style>h2{page-break-before:always}</style>"
+# The sign-off's lines to sign are div borders, which Qt's HTML reader does not draw: a rule each.
+_SIGN_LINE = re.compile(r'<div class="line"><span>(.*?)</span></div>')
+_RULE = r'<p style="margin-top:36px">&nbsp;</p><hr><p>\1</p>'
 
 
 def _application() -> QGuiApplication:
@@ -52,7 +56,8 @@ def _document(html: str) -> QTextDocument:
     document = QTextDocument()
     document.setDocumentMargin(0)
     document.setDefaultFont(_font(13))
-    document.setHtml(html.replace("</head>", _PDF_CSS + "</head>", 1))
+    html = _SIGN_LINE.sub(_RULE, html.replace("</head>", _PDF_CSS + "</head>", 1))
+    document.setHtml(html)
     return document
 
 

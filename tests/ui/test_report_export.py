@@ -123,3 +123,20 @@ def test_report_command_writes_the_pdf_through_main(
     # engine.cli alone has no Qt: it says how to get a PDF instead of failing later.
     assert run(args) == 2
     assert "--pdf needs Qt" in capsys.readouterr().err
+
+
+def test_the_pdf_draws_a_line_to_sign_for_each_sign_off_field(qapp) -> None:
+    """The sign-off's lines are div borders in the HTML, which Qt's reader does not draw."""
+    from ui.report_pdf import _document
+
+    html = (
+        "<html><head></head><body><h2>Sign-off</h2>"
+        + "".join(
+            f'<div class="line"><span>{label}</span></div>'
+            for label in ("Approved by (name)", "Date", "Signature")
+        )
+        + "</body></html>"
+    )
+    document = _document(html)
+    assert document.toHtml().count("<hr") == 3
+    assert "Approved by (name)" in document.toPlainText()
