@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, QSignalBlocker, Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -63,12 +63,14 @@ class TrustDialog(QDialog):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.figure = QLabel()
         self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidget(self.figure)
         scroll.setWidgetResizable(True)
         self.text = QLabel("Computing…")
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setStyleSheet("font-family: monospace")
+        # A long summary line wraps instead of widening the dialog past the screen's edge.
+        self.text.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         self.more_button: QPushButton | None = None
@@ -89,10 +91,35 @@ class TrustDialog(QDialog):
     def show_answer(self, done: TrustChecked) -> None:
         if done.figure is not None:
             self.figure.setPixmap(to_pixmap(done.figure))
+            self.scroll.show()
         else:
-            self.figure.hide()
+            self.scroll.hide()  # the metrics: text only, no empty frame above it
         prefix = "Could not finish: " if done.failed else ""
         self.text.setText(prefix + done.text)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow to show the whole figure and text where the screen allows, never beyond it."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        free = screen.availableGeometry()
+        max_w, max_h = max(free.width() - 40, 300), max(free.height() - 60, 200)
+        margins = self.layout().contentsMargins()
+        frame = 2 * self.scroll.frameWidth()
+        width = self.width()
+        if self.scroll.isVisibleTo(self) and not self.figure.pixmap().isNull():
+            figure = self.figure.pixmap().size()
+            width = max(width, figure.width() + frame + margins.left() + margins.right())
+        width = min(width, max_w)
+        inner = width - margins.left() - margins.right()
+        spacing = self.layout().spacing()
+        height = margins.top() + margins.bottom() + self.text.heightForWidth(inner)
+        height += self.findChild(QDialogButtonBox).sizeHint().height() + 2 * spacing
+        if self.scroll.isVisibleTo(self) and not self.figure.pixmap().isNull():
+            figure = self.figure.pixmap().size()
+            bar = self.scroll.horizontalScrollBar().sizeHint().height()
+            height += figure.height() + frame + (bar if figure.width() + frame > inner else 0)
+        height = min(max(height, 200), max_h)
+        self.resize(width, height)
 
 
 class ClassTrustTab(QWidget):

@@ -162,3 +162,44 @@ def test_metrics_follow_the_windows_smoothing(qtbot, window: MainWindow) -> None
     expected = measure(engine, [shown.image], result, settings)[0]
     line = next(x for x in dialog.text.text().splitlines() if x.startswith("Deletion AUC: "))
     assert float(line.split()[2]) == pytest.approx(expected["deletion_auc"], abs=1e-4)
+
+
+def _done(figure, text: str, tool: str = "sanity"):
+    from ui.jobs import TrustChecked
+
+    return TrustChecked(1, tool, None, figure, text)  # the record is not read by the dialog
+
+
+def test_metrics_answer_leaves_no_empty_figure_frame(qtbot) -> None:
+    from PySide6.QtWidgets import QScrollArea
+
+    from ui.trust_dialogs import TrustDialog
+
+    dialog = TrustDialog("Metrics for this image", "a.jpg")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.show_answer(_done(None, "Grad-CAM at layer4\nROAD: +0.1", "metrics"))
+    assert not dialog.findChild(QScrollArea).isVisible()
+
+
+def test_sanity_answer_fits_the_screen_and_shows_the_whole_strip(qtbot) -> None:
+    """A long summary line wrapped (the dialog was wider than a 1366-px screen) and the strip's
+    full height shown above a 12-line table (it was cut to a 60-px sliver)."""
+    from ui.trust_dialogs import TrustDialog
+
+    dialog = TrustDialog("Sanity check", "a.jpg")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    free = dialog.screen().availableGeometry()
+    strip = np.zeros((180, 2000, 3), np.uint8)
+    text = (
+        "Grad-CAM "
+        + "word " * 80
+        + "\n\nstage  randomised\n"
+        + "\n".join(f"   {i}  layer{i}  0.5  0.5" for i in range(11))
+    )
+    dialog.show_answer(_done(strip, text))
+    assert dialog.minimumSizeHint().width() <= free.width()
+    assert dialog.width() <= free.width() and dialog.height() <= free.height()
+    if free.height() >= 600:
+        assert dialog.scroll.viewport().height() >= strip.shape[0]
