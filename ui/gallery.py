@@ -81,9 +81,11 @@ class GalleryKey:
     profile: str
     layer: str
     method: str
+    smoothing: str = ""  # "aug", "eigen", "aug+eigen": smoothed maps are other maps
 
     def directory(self, root: Path) -> Path:
-        text = "\n".join((self.folder, self.profile, self.layer, self.method))
+        parts = (self.folder, self.profile, self.layer, self.method)
+        text = "\n".join(parts + ((self.smoothing,) if self.smoothing else ()))
         return root / hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -497,7 +497,10 @@ class MainWindow(QMainWindow):
             return None
         profile = str(self.profile_path) if self.profile_path else self._weights_sha256
         o = self.state.options
-        return GalleryKey(str(self.folder), profile, o.layer, o.method)
+        smoothing = "+".join(
+            n for n, on in (("aug", o.smoothing.aug), ("eigen", o.smoothing.eigen)) if on
+        )
+        return GalleryKey(str(self.folder), profile, o.layer, o.method, smoothing)
 
     def _update_gallery(self) -> None:
         self.gallery.cache.set_key(self._gallery_key())
@@ -541,7 +544,7 @@ class MainWindow(QMainWindow):
 
     def _options_changed(self, names: frozenset[str]) -> None:
         self._show_options(names)
-        if names & {"layer", "method"}:
+        if names & {"layer", "method", "smoothing"}:
             self._update_gallery()
         if names & CAM_FIELDS:
             self.request_explain()

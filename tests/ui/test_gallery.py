@@ -154,3 +154,21 @@ def test_the_window_fills_the_gallery_and_a_click_opens_the_image(
     assert window.central.currentWidget() is window.view
     assert window.images.current_row() == 2
     assert window.images.table.hasFocus()
+
+
+def test_smoothed_maps_are_another_set_of_thumbnails(qtbot, window: MainWindow) -> None:
+    """Eigen smoothing draws another map: its thumbnails were written over the plain ones (the
+    key had no smoothing), so turning it off left smoothed overlays in the gallery."""
+    first = window.images.current_record()
+    cache = window.gallery.cache
+    plain = cache.directory
+    qtbot.waitUntil(lambda: (plain / thumbnail_name(first)).is_file(), timeout=10_000)
+    before = (plain / thumbnail_name(first)).read_bytes()
+    with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
+        window.trust.set_smoothing(eigen=True)
+    assert cache.directory != plain
+    qtbot.waitUntil(lambda: (cache.directory / thumbnail_name(first)).is_file(), timeout=10_000)
+    assert (plain / thumbnail_name(first)).read_bytes() == before
+    with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
+        window.trust.set_smoothing(eigen=False)
+    assert cache.directory == plain
