@@ -266,8 +266,8 @@ class MainWindow(QMainWindow):
 
     def _add_dock_toggles(self, menu: QMenu) -> None:
         docks = (self.images, self.prediction, self.model_dock, self.summary)
-        for number, dock in enumerate(docks, start=1):
-            action = dock.toggleViewAction()
+        self._dock_actions = [dock.toggleViewAction() for dock in docks]
+        for number, action in enumerate(self._dock_actions, start=1):
             action.setShortcut(QKeySequence(f"Alt+{number}"))
             menu.addAction(action)
 
@@ -660,7 +660,12 @@ class MainWindow(QMainWindow):
         self.state.update(alpha=min(1.0, max(0.0, alpha)))
 
     def show_shortcuts(self) -> ShortcutsSheet:
-        sheet = ShortcutsSheet(ACTIONS, self)
+        native = QKeySequence.SequenceFormat.NativeText
+        docks = [  # their keys are set when the View menu is built, not in ACTIONS
+            ("View", a.shortcut().toString(native), f"Show or hide {a.text()}")
+            for a in self._dock_actions
+        ]
+        sheet = ShortcutsSheet(ACTIONS, self, docks)
         sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         sheet.show()  # not modal: read it while trying the keys
         return sheet

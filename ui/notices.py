@@ -24,7 +24,7 @@ from ui.theme import MEDIUM, SMALL, spaced
 # Keys the views handle themselves (not actions), listed on the sheet with the actions.
 VIEW_KEYS = (
     ("Image list", "Up / Down, Page Up / Page Down", "Move through the list"),
-    ("Image list", "Ctrl+F then Esc", "Type a filter, then back to the list"),
+    ("Image list", "Ctrl+L then Esc", "Type a filter, then back to the list"),
     ("Gallery", "Arrow keys", "Move between thumbnails"),
     ("Gallery", "Enter, or a click", "Open the thumbnail's image in the main view"),
     ("Notice", "Esc", "Close the notice above the image"),
@@ -81,23 +81,31 @@ def shortcut_text(spec: ActionSpec) -> str:
     return QKeySequence(spec.shortcut).toString(QKeySequence.SequenceFormat.NativeText)
 
 
-def shortcut_rows(entries: Sequence[MenuEntry]) -> list[tuple[str, str, str]]:
-    """(where, keys, what) for every action with a key, then the views' own keys."""
+def shortcut_rows(
+    entries: Sequence[MenuEntry], extra: Sequence[tuple[str, str, str]] = ()
+) -> list[tuple[str, str, str]]:
+    """(where, keys, what) for every action with a key, ``extra`` (the keys the window adds
+    when it builds its menus: the dock toggles), then the views' own keys."""
     rows = []
     for entry in entries:
         if isinstance(entry, ActionSpec) and entry.shortcut is not None:
             where = (entry.menu or "Anywhere").replace("&", "")
             rows.append((where, shortcut_text(entry), entry.title.rstrip("…")))
-    return rows + list(VIEW_KEYS)
+    return rows + list(extra) + list(VIEW_KEYS)
 
 
 class ShortcutsSheet(QDialog):
     """Help > Keyboard shortcuts: every key of the window in one table (not modal)."""
 
-    def __init__(self, entries: Sequence[MenuEntry], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        entries: Sequence[MenuEntry],
+        parent: QWidget | None = None,
+        extra: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        rows = shortcut_rows(entries)
+        rows = shortcut_rows(entries, extra)
         self.table = QTableWidget(len(rows), 3)
         self.table.setHorizontalHeaderLabels(["Where", "Keys", "What"])
         self.table.verticalHeader().hide()

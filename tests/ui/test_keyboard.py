@@ -73,3 +73,19 @@ def test_keys_come_back_to_the_list_after_a_combo_or_the_filter(
     with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
         qtbot.keyClick(window.view_toolbar.mode, Qt.Key.Key_D)
     assert window.images.current_row() == 1
+
+
+def test_the_sheet_gives_the_filter_key_and_the_dock_keys(qtbot, window: MainWindow) -> None:
+    """The sheet said Ctrl+F filters the list (Ctrl+F fits the view; Ctrl+L filters) and left
+    out Alt+1..Alt+4, which show or hide the docks."""
+    sheet = window.show_shortcuts()
+    qtbot.addWidget(sheet)
+    rows = [
+        tuple(sheet.table.item(r, c).text() for c in range(3))
+        for r in range(sheet.table.rowCount())
+    ]
+    filter_rows = [r for r in rows if r[0] == "Image list" and "filter" in r[2]]
+    assert filter_rows and all(r[1].startswith("Ctrl+L") for r in filter_rows)
+    assert {f"Alt+{n}" for n in range(1, 5)} <= {r[1] for r in rows}
+    shown = {r[1]: r[2] for r in rows}
+    assert "Images" in shown["Alt+1"]
