@@ -120,6 +120,11 @@ class TrustDialog(QDialog):
             height += figure.height() + frame + (bar if figure.width() + frame > inner else 0)
         height = min(max(height, 200), max_h)
         self.resize(width, height)
+        # Grown where it stood, it could run past the screen's right or bottom edge: move it in.
+        frame = self.frameGeometry()
+        left = max(free.left(), min(frame.left(), free.right() + 1 - frame.width()))
+        top = max(free.top(), min(frame.top(), free.bottom() + 1 - frame.height()))
+        self.move(left, top)
 
 
 class ClassTrustTab(QWidget):
