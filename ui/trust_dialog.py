@@ -45,6 +45,12 @@ class TrustDialog(QDialog):
             self.remember.setToolTip("There is no profile file to write into")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.load_button = buttons.addButton("Load anyway", QDialogButtonBox.ButtonRole.AcceptRole)
+        # Enter (a reviewer's key, pressed out of habit) cancels: only a deliberate click or
+        # Alt/Space on "Load anyway" runs the file's code.
+        self.load_button.setAutoDefault(False)
+        cancel = buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setDefault(True)
+        cancel.setFocus()
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

@@ -28,6 +28,21 @@ def test_dialog_explains_and_offers_to_remember(qtbot) -> None:
     assert code.remember.isEnabled()
 
 
+def test_enter_cancels_and_never_loads(qtbot) -> None:
+    """Load anyway was the default button: Enter, a key a reviewer presses all day, ran the
+    pickle's code."""
+    from PySide6.QtCore import Qt
+
+    dialog = TrustDialog(None, "'m.pt' is a full pickled model ...", "pickle", can_remember=True)
+    qtbot.addWidget(dialog)
+    dialog.open()
+    qtbot.waitExposed(dialog)
+    assert not dialog.load_button.isDefault()
+    with qtbot.waitSignal(dialog.finished, timeout=5_000) as finished:
+        qtbot.keyClick(dialog, Qt.Key.Key_Return)
+    assert finished.args == [0]  # rejected
+
+
 @pytest.fixture
 def pickled_profile(tmp_path: Path) -> Path:
     torch.manual_seed(0)
