@@ -160,6 +160,11 @@ class CheckpointDialog(QDialog):
             if values is None or len(values) != 3:
                 self.problem.setText(f"{name} needs three numbers, one per channel (R, G, B)")
                 return
+        # An empty field is Path("") (the current folder): it was loaded as the weights and,
+        # with "Save as a profile" ticked, a profile.toml was written wherever the app started.
+        if not self.weights.text().strip():
+            self.problem.setText("Choose the weights: a file (Browse…) or a folder (Folder…)")
+            return
         super().accept()
 
     def spec(self) -> CheckpointSpec:

@@ -106,3 +106,14 @@ def test_a_hugging_face_folder_fills_the_dialog(qtbot, tmp_path: Path) -> None:
         tmp_path, "hf", ("ok", "defect"), (32, 48), None, (0.5,) * 3, (0.5,) * 3
     )
     assert dialog.normalisation.currentText() == "0.5 (Keras, Inception: pixels to [-1, 1])"
+
+
+def test_no_weights_is_refused(qtbot) -> None:
+    """With the weights left empty, Open loaded the current folder as the weights and, with
+    "Save as a profile" ticked, wrote profile.toml into the folder the app was started from."""
+    dialog = CheckpointDialog(None)
+    qtbot.addWidget(dialog)
+    dialog.save.setChecked(True)
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted
+    assert dialog.problem.text().startswith("Choose the weights")
