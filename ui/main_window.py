@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QSignalBlocker, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QSettings, QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -299,6 +299,7 @@ class MainWindow(QMainWindow):
         self.model_dock.sig_open_checkpoint.connect(self.open_checkpoint_dialog)
         self.images.sig_selected.connect(self._image_selected)
         self.gallery.sig_open.connect(self.open_from_gallery)
+        self.gallery.list.selectionModel().currentChanged.connect(self._gallery_moved)
         self.central.currentChanged.connect(self._central_changed)
         self.view.sig_hover.connect(self.hover_label.setText)
         # visibilityChanged, not isVisible(): a tabbed dock behind another tab still reports
@@ -454,9 +455,29 @@ class MainWindow(QMainWindow):
             self.images.first()
         self._open_session()
 
-    def _image_selected(self, _record: ImageRecord) -> None:
+    def _image_selected(self, record: ImageRecord) -> None:
         self._show_verdict()
         self.request_explain()
+        if self.central.currentWidget() is self.gallery:  # after a verdict: the next one
+            self.gallery.show_record(record)
+
+    def _gallery_moved(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        """The highlighted thumbnail is the current image: a verdict, note or undo pressed in
+        the gallery is for the image the user is looking at (it went to the image left in the
+        hidden view)."""
+        if not current.isValid() or self.central.currentWidget() is not self.gallery:
+            return
+        record = self.gallery.proxy.record(current)
+        shown = self.images.current_record()
+        if shown is None or shown.path != record.path:
+            self._select_in_list(record)
+
+    def _select_in_list(self, record: ImageRecord) -> None:
+        """Make this image the list's current one, clearing the list's filter if it hides it."""
+        if not self.images.select_record(str(record.path)):
+            self.images.filter.clear()
+            self.images.set_filter_mode("all")
+            self.images.select_record(str(record.path))
 
     def request_explain(self) -> None:
         """Show the current image's map for the current options (cached, or from the worker)."""
@@ -521,10 +542,7 @@ class MainWindow(QMainWindow):
 
     def open_from_gallery(self, record: ImageRecord) -> None:
         """Show this image in the main view (clearing the list's filter if it hides it)."""
-        if not self.images.select_record(str(record.path)):
-            self.images.filter.clear()
-            self.images.set_filter_mode("all")
-            self.images.select_record(str(record.path))
+        self._select_in_list(record)
         self.central.setCurrentWidget(self.view)
 
     def _show(self, done: Explained) -> None:

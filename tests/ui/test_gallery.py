@@ -172,3 +172,28 @@ def test_smoothed_maps_are_another_set_of_thumbnails(qtbot, window: MainWindow) 
     with qtbot.waitSignal(window.sig_result, timeout=RESULT_TIMEOUT_MS):
         window.trust.set_smoothing(eigen=False)
     assert cache.directory == plain
+
+
+def test_a_verdict_in_the_gallery_is_for_the_highlighted_thumbnail(
+    qtbot, window: MainWindow
+) -> None:
+    """Arrow keys moved the gallery's highlight but not the current image: key 3 pressed on a
+    thumbnail recorded the verdict for the image left in the hidden view."""
+    from tests.ui.conftest import stored_verdicts
+
+    qtbot.keyClick(window.images.table, Qt.Key.Key_G)
+    view = window.gallery.list
+    assert window.central.currentWidget() is window.gallery and view.hasFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    highlighted = window.gallery.proxy.record(view.currentIndex())
+    assert highlighted == window.gallery.proxy.record(window.gallery.proxy.index(1, 0))
+    qtbot.keyClick(view, Qt.Key.Key_3)
+    assert stored_verdicts(window.review.session.path) == {highlighted.rel_path.as_posix(): 3}
+    # Auto-advance moved to the next image; the gallery's highlight follows it.
+    following = window.images.current_record()
+    assert following != highlighted
+    assert window.gallery.proxy.record(view.currentIndex()) == following
+    # The gallery's own moves (Down: the next row of the grid) make that image the current one.
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    below = window.gallery.proxy.record(view.currentIndex())
+    assert below != following and window.images.current_record() == below
