@@ -214,6 +214,33 @@ def test_resume_skips_the_images_an_earlier_run_finished(tmp_path: Path) -> None
     assert not set(seen) & {cell_text(path) for path in done_first}
 
 
+def test_resume_remakes_rows_of_another_method_without_a_metric_or_missing_a_file(
+    tmp_path: Path,
+) -> None:
+    write_neu_det(tmp_path / "in", 4, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    out = tmp_path / "out"
+    BatchRunner(_engine(), BatchOptions(output=out)).run(records)
+
+    def resume(**changes: object) -> tuple[int, list[str]]:
+        seen: list[str] = []
+        options = BatchOptions(output=out, resume=True, **changes)  # type: ignore[arg-type]
+        runner = BatchRunner(_engine(), options, lambda record, _: seen.append("x"))
+        return runner.run(records).resumed, seen
+
+    # The earlier rows have no confidence_change column: kept, they would leave it empty.
+    assert resume(metrics=("confidence_change",)) == (0, ["x"] * 4)
+    rows = _rows(out / "results.csv")
+    assert all(row["confidence_change"] for row in rows)
+    assert resume(metrics=("confidence_change",))[0] == 4
+    # Another method: the kept rows (and their files) would be Grad-CAM's.
+    assert resume(method="eigencam") == (0, ["x"] * 4)
+    assert {row["method"] for row in _rows(out / "results.csv")} == {"eigencam"}
+    # Panels asked for now: the earlier images have none.
+    assert resume(method="eigencam", panels=True) == (0, ["x"] * 4)
+    assert len(list(out.rglob("*_panels.png"))) == 4
+
+
 def test_when_the_csv_meets_the_full_disk_the_reserve_makes_room_for_every_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
