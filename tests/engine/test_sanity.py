@@ -90,6 +90,18 @@ def test_the_cascade_is_seeded_and_randomises_every_weight() -> None:
     assert [stage.name for stage in stages] == ["head", "features.2", "features.0"]
 
 
+def test_the_cascade_opens_a_wrapper_around_the_model() -> None:
+    # A Hugging Face folder's model is an adapter whose one child holds every weight.
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = TinyNet(classes=3)
+            self.flatten = torch.nn.Identity()
+
+    names = [stage.name for stage in cascade_stages(Wrapper())]
+    assert names == ["model.head", "model.features.2", "model.features.0"]
+
+
 def test_a_flat_map_gives_spearman_zero_never_nan() -> None:
     flat, other = np.zeros((8, 8)), np.random.default_rng(0).random((8, 8))
     assert spearman(flat, other) == 0.0 and spearman(other, flat) == 0.0
