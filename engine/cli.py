@@ -417,6 +417,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return _batch_on_ray(args, profile)
     if args.ray_actors is not None:
         raise InspectorError("--ray-actors needs --ray")
+    if args.class_averages and args.resume:
+        # The kept rows' maps are not made again: the averages would hold only the new images.
+        raise InspectorError(
+            "--class-averages needs every image's map and --resume skips the finished ones; "
+            "run without --resume"
+        )
     if isinstance(args.input, str) or isinstance(args.output, str):
         raise InspectorError("an --input or --output URI (s3://...) needs --ray")
     input_path = args.input if args.input else demo_images_dir()
