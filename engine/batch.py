@@ -92,7 +92,7 @@ def _load(record: ImageRecord, limits: DecodeLimits) -> _Loaded:
     except MemoryError:
         return _Loaded(record, None, (), "cannot read it: out of memory while decoding")
     try:
-        boxes = load_boxes(record)
+        boxes = load_boxes(record, image.shape)
     except InspectorError as exc:
         # A broken annotation must not hide the map: explain the image, report the XML.
         return _Loaded(record, image, (), f"annotation ignored: {exc}")

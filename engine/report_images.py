@@ -122,13 +122,13 @@ class GalleryOverlays:
             self._ready.update(dict.fromkeys(images, exc))
             return
         for (rel, image), result in zip(images.items(), results, strict=True):
-            boxes = self._boxes(self._record(rel))
+            boxes = self._boxes(self._record(rel), image.shape)
             self._ready[rel] = thumbnail(render_overlay(image, result.cam, self.style, boxes))
 
     @staticmethod
-    def _boxes(record: ImageRecord) -> tuple[Box, ...]:
+    def _boxes(record: ImageRecord, shape: tuple[int, ...]) -> tuple[Box, ...]:
         try:
-            return load_boxes(record)
+            return load_boxes(record, shape)
         except InspectorError:
             return ()  # a broken annotation loses its boxes, not the overlay
 
