@@ -16,6 +16,7 @@ import torch
 from engine.batch_options import DISK_FULL, BatchOptions, BatchSummary
 from engine.batch_outputs import RowReserve, finished_rows, is_disk_full, output_stems
 from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
+from engine.csv_cells import cell_text
 from engine.dataset import ImageRecord, load_boxes
 from engine.errors import CamCancelled, InspectorError, first_line
 from engine.export import CsvAppender, write_png
@@ -144,7 +145,8 @@ def completed_rows(
     for index, (record, stem) in enumerate(zip(records, stems, strict=True)):
         row = earlier.get(record.rel_path.as_posix())
         if row is not None and all(exists(p) for p in map_file_paths(stem, files)):
-            kept[index] = {name: row.get(name) or "" for name in columns}
+            # Cells as read back (the writer guards them again, exactly once).
+            kept[index] = {name: cell_text(row.get(name) or "") for name in columns}
     return kept
 
 
