@@ -609,7 +609,8 @@ def _report_engine(args: argparse.Namespace, data: ReportData) -> tuple[CamEngin
     if not path:
         return None, "", "the session names no profile: pass --profile to draw the overlays"
     if not Path(path).is_file():
-        return None, "", f"profile '{path}' not found: pass --profile to draw the overlays"
+        fix = "check the --profile path" if args.profile else "pass --profile to draw the overlays"
+        return None, "", f"profile '{path}' not found: {fix}"
     try:
         profile = load_profile(path)
         engine = _engine(args, profile)

@@ -143,7 +143,8 @@ def test_a_missing_image_or_profile_is_a_note_on_the_card(
     missing = tmp_path / "nowhere.toml"
     code, html = _report(reviewed, tmp_path / "r2", "--profile", str(missing))
     assert code == 0
-    note = f"overlay unavailable: profile &#x27;{missing}&#x27; not found: pass --profile"
+    # It was passed: the advice is to check it, not to pass it.
+    note = f"overlay unavailable: profile &#x27;{missing}&#x27; not found: check the --profile path"
     assert all(note in card for card in _cards(html).values())
     assert "warning: profile" in capsys.readouterr().err
 
