@@ -188,7 +188,8 @@ class BatchWriter:
                 "pointing_hit": _format_score(pointing_hit(result.cam, loaded.boxes)),
                 "energy_in_box": _format_score(energy_in_box(result.cam, loaded.boxes)),
                 "top5": ";".join(f"{p.name}:{p.probability:.4f}" for p in result.top_k),
-                "warning": result.warning,
+                # --target gt without a ground truth explains the prediction: said, not silent.
+                "warning": "; ".join(text for text in (result.warning, result.note) if text),
             }
         return row
 

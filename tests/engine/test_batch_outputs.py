@@ -263,6 +263,19 @@ def test_a_jpeg_decoded_reduced_has_its_boxes_scaled_with_it(tmp_path: Path) -> 
     assert load_boxes(record, (200, 200, 3)) == boxes == load_boxes(record, (77, 100))
 
 
+def test_target_gt_without_a_ground_truth_says_so_in_the_warning_column(tmp_path: Path) -> None:
+    _images(tmp_path / "in", ["x.png"])  # no class in its name or folder: no ground truth
+    write_neu_det(tmp_path / "in" / "neu", 1, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    out = tmp_path / "out"
+    BatchRunner(_engine(), BatchOptions(output=out, target="gt")).run(records)
+    rows = {row["path"]: row for row in _rows(out / "results.csv")}
+    assert rows["x.png"]["target"] == rows["x.png"]["predicted"]
+    assert rows["x.png"]["warning"] == "no ground truth known; explained the predicted class"
+    known = [row for path, row in rows.items() if path != "x.png"]
+    assert known and all(row["warning"] == "" for row in known)
+
+
 def test_when_the_csv_meets_the_full_disk_the_reserve_makes_room_for_every_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
