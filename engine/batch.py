@@ -144,7 +144,10 @@ def completed_rows(
     kept = {}
     for index, (record, stem) in enumerate(zip(records, stems, strict=True)):
         row = earlier.get(record.rel_path.as_posix())
-        if row is not None and all(exists(p) for p in map_file_paths(stem, files)):
+        needed = map_file_paths(stem, files)
+        if options.compare:
+            needed.append(stem.with_name(f"{stem.name}_compare.png"))
+        if row is not None and all(exists(p) for p in needed):
             # Cells as read back (the writer guards them again, exactly once).
             kept[index] = {name: cell_text(row.get(name) or "") for name in columns}
     return kept

@@ -240,6 +240,9 @@ def test_resume_remakes_rows_of_another_method_without_a_metric_or_missing_a_fil
     # Panels asked for now: the earlier images have none.
     assert resume(method="eigencam", panels=True) == (0, ["x"] * 4)
     assert len(list(out.rglob("*_panels.png"))) == 4
+    # A comparison grid asked for now: the earlier images have none either.
+    assert resume(method="eigencam", panels=True, compare="methods") == (0, ["x"] * 4)
+    assert len(list(out.rglob("*_compare.png"))) == 4
 
 
 def test_a_jpeg_decoded_reduced_has_its_boxes_scaled_with_it(tmp_path: Path) -> None:
