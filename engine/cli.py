@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from engine import __version__
 from engine.choices import Blend, Colormap, Compare
-from engine.errors import InspectorError
+from engine.errors import InspectorError, first_line
 from engine.images import DEFAULT_MAX_PIXELS
 from engine.methods.registry import Smoothing, method_names
 from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics, require_metrics
@@ -627,6 +627,10 @@ def _report_engine(args: argparse.Namespace, data: ReportData) -> tuple[CamEngin
     return engine, profile.name, ""
 
 
+def _warn(line: str) -> None:
+    print(f"warning: {first_line(line)}", file=sys.stderr)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.report import ReportData
     from engine.report_images import write_model_report
@@ -640,7 +644,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     engine, name, reason = _report_engine(args, data)
     if reason and not args.no_images:
         print(f"warning: {reason}", file=sys.stderr)
-    files = write_model_report(data, args.output, engine, name, reason)
+    files = write_model_report(data, args.output, engine, name, reason, warn=_warn)
     print(f"wrote {files.csv} and {files.html}", file=sys.stderr)
     if args.pdf and write_pdf is not None:
         pdf = files.html.with_suffix(".pdf")
