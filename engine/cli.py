@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     sanity.add_argument(
         "--seed", type=_number(int, 0, 2**32 - 1), default=0, help="seed of the re-initialisation"
     )
+    sanity.add_argument(
+        "--allow-inside-input", action="store_true", help="allow an output inside the input"
+    )
     _add_smoothing_args(sanity)
 
     layers = commands.add_parser("layers", help="print the model's layer table")
@@ -537,7 +540,8 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     records = scan_images(args.input, profile.classes)
     if not records:
         raise InspectorError(f"no images found in '{args.input}'")
-    output = ensure_output_dir(args.output, args.input if args.input.is_dir() else None, False)
+    root = args.input if args.input.is_dir() else None
+    output = ensure_output_dir(args.output, root, args.allow_inside_input)
     engine = _engine(args, profile)
     method = args.method or profile.cam.method
     layer = engine.resolve_layers(args.layer)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import cv2
@@ -142,3 +143,16 @@ def test_a_cancelled_cascade_stops_between_stages() -> None:
     images = {"a": np.zeros((32, 32, 3), np.uint8)}
     with pytest.raises(CamCancelled):
         run_sanity(engine, images, engine_maps("gradcam", "features"), cancel=lambda: True)
+
+
+def test_sanity_output_inside_the_input_takes_the_option_its_refusal_names(
+    tiny_profile, neu_folder, tmp_path, capsys
+) -> None:
+    folder = tmp_path / "in"  # a copy: neu_folder is shared by the session's tests
+    shutil.copytree(neu_folder / "IMAGES", folder)
+    inside = folder / "sanity-out"
+    args = ["--profile", str(tiny_profile), "--input", str(folder), "--output", str(inside)]
+    assert run(["sanity", *args, "--device", "cpu"]) == 2
+    assert "pass --allow-inside-input" in capsys.readouterr().err
+    assert run(["sanity", *args, "--device", "cpu", "--allow-inside-input"]) == 0
+    assert (inside / "sanity.csv").is_file()
