@@ -16,13 +16,14 @@ import torch
 from engine.batch_options import DISK_FULL, BatchOptions, BatchSummary
 from engine.batch_outputs import RowReserve, finished_rows, is_disk_full, output_stems
 from engine.cam import CamEngine, CamResult, CancelCheck, parse_target
+from engine.csv_cells import cell_text
 from engine.dataset import ImageRecord, load_boxes
 from engine.errors import CamCancelled, InspectorError, first_line
 from engine.export import CsvAppender, write_png
 from engine.file_lock import lock_output_folder
 from engine.images import DecodeLimits, load_image
 from engine.localization import Box, energy_in_box, pointing_hit
-from engine.map_files import MapFiles, write_map_files
+from engine.map_files import MapFiles, map_file_paths, write_map_files
 
 CSV_COLUMNS = (
     "path",
@@ -92,7 +93,7 @@ def _load(record: ImageRecord, limits: DecodeLimits) -> _Loaded:
     except MemoryError:
         return _Loaded(record, None, (), "cannot read it: out of memory while decoding")
     try:
-        boxes = load_boxes(record)
+        boxes = load_boxes(record, image.shape)
     except InspectorError as exc:
         # A broken annotation must not hide the map: explain the image, report the XML.
         return _Loaded(record, image, (), f"annotation ignored: {exc}")
@@ -123,6 +124,33 @@ def _format_score(value: float | bool | None) -> str:
     if isinstance(value, bool | np.bool_):
         return str(int(value))
     return f"{value:.4f}"
+
+
+def completed_rows(
+    csv_path: Path,
+    records: Sequence[ImageRecord],
+    stems: Sequence[Path],
+    options: BatchOptions,
+    layer: str,
+    exists: Callable[[Path], bool] = Path.is_file,
+) -> dict[int, dict[str, str]]:
+    """Rows of an earlier run to keep (--resume), by record index: status ok, made with this
+    method at this layer, with every column this run writes (its metrics), and every file the
+    options ask for still present. Any other image is made again."""
+    columns = BatchWriter(options, layer).columns
+    same = {"method": options.method, "layer": layer}
+    earlier = finished_rows(csv_path, records, columns, same)
+    files = MapFiles(panels=options.panels, raw=options.save_raw)
+    kept = {}
+    for index, (record, stem) in enumerate(zip(records, stems, strict=True)):
+        row = earlier.get(record.rel_path.as_posix())
+        needed = map_file_paths(stem, files)
+        if options.compare:
+            needed.append(stem.with_name(f"{stem.name}_compare.png"))
+        if row is not None and all(exists(p) for p in needed):
+            # Cells as read back (the writer guards them again, exactly once).
+            kept[index] = {name: cell_text(row.get(name) or "") for name in columns}
+    return kept
 
 
 class BatchWriter:
@@ -163,7 +191,8 @@ class BatchWriter:
                 "pointing_hit": _format_score(pointing_hit(result.cam, loaded.boxes)),
                 "energy_in_box": _format_score(energy_in_box(result.cam, loaded.boxes)),
                 "top5": ";".join(f"{p.name}:{p.probability:.4f}" for p in result.top_k),
-                "warning": result.warning,
+                # --target gt without a ground truth explains the prediction: said, not silent.
+                "warning": "; ".join(text for text in (result.warning, result.note) if text),
             }
         return row
 
@@ -366,16 +395,17 @@ class BatchRunner(BatchWriter):
     ) -> BatchSummary:
         output = self.options.output
         csv_path = output / "results.csv"
-        kept = finished_rows(csv_path, records) if self.options.resume else {}
-        todo = [
-            (record, stem)
-            for record, stem in zip(records, output_stems(records, output), strict=True)
-            if record.rel_path.as_posix() not in kept
-        ]
+        stems = output_stems(records, output)
+        kept = (
+            completed_rows(csv_path, records, stems, self.options, self.layer)
+            if self.options.resume
+            else {}
+        )
+        todo = [(records[i], stems[i]) for i in range(len(records)) if i not in kept]
         tally = _Tally(len(records), progress, done=len(kept))
         with CsvAppender(csv_path, self.columns) as csv, self._executor() as pool:
             for row in kept.values():
-                csv.append({key: row.get(key) or "" for key in self.columns})
+                csv.append(row)
             reached, cancelled = self._stream(todo, csv, pool, tally, cancel)
             if self._stopped:
                 rest = self._rows_for_the_rest(csv, todo[reached:])

@@ -6,7 +6,7 @@ import csv
 import errno
 import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -91,13 +91,21 @@ def _allocate(fd: int, size: int) -> None:
     os.fsync(fd)
 
 
-def finished_rows(csv_path: Path, records: Sequence[ImageRecord]) -> dict[str, dict[str, str]]:
+def finished_rows(
+    csv_path: Path,
+    records: Sequence[ImageRecord],
+    columns: Sequence[str] = (),
+    same: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, str]]:
     """The 'ok' rows an earlier run left for these images, by path (for --resume).
 
     Reads results.csv and, after a run stopped while replacing it, results.csv.partial (its
-    rows are newer). An unreadable file counts as no rows: those images are made again.
+    rows are newer). An unreadable file counts as no rows: those images are made again. A row
+    without one of ``columns`` (an earlier run without that metric) or whose cells differ from
+    ``same`` (another method or layer) is not kept either: its image is made again.
     """
     wanted = {record.rel_path.as_posix() for record in records}
+    same = same or {}
     rows: dict[str, dict[str, str]] = {}
     for path in (csv_path, csv_path.with_name(csv_path.name + ".partial")):
         with (
@@ -106,6 +114,12 @@ def finished_rows(csv_path: Path, records: Sequence[ImageRecord]) -> dict[str, d
         ):
             for row in csv.DictReader(handle):
                 key = cell_text(row.get("path") or "")
-                if key in wanted and row.get("status") == "ok":
-                    rows[key] = row
+                if key not in wanted or row.get("status") != "ok":
+                    continue
+                if any(row.get(name) is None for name in columns) or any(
+                    cell_text(row.get(name) or "") != value for name, value in same.items()
+                ):
+                    rows.pop(key, None)  # a newer row for it says the older one is stale
+                    continue
+                rows[key] = row
     return rows

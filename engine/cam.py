@@ -584,6 +584,11 @@ class CamEngine:
             for module in self.model.modules()
             if isinstance(module, nn.ReLU)
         ]
+        if not handles:  # nothing to guide: the map would be plain gradient x Grad-CAM
+            raise InspectorError(
+                "Guided Grad-CAM guides the gradient through the model's nn.ReLU modules and this "
+                "model has none (GELU or functional activations); choose another method"
+            )
         try:
             with frozen_model(self.model), torch.enable_grad():
                 logits, _ = select_logits(self.model(leaf), self.output.logits)

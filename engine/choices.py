@@ -17,6 +17,10 @@ class Choice(StrEnum):
 
     what = nonmember("choice")
 
+    def __repr__(self) -> str:
+        # argparse lists the choices with repr(): 'jet', not <Colormap.JET: 'jet'>.
+        return repr(self.value)
+
     @classmethod
     def parse(cls, value: object, field: str | None = None) -> Self:
         """The member for ``value``; an InspectorError listing the choices otherwise.

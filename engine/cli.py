@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from engine import __version__
 from engine.choices import Blend, Colormap, Compare
-from engine.errors import InspectorError
+from engine.errors import InspectorError, first_line
 from engine.images import DEFAULT_MAX_PIXELS
 from engine.methods.registry import Smoothing, method_names
 from engine.metrics.registry import ROAD_NOISE, metric_names, parse_metrics, require_metrics
@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     sanity.add_argument(
         "--seed", type=_number(int, 0, 2**32 - 1), default=0, help="seed of the re-initialisation"
     )
+    sanity.add_argument(
+        "--allow-inside-input", action="store_true", help="allow an output inside the input"
+    )
     _add_smoothing_args(sanity)
 
     layers = commands.add_parser("layers", help="print the model's layer table")
@@ -417,6 +420,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return _batch_on_ray(args, profile)
     if args.ray_actors is not None:
         raise InspectorError("--ray-actors needs --ray")
+    if args.class_averages and args.resume:
+        # The kept rows' maps are not made again: the averages would hold only the new images.
+        raise InspectorError(
+            "--class-averages needs every image's map and --resume skips the finished ones; "
+            "run without --resume"
+        )
     if isinstance(args.input, str) or isinstance(args.output, str):
         raise InspectorError("an --input or --output URI (s3://...) needs --ray")
     input_path = args.input if args.input else demo_images_dir()
@@ -531,7 +540,8 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     records = scan_images(args.input, profile.classes)
     if not records:
         raise InspectorError(f"no images found in '{args.input}'")
-    output = ensure_output_dir(args.output, args.input if args.input.is_dir() else None, False)
+    root = args.input if args.input.is_dir() else None
+    output = ensure_output_dir(args.output, root, args.allow_inside_input)
     engine = _engine(args, profile)
     method = args.method or profile.cam.method
     layer = engine.resolve_layers(args.layer)[0]
@@ -603,7 +613,8 @@ def _report_engine(args: argparse.Namespace, data: ReportData) -> tuple[CamEngin
     if not path:
         return None, "", "the session names no profile: pass --profile to draw the overlays"
     if not Path(path).is_file():
-        return None, "", f"profile '{path}' not found: pass --profile to draw the overlays"
+        fix = "check the --profile path" if args.profile else "pass --profile to draw the overlays"
+        return None, "", f"profile '{path}' not found: {fix}"
     try:
         profile = load_profile(path)
         engine = _engine(args, profile)
@@ -620,6 +631,10 @@ def _report_engine(args: argparse.Namespace, data: ReportData) -> tuple[CamEngin
     return engine, profile.name, ""
 
 
+def _warn(line: str) -> None:
+    print(f"warning: {first_line(line)}", file=sys.stderr)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.report import ReportData
     from engine.report_images import write_model_report
@@ -633,7 +648,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     engine, name, reason = _report_engine(args, data)
     if reason and not args.no_images:
         print(f"warning: {reason}", file=sys.stderr)
-    files = write_model_report(data, args.output, engine, name, reason)
+    files = write_model_report(data, args.output, engine, name, reason, warn=_warn)
     print(f"wrote {files.csv} and {files.html}", file=sys.stderr)
     if args.pdf and write_pdf is not None:
         pdf = files.html.with_suffix(".pdf")

@@ -110,7 +110,14 @@ def compare_results(
     if smooth.aug:  # six passes per method: a capture holds one
         maps = {
             get_method(name).label: engine.explain(
-                images, name, request.layer, request.target, ground_truth, blur, smoothing=smooth
+                images,
+                name,
+                request.layer,
+                target=request.target,
+                ground_truth=ground_truth,
+                blur_sigma=blur,
+                cancel=cancel,
+                smoothing=smooth,
             )
             for name in capture_methods(request.extra_passes)
         }

@@ -31,7 +31,7 @@ def csv_cell(value: object) -> str:
     if isinstance(value, int | float):
         return str(value)
     text = str(value).replace("\x00", "")
-    if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+    if _needs_guard(text):
         text = "'" + text
     if len(text) > MAX_CELL_CHARS:
         text = text[: MAX_CELL_CHARS - len(CUT_MARKER)] + CUT_MARKER
@@ -41,9 +41,17 @@ def csv_cell(value: object) -> str:
 def cell_text(cell: str) -> str:
     """The text a guarded cell stands for (csv_cell's apostrophe taken off again), for reading
     back a CSV this tool wrote."""
-    if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
-        return cell[1:]
-    return cell
+    return cell[1:] if _looks_guarded(cell) else cell
+
+
+def _needs_guard(text: str) -> bool:
+    # Text that already looks guarded ("'=a.jpg", a real file name) gets one more apostrophe,
+    # so it never reads back as, or sits in the same cell as, "=a.jpg".
+    return (text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text)) or _looks_guarded(text)
+
+
+def _looks_guarded(text: str) -> bool:
+    return text.startswith("'") and _needs_guard(text[1:])
 
 
 def _quoted(cell: str) -> str:

@@ -6,7 +6,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import InspectorError
@@ -111,11 +111,32 @@ def read_voc(path: Path) -> VocAnnotation:
     return VocAnnotation(width, height, boxes)
 
 
-def load_boxes(record: ImageRecord) -> tuple[Box, ...]:
-    """The annotated boxes of an image; empty when it has no annotation file."""
+def load_boxes(record: ImageRecord, image_shape: Sequence[int] | None = None) -> tuple[Box, ...]:
+    """The annotated boxes of an image; empty when it has no annotation file.
+
+    ``image_shape``: the decoded image's shape. When it is the annotated size decoded at 1/2,
+    1/4 or 1/8 (a JPEG over the pixel limit), the boxes are scaled down with it.
+    """
     if record.annotation is None:
         return ()
-    return read_voc(record.annotation).boxes
+    voc = read_voc(record.annotation)
+    if image_shape is None or voc.width is None or voc.height is None:
+        return voc.boxes
+    height, width = image_shape[:2]
+    for factor in (2, 4, 8):
+        if (width, height) == (-(-voc.width // factor), -(-voc.height // factor)):
+            return tuple(_reduced(box, factor) for box in voc.boxes)
+    return voc.boxes
+
+
+def _reduced(box: Box, factor: int) -> Box:
+    return replace(
+        box,
+        x0=box.x0 // factor,
+        y0=box.y0 // factor,
+        x1=-(-box.x1 // factor),
+        y1=-(-box.y1 // factor),
+    )
 
 
 def _normalise(text: str) -> str:

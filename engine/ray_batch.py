@@ -8,7 +8,7 @@ import math
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,15 +26,15 @@ from engine.batch import (
     BatchWriter,
     _load,
     _Loaded,
+    completed_rows,
 )
 from engine.batch_options import BatchOptions, BatchSummary
-from engine.batch_outputs import finished_rows, output_stems
+from engine.batch_outputs import output_stems
 from engine.dataset import ImageRecord
 from engine.errors import InspectorError, first_line
 from engine.export import CsvAppender
 from engine.file_lock import lock_output_folder
 from engine.images import DecodeLimits, decode_image
-from engine.map_files import MapFiles, map_file_paths
 from engine.profile import ModelProfile
 from engine.uri_folders import UriFolder
 
@@ -88,26 +88,6 @@ def ship_model(profile: ModelProfile, device: str, trust_pickle: bool) -> ModelS
                 f"cannot read weights '{profile.weights}': {exc.strerror or exc}"
             ) from exc
     return ModelShipment(profile, weights, device, trust_pickle, None)
-
-
-def completed_rows(
-    csv_path: Path,
-    records: Sequence[ImageRecord],
-    stems: Sequence[Path],
-    options: BatchOptions,
-    exists: Callable[[Path], bool] = Path.is_file,
-) -> dict[int, dict[str, str]]:
-    """Rows of an earlier run to keep: status ok (as the local --resume reads them) and every
-    file the options ask for still present."""
-    earlier = finished_rows(csv_path, records)
-    files = MapFiles(panels=options.panels, raw=options.save_raw)
-    columns = BatchWriter(options, "").columns
-    kept = {}
-    for index, (record, stem) in enumerate(zip(records, stems, strict=True)):
-        row = earlier.get(record.rel_path.as_posix())
-        if row is not None and all(exists(p) for p in map_file_paths(stem, files)):
-            kept[index] = {name: row.get(name) or "" for name in columns}
-    return kept
 
 
 def _cluster_layout(requested: int | None, device: str) -> _Layout:
@@ -347,7 +327,7 @@ class RayBatch:
             if self.ray_options.resume:
                 target = self.ray_options.target
                 exists = Path.is_file if target is None else target.is_file
-                kept = completed_rows(csv_path, records, stems, self.options, exists)
+                kept = completed_rows(csv_path, records, stems, self.options, self.layer, exists)
             self.skipped = len(kept)
             todo = [i for i in range(len(records)) if i not in kept]
             # An interrupt or error leaves the rows finished so far (see CsvAppender).

@@ -53,11 +53,16 @@ class GalleryOverlays:
     """
 
     def __init__(
-        self, engine: CamEngine, data: ReportData, between: Progress | None = None
+        self,
+        engine: CamEngine,
+        data: ReportData,
+        between: Progress | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.data = data
         self.between = between
+        self.warn = warn  # told each card whose overlay cannot be drawn (the CLI's stderr)
         self.folder = Path(data.info.folder)
         cam = engine.cam
         self.style = RenderStyle(cam.colormap, cam.alpha, 0.0, cam.blend)
@@ -83,6 +88,8 @@ class GalleryOverlays:
                 self.between(self._drawn, len(self._cards))
         found = self._ready.pop(rel_path)
         if isinstance(found, InspectorError):
+            if self.warn is not None:
+                self.warn(f"overlay unavailable for '{rel_path}': {found}")
             raise found
         return found
 
@@ -122,13 +129,13 @@ class GalleryOverlays:
             self._ready.update(dict.fromkeys(images, exc))
             return
         for (rel, image), result in zip(images.items(), results, strict=True):
-            boxes = self._boxes(self._record(rel))
+            boxes = self._boxes(self._record(rel), image.shape)
             self._ready[rel] = thumbnail(render_overlay(image, result.cam, self.style, boxes))
 
     @staticmethod
-    def _boxes(record: ImageRecord) -> tuple[Box, ...]:
+    def _boxes(record: ImageRecord, shape: tuple[int, ...]) -> tuple[Box, ...]:
         try:
-            return load_boxes(record)
+            return load_boxes(record, shape)
         except InspectorError:
             return ()  # a broken annotation loses its boxes, not the overlay
 
@@ -151,6 +158,7 @@ def write_model_report(
     no_model_reason: str = "no model is loaded",
     generated: str = "",
     between: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> ReportFiles:
     """report.csv and report.html with the gallery's overlays drawn by engine.
 
@@ -163,6 +171,6 @@ def write_model_report(
         loaded = engine.load_info.weights_sha256 or ""
         mismatch = weights_mismatch(data.info.weights_sha256, loaded)
         notices = (mismatch,) if mismatch else ()
-        overlays = GalleryOverlays(engine, data, between)
+        overlays = GalleryOverlays(engine, data, between, warn)
         model = ReportModel(overlays, model_name, loaded, notices)
     return write_report(data, output_dir, model=model, generated=generated)

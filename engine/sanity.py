@@ -68,15 +68,23 @@ def cascade_stages(model: nn.Module) -> list[Stage]:
     """The model's top-level modules holding parameters, from the logits down; a Sequential or
     ModuleList is opened one level, so VGG's ``features`` or a ResNet's ``layer4`` become one
     stage per block. The root's own parameters (a ViT's position embedding) go into the last."""
+    prefix, root = "", model
+    while not list(root.parameters(recurse=False)):
+        # A wrapper with one module holding every weight (a Hugging Face folder's adapter
+        # around the transformers model): the stages are that module's, not one "model".
+        holders = [(n, c) for n, c in root.named_children() if any(True for _ in c.parameters())]
+        if len(holders) != 1 or isinstance(holders[0][1], nn.Sequential | nn.ModuleList):
+            break
+        prefix, root = f"{prefix}{holders[0][0]}.", holders[0][1]
     stages: list[Stage] = []
-    for name, child in model.named_children():
+    for name, child in root.named_children():
         if isinstance(child, nn.Sequential | nn.ModuleList):
-            parts = [(f"{name}.{n}", c) for n, c in child.named_children()]
+            parts = [(f"{prefix}{name}.{n}", c) for n, c in child.named_children()]
         else:
-            parts = [(name, child)]
+            parts = [(f"{prefix}{name}", child)]
         stages += [Stage(n, (c,)) for n, c in parts if any(True for _ in c.parameters())]
     stages.reverse()
-    own = list(model.parameters(recurse=False))
+    own = list(root.parameters(recurse=False))
     if own and stages:
         last = stages[-1]
         stages[-1] = Stage(f"{last.name}+(root)", (*last.modules, _RootParameters(own)))

@@ -202,7 +202,7 @@ class CamWorker(QObject):
         if cached is None:
             image = load_image(record.path)
             try:
-                boxes = load_boxes(record)
+                boxes = load_boxes(record, image.shape)
             except InspectorError as exc:
                 log.warning("%s", exc)
                 boxes = ()

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,7 @@ from engine.batch_options import BatchOptions
 from engine.cam import CamEngine
 from engine.cli import EXIT_DISK_FULL, EXIT_USAGE, run
 from engine.csv_cells import cell_text
-from engine.dataset import scan_images
+from engine.dataset import load_boxes, scan_images
 from engine.demo_data import write_neu_det
 from engine.errors import InspectorError
 from engine.export import CsvAppender, write_error
@@ -212,6 +213,70 @@ def test_resume_skips_the_images_an_earlier_run_finished(tmp_path: Path) -> None
     assert {row["status"] for row in rows} == {"ok"}
     assert summary.resumed == len(done_first) and len(seen) == 13 - len(done_first)
     assert not set(seen) & {cell_text(path) for path in done_first}
+
+
+def test_resume_remakes_rows_of_another_method_without_a_metric_or_missing_a_file(
+    tmp_path: Path,
+) -> None:
+    write_neu_det(tmp_path / "in", 4, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    out = tmp_path / "out"
+    BatchRunner(_engine(), BatchOptions(output=out)).run(records)
+
+    def resume(**changes: object) -> tuple[int, list[str]]:
+        seen: list[str] = []
+        options = BatchOptions(output=out, resume=True, **changes)  # type: ignore[arg-type]
+        runner = BatchRunner(_engine(), options, lambda record, _: seen.append("x"))
+        return runner.run(records).resumed, seen
+
+    # The earlier rows have no confidence_change column: kept, they would leave it empty.
+    assert resume(metrics=("confidence_change",)) == (0, ["x"] * 4)
+    rows = _rows(out / "results.csv")
+    assert all(row["confidence_change"] for row in rows)
+    assert resume(metrics=("confidence_change",))[0] == 4
+    # Another method: the kept rows (and their files) would be Grad-CAM's.
+    assert resume(method="eigencam") == (0, ["x"] * 4)
+    assert {row["method"] for row in _rows(out / "results.csv")} == {"eigencam"}
+    # Panels asked for now: the earlier images have none.
+    assert resume(method="eigencam", panels=True) == (0, ["x"] * 4)
+    assert len(list(out.rglob("*_panels.png"))) == 4
+    # A comparison grid asked for now: the earlier images have none either.
+    assert resume(method="eigencam", panels=True, compare="methods") == (0, ["x"] * 4)
+    assert len(list(out.rglob("*_compare.png"))) == 4
+
+
+def test_a_jpeg_decoded_reduced_has_its_boxes_scaled_with_it(tmp_path: Path) -> None:
+    write_neu_det(tmp_path / "in", 6, seed=1)  # 200x200 JPEGs with VOC boxes
+    records = scan_images(tmp_path / "in", NEU)
+    full, half = tmp_path / "full", tmp_path / "half"
+    BatchRunner(_engine(), BatchOptions(output=full)).run(records)
+    # Under 200x200 pixels: each JPEG is decoded at 100x100; boxes in 200x200 pixels would
+    # miss the map (pointing_hit 0, energy_in_box near 0 for most images).
+    BatchRunner(_engine(), BatchOptions(output=half, max_pixels=200 * 200 - 1)).run(records)
+    for whole, reduced in zip(
+        _rows(full / "results.csv"), _rows(half / "results.csv"), strict=True
+    ):
+        assert reduced["status"] == "ok" and reduced["error"] == ""
+        assert abs(float(whole["energy_in_box"]) - float(reduced["energy_in_box"])) < 0.1
+    record = next(r for r in records if r.annotation is not None)
+    boxes = load_boxes(record)
+    assert load_boxes(record, (100, 100, 3)) == tuple(
+        replace(b, x0=b.x0 // 2, y0=b.y0 // 2, x1=-(-b.x1 // 2), y1=-(-b.y1 // 2)) for b in boxes
+    )
+    assert load_boxes(record, (200, 200, 3)) == boxes == load_boxes(record, (77, 100))
+
+
+def test_target_gt_without_a_ground_truth_says_so_in_the_warning_column(tmp_path: Path) -> None:
+    _images(tmp_path / "in", ["x.png"])  # no class in its name or folder: no ground truth
+    write_neu_det(tmp_path / "in" / "neu", 1, seed=1)
+    records = scan_images(tmp_path / "in", NEU)
+    out = tmp_path / "out"
+    BatchRunner(_engine(), BatchOptions(output=out, target="gt")).run(records)
+    rows = {row["path"]: row for row in _rows(out / "results.csv")}
+    assert rows["x.png"]["target"] == rows["x.png"]["predicted"]
+    assert rows["x.png"]["warning"] == "no ground truth known; explained the predicted class"
+    known = [row for path, row in rows.items() if path != "x.png"]
+    assert known and all(row["warning"] == "" for row in known)
 
 
 def test_when_the_csv_meets_the_full_disk_the_reserve_makes_room_for_every_row(

@@ -84,6 +84,20 @@ def test_batch_class_averages(tiny_profile, neu_folder, tmp_path) -> None:
     assert "<td>ground truth</td><td>crazing</td><td>2</td>" in html
 
 
+def test_batch_class_averages_refuses_resume(tiny_profile, neu_folder, tmp_path, capsys) -> None:
+    # A resumed run skips the finished images' maps: its averages would hold only the new ones
+    # (all kept: an empty class_summary.html over the earlier one).
+    out = tmp_path / "out"
+    args = ["--profile", str(tiny_profile), "--input", str(neu_folder), "--output", str(out)]
+    assert run(["batch", *args, "--device", "cpu", "--class-averages"]) == 0
+    html = (out / "class_summary.html").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert run(["batch", *args, "--device", "cpu", "--class-averages", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --class-averages needs every image's map") and "\n" not in err
+    assert (out / "class_summary.html").read_text(encoding="utf-8") == html
+
+
 def test_summary_lines_say_border_heat_and_metric_means() -> None:
     from engine.class_average import summary_lines
 

@@ -91,7 +91,19 @@ def test_batch_compare_writes_a_decodable_grid(tiny_profile, neu_folder, tmp_pat
 def test_batch_compare_rejects_an_unknown_kind(capsys) -> None:
     with pytest.raises(SystemExit):
         run(["batch", "--compare", "everything"])
-    assert "invalid choice: 'everything'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice: 'everything' (choose from 'methods', 'layers')" in err
+
+
+def test_batch_compare_methods_with_aug_smooth_writes_the_grid(
+    tiny_profile, neu_folder, tmp_path
+) -> None:
+    image = neu_folder / "IMAGES" / "scratches_1.jpg"
+    out = tmp_path / "out"
+    args = ["--profile", str(tiny_profile), "--input", str(image), "--output", str(out)]
+    assert run(["batch", *args, "--device", "cpu", "--compare", "methods", "--aug-smooth"]) == 0
+    grid = cv2.imread(str(out / "scratches_1_compare.png"))
+    assert grid is not None and grid.shape[0] > 2 * 160 and grid.shape[1] > 4 * 160
 
 
 def test_methods_grid_on_request_adds_the_methods_that_run_the_model() -> None:

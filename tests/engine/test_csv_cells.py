@@ -54,5 +54,8 @@ def test_csv_text_round_trips_through_a_reader() -> None:
 
 
 def test_cell_text_takes_the_guard_off_again() -> None:
-    for text in ("=1", "+cmd", "'quoted already", "plain", "-0.25"):
+    for text in ("=1", "+cmd", "'quoted already", "plain", "-0.25", "'=a.jpg", "''+x", "'-0.5"):
         assert cell_text(csv_cell(text)) == text
+    # A name that looks guarded and the name it would stand for are two different cells.
+    assert csv_cell("'=a.jpg") == "''=a.jpg" != csv_cell("=a.jpg") == "'=a.jpg"
+    assert csv_cell("'-0.5") == "'-0.5"

@@ -147,3 +147,17 @@ def test_a_capture_draws_guided_gradcam_and_eigen_smooth_as_explain_does() -> No
         drawn = engine.cam_from_capture(capture, method, layer, eigen_smooth=eigen)
         made = engine.explain(images[:1], method, layer, smoothing=Smoothing(eigen=eigen))[0]
         np.testing.assert_allclose(drawn.cam, made.cam, atol=1e-6)
+
+
+def test_guided_gradcam_refuses_a_model_without_relu_modules() -> None:
+    # A ViT's GELUs or functional ReLUs guide nothing: the map would be plain gradient x
+    # Grad-CAM under the name Guided Grad-CAM.
+    torch.manual_seed(0)
+    model = TinyNet(classes=3).eval()
+    model.features[1] = nn.GELU()
+    model.features[3] = nn.GELU()
+    engine = CamEngine(model, ["a", "b", "c"], *engine_records((32, 32), layer="features"), "cpu")
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    with pytest.raises(InspectorError, match=r"nn\.ReLU modules and this model has none"):
+        engine.explain([image], "guidedgradcam", "features")
+    assert engine.explain([image], "gradcam", "features")[0].cam.shape == (32, 32)

@@ -140,10 +140,16 @@ def test_a_missing_image_or_profile_is_a_note_on_the_card(
     assert f"overlay unavailable: cannot read &#x27;{records[0].path}&#x27;" in gone
     assert "the file does not exist" in gone
     assert _jpeg(cards[records[1].rel_path.as_posix()]) is not None
+    # Said on stderr too, one line per card (as the README promises).
+    err = capsys.readouterr().err.splitlines()
+    gone_rel = records[0].rel_path.as_posix()
+    assert f"warning: overlay unavailable for '{gone_rel}': cannot read" in "\n".join(err)
+    assert sum(line.startswith("warning: overlay unavailable") for line in err) == 1
     missing = tmp_path / "nowhere.toml"
     code, html = _report(reviewed, tmp_path / "r2", "--profile", str(missing))
     assert code == 0
-    note = f"overlay unavailable: profile &#x27;{missing}&#x27; not found: pass --profile"
+    # It was passed: the advice is to check it, not to pass it.
+    note = f"overlay unavailable: profile &#x27;{missing}&#x27; not found: check the --profile path"
     assert all(note in card for card in _cards(html).values())
     assert "warning: profile" in capsys.readouterr().err
 

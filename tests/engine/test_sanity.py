@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import cv2
@@ -90,6 +91,18 @@ def test_the_cascade_is_seeded_and_randomises_every_weight() -> None:
     assert [stage.name for stage in stages] == ["head", "features.2", "features.0"]
 
 
+def test_the_cascade_opens_a_wrapper_around_the_model() -> None:
+    # A Hugging Face folder's model is an adapter whose one child holds every weight.
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = TinyNet(classes=3)
+            self.flatten = torch.nn.Identity()
+
+    names = [stage.name for stage in cascade_stages(Wrapper())]
+    assert names == ["model.head", "model.features.2", "model.features.0"]
+
+
 def test_a_flat_map_gives_spearman_zero_never_nan() -> None:
     flat, other = np.zeros((8, 8)), np.random.default_rng(0).random((8, 8))
     assert spearman(flat, other) == 0.0 and spearman(other, flat) == 0.0
@@ -130,3 +143,16 @@ def test_a_cancelled_cascade_stops_between_stages() -> None:
     images = {"a": np.zeros((32, 32, 3), np.uint8)}
     with pytest.raises(CamCancelled):
         run_sanity(engine, images, engine_maps("gradcam", "features"), cancel=lambda: True)
+
+
+def test_sanity_output_inside_the_input_takes_the_option_its_refusal_names(
+    tiny_profile, neu_folder, tmp_path, capsys
+) -> None:
+    folder = tmp_path / "in"  # a copy: neu_folder is shared by the session's tests
+    shutil.copytree(neu_folder / "IMAGES", folder)
+    inside = folder / "sanity-out"
+    args = ["--profile", str(tiny_profile), "--input", str(folder), "--output", str(inside)]
+    assert run(["sanity", *args, "--device", "cpu"]) == 2
+    assert "pass --allow-inside-input" in capsys.readouterr().err
+    assert run(["sanity", *args, "--device", "cpu", "--allow-inside-input"]) == 0
+    assert (inside / "sanity.csv").is_file()
