@@ -22,7 +22,7 @@ from engine.backends import backend_for, check_not_foreign
 from engine.backends.base import StateDictBackend
 from engine.backends.hf_backend import is_hf_folder
 from engine.backends.python_backend import pickle_with_code, refuse_untrusted
-from engine.errors import InspectorError, TrustNeeded, first_line
+from engine.errors import InspectorError, TrustNeeded, first_line, stat_file
 from engine.heads import head_fits, head_outputs
 from engine.profile import ModelProfile, PreprocessSpec
 
@@ -208,12 +208,7 @@ def _unpickle_hint(exc: Exception) -> str:
 
 def check_file(path: Path) -> None:
     """Refuse a weights path that is missing, not a file or empty, naming which."""
-    try:
-        info = path.stat()
-    except FileNotFoundError as exc:
-        raise InspectorError(f"weights file not found: {path}") from exc
-    except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte
-        raise InspectorError(f"cannot read weights path '{path}': {first_line(exc)}") from exc
+    info = stat_file(path, "weights")
     if is_hf_folder(path):
         raise InspectorError(
             f"'{path.name}' is a Hugging Face save_pretrained folder: set architecture = "

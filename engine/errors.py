@@ -1,5 +1,10 @@
 """The one exception type for problems a user can cause and fix."""
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 
 class InspectorError(Exception):
     """A user-fixable problem (bad file, wrong checkpoint, missing folder).
@@ -31,3 +36,14 @@ def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = (text[0] if text else "") or type(exc).__name__
     return line if len(line) <= _FIRST_LINE_MAX else line[: _FIRST_LINE_MAX - 3] + "..."
+
+
+def stat_file(path: Path, what: str) -> os.stat_result:
+    """The stat of a file the user named (``what``: "weights", "profile"), or one line saying
+    why it cannot be read: missing, a symlink loop, a name too long, a NUL byte."""
+    try:
+        return path.stat()
+    except FileNotFoundError as exc:
+        raise InspectorError(f"{what} file not found: {path}") from exc
+    except (OSError, ValueError) as exc:
+        raise InspectorError(f"cannot read {what} path '{path}': {first_line(exc)}") from exc

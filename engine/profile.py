@@ -26,7 +26,7 @@ from engine.choices import (
     Reshape,
     Resize,
 )
-from engine.errors import InspectorError, first_line
+from engine.errors import InspectorError, stat_file
 from engine.methods.registry import DEFAULT_METHOD, NO_SMOOTHING, Smoothing, method_names
 from engine.resources import resource_path
 
@@ -150,12 +150,7 @@ def peek_classes(path: Path) -> tuple[str, ...]:
 def load_profile(path: str | Path) -> ModelProfile:
     """Read and validate a profile TOML file; relative weights resolve against its folder."""
     path = Path(path).expanduser()
-    try:
-        info = path.stat()
-    except FileNotFoundError as exc:
-        raise InspectorError(f"profile file not found: {path}") from exc
-    except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte
-        raise InspectorError(f"cannot read profile path '{path}': {first_line(exc)}") from exc
+    info = stat_file(path, "profile")
     if is_hf_folder(path):
         return folder_profile(path)
     if not stat.S_ISREG(info.st_mode):

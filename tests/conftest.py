@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -18,6 +20,9 @@ from torch import nn
 
 from engine.demo_data import write_neu_det
 from engine.profile import IMAGENET_MEAN, IMAGENET_STD, CamDefaults, OutputSpec, PreprocessSpec
+
+if TYPE_CHECKING:
+    from engine.cam import CamEngine
 
 NEU = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
 
@@ -122,3 +127,19 @@ def modules_loaded_by(code: str, watched: Sequence[str]) -> list[str]:
         check=True,
     )
     return [name for name in out.stdout.strip().split(",") if name]
+
+
+def neu_tiny_engine() -> CamEngine:
+    """A seeded TinyNet over the six NEU classes at 32x32: the batch tests' model."""
+    from engine.cam import CamEngine
+
+    torch.manual_seed(0)
+    return CamEngine(
+        TinyNet(classes=6), NEU, *engine_records((32, 32), (0.5,) * 3, (0.25,) * 3), "cpu"
+    )
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """A CSV file's rows as dicts, read as a spreadsheet would."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

@@ -49,6 +49,7 @@ from engine.lru import LruCache
 from engine.render import RenderStyle, render_overlay
 from ui.images_dock import FILTERS, AnyIndex, ImageTableModel, row_passes
 from ui.theme import SMALL, spaced
+from ui.thumbnails import stop_helper
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +169,7 @@ class GalleryCache(QObject):
         self._queue.put(lambda: self._draw(generation, record, cam, style, image, path))
 
     def close(self) -> None:
-        while not self._queue.empty():  # what nobody will look at any more
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._queue.put(None)
-        self._thread.join()
+        stop_helper(self._queue, self._thread)
 
     # -- the helper thread ----------------------------------------------------------------------
     def _run(self) -> None:

@@ -18,6 +18,18 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 32
 
 
+def stop_helper(tasks: queue.Queue, thread: threading.Thread) -> None:
+    """End a helper thread that takes tasks until None: what is still queued is dropped
+    (nobody will look at it any more), then the thread finishes its current task and exits."""
+    while not tasks.empty():
+        try:
+            tasks.get_nowait()
+        except queue.Empty:
+            break
+    tasks.put(None)
+    thread.join()
+
+
 def make_thumbnail(path: str, size: int = THUMBNAIL_SIZE) -> np.ndarray | None:
     """An RGB uint8 preview that fits size x size, or None when the file does not decode."""
     try:
@@ -48,13 +60,7 @@ class ThumbnailLoader(QObject):
             self._queue.put(path)
 
     def close(self) -> None:
-        while not self._queue.empty():  # drop what nobody will look at any more
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._queue.put(None)
-        self._thread.join()
+        stop_helper(self._queue, self._thread)
 
     def _run(self) -> None:
         while (path := self._queue.get()) is not None:

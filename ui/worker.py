@@ -47,6 +47,15 @@ IMAGE_CACHE_SIZE = 8
 CaptureKey = tuple[str, str, Target, int | None]
 
 
+def _failure(exc: Exception, what: str) -> str:
+    """A failed job's one line: the user's error as it is; anything else logged with its
+    traceback (a bug, or a broken file that raised something odd) and named by its type."""
+    if isinstance(exc, InspectorError):
+        return str(exc)
+    log.exception("%s failed", what)
+    return f"{type(exc).__name__}: {exc}"
+
+
 class CamWorker(QObject):
     """Lives in its own QThread; the only object that touches torch.
 
@@ -166,12 +175,8 @@ class CamWorker(QObject):
         except TrustNeeded as exc:
             self.sig_failed.emit(JobFailed(0, "model", str(exc), trust=exc.what))
             return
-        except InspectorError as exc:
-            self.sig_failed.emit(JobFailed(0, "model", str(exc)))
-            return
         except Exception as exc:  # a broken checkpoint can raise anything; show, don't crash
-            log.exception("model load failed")
-            self.sig_failed.emit(JobFailed(0, "model", f"{type(exc).__name__}: {exc}"))
+            self.sig_failed.emit(JobFailed(0, "model", _failure(exc, "model load")))
             return
         self._engine = engine
         self._profile_name = profile.name
@@ -263,12 +268,8 @@ class CamWorker(QObject):
                 )
         except CamCancelled:
             return
-        except InspectorError as exc:
-            self.sig_failed.emit(JobFailed(job.job_id, "explain", str(exc), job.record))
-            return
         except Exception as exc:
-            log.exception("CAM failed for %s", job.record.path)
-            message = f"{type(exc).__name__}: {exc}"
+            message = _failure(exc, f"CAM for {job.record.path}")
             self.sig_failed.emit(JobFailed(job.job_id, "explain", message, job.record))
             return
         milliseconds = 1000 * (time.perf_counter() - start)
@@ -337,12 +338,8 @@ class CamWorker(QObject):
         try:
             runner = BatchRunner(self._engine, job.options, exported)
             summary = runner.run(job.records, progress, self._cancel_export.is_set)
-        except InspectorError as exc:
-            self.sig_failed.emit(JobFailed(job.job_id, "export", str(exc)))
-            return
         except Exception as exc:
-            log.exception("folder export failed")
-            self.sig_failed.emit(JobFailed(job.job_id, "export", f"{type(exc).__name__}: {exc}"))
+            self.sig_failed.emit(JobFailed(job.job_id, "export", _failure(exc, "folder export")))
             return
         self.sig_export_finished.emit(ExportFinished(job.job_id, summary))
         self._send_class_trust(job, averages, summary.csv_path)
@@ -397,12 +394,8 @@ class CamWorker(QObject):
             )
         except CamCancelled:
             return
-        except InspectorError as exc:
-            found = None
-            message = str(exc)
         except Exception as exc:
-            log.exception("trust tool %s failed for %s", job.tool, job.record.path)
-            found, message = None, f"{type(exc).__name__}: {exc}"
+            found, message = None, _failure(exc, f"trust tool {job.tool} for {job.record.path}")
         if found is None:
             done = TrustChecked(job.job_id, job.tool, job.record, None, message, failed=True)
         else:
@@ -426,12 +419,8 @@ class CamWorker(QObject):
             )
         except CamCancelled:
             return
-        except InspectorError as exc:
-            self.sig_failed.emit(JobFailed(job.job_id, "report", str(exc)))
-            return
         except Exception as exc:
-            log.exception("report failed")
-            self.sig_failed.emit(JobFailed(job.job_id, "report", f"{type(exc).__name__}: {exc}"))
+            self.sig_failed.emit(JobFailed(job.job_id, "report", _failure(exc, "report")))
             return
         self.sig_report_written.emit(ReportWritten(job.job_id, files))
 

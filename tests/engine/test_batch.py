@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
@@ -14,20 +13,8 @@ from engine.batch_options import BatchOptions
 from engine.cam import CamEngine
 from engine.dataset import ImageRecord, scan_images
 from engine.demo_data import write_neu_det
-from tests.conftest import NEU, TinyNet, engine_records
+from tests.conftest import NEU, csv_rows, engine_records, neu_tiny_engine
 from tests.engine.silent_models import ClassTokenNet, NanForBrightNet
-
-
-def _engine() -> CamEngine:
-    torch.manual_seed(0)
-    return CamEngine(
-        TinyNet(classes=6), NEU, *engine_records((32, 32), (0.5,) * 3, (0.25,) * 3), "cpu"
-    )
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_cancel_midway_keeps_finished_rows(tmp_path: Path) -> None:
@@ -40,13 +27,13 @@ def test_cancel_midway_keeps_finished_rows(tmp_path: Path) -> None:
 
     seen: list[str] = []
     runner = BatchRunner(
-        _engine(),
+        neu_tiny_engine(),
         BatchOptions(output=tmp_path / "out", batch_size=4),
         on_result=lambda record, result: seen.append(record.rel_path.as_posix()),
     )
     summary = runner.run(records, progress, cancel=lambda: len(calls) >= 2)
     assert summary.cancelled
-    rows = _rows(tmp_path / "out" / "results.csv")
+    rows = csv_rows(tmp_path / "out" / "results.csv")
     assert 8 <= len(rows) < 20
     assert calls[0] == (4, 20, 0) and calls[1] == (8, 20, 0)
     written = sorted((tmp_path / "out" / "IMAGES").glob("*_overlay.png"))
@@ -68,8 +55,8 @@ def test_broken_annotation_is_reported_but_the_image_is_explained(tmp_path: Path
     write_neu_det(tmp_path / "in", 2, seed=1)
     (tmp_path / "in" / "ANNOTATIONS" / "crazing_1.xml").write_text("<annotation><object>")
     records = scan_images(tmp_path / "in", NEU)
-    summary = BatchRunner(_engine(), BatchOptions(output=tmp_path / "out")).run(records)
-    rows = {r["path"]: r for r in _rows(tmp_path / "out" / "results.csv")}
+    summary = BatchRunner(neu_tiny_engine(), BatchOptions(output=tmp_path / "out")).run(records)
+    rows = {r["path"]: r for r in csv_rows(tmp_path / "out" / "results.csv")}
     broken = rows["IMAGES/crazing_1.jpg"]
     assert broken["status"] == "ok" and "annotation ignored" in broken["error"]
     assert broken["pointing_hit"] == ""
@@ -80,13 +67,13 @@ def test_broken_annotation_is_reported_but_the_image_is_explained(tmp_path: Path
 def test_threaded_and_inline_pipelines_write_the_same(tmp_path: Path, monkeypatch) -> None:
     write_neu_det(tmp_path / "in", 10, seed=2)
     records = scan_images(tmp_path / "in", NEU)
-    engine = _engine()
+    engine = neu_tiny_engine()
     outputs = {}
     for name, cores in (("inline", 1), ("threaded", 64)):
         monkeypatch.setattr("engine.batch.os.cpu_count", lambda cores=cores: cores)
         runner = BatchRunner(engine, BatchOptions(output=tmp_path / name, batch_size=3))
         assert runner.run(records).succeeded == 10
-        outputs[name] = _rows(tmp_path / name / "results.csv")
+        outputs[name] = csv_rows(tmp_path / name / "results.csv")
     assert outputs["inline"] == outputs["threaded"]
 
 
@@ -104,7 +91,9 @@ def test_blend_option_reaches_overlays_and_panels(tmp_path: Path) -> None:
     style = RenderStyle(alpha=0.6, blend="additive")
     options = BatchOptions(output=tmp_path / "out", style=style, save_raw=True, panels=True)
     results = {}
-    BatchRunner(_engine(), options, lambda r, result: results.update({r.path: result})).run(records)
+    BatchRunner(neu_tiny_engine(), options, lambda r, result: results.update({r.path: result})).run(
+        records
+    )
     for record in records:
         stem = tmp_path / "out" / record.rel_path.with_suffix("")
         image = load_image(record.path)
@@ -135,9 +124,9 @@ def test_a_flat_map_gets_a_warning_in_the_csv(tmp_path: Path) -> None:
     torch.manual_seed(1)
     engine = CamEngine(ClassTokenNet(len(NEU)), NEU, *engine_records((64, 64)), "cpu")
     BatchRunner(engine, BatchOptions(output=tmp_path / "auto")).run(records)
-    assert [r["warning"] for r in _rows(tmp_path / "auto" / "results.csv")] == ["", ""]
+    assert [r["warning"] for r in csv_rows(tmp_path / "auto" / "results.csv")] == ["", ""]
     BatchRunner(engine, BatchOptions(output=tmp_path / "norm", layer="norm")).run(records)
-    rows = _rows(tmp_path / "norm" / "results.csv")
+    rows = csv_rows(tmp_path / "norm" / "results.csv")
     assert [r["status"] for r in rows] == ["ok", "ok"]
     expected = "flat map at 'norm' (no positive value); try layer 'patch'"
     assert [r["warning"] for r in rows] == [expected, expected]
@@ -152,7 +141,7 @@ def test_nan_scores_are_an_error_row_and_spare_the_other_images(tmp_path: Path) 
     torch.manual_seed(0)
     engine = CamEngine(NanForBrightNet(classes=6), NEU, *engine_records((32, 32)), "cpu")
     summary = BatchRunner(engine, BatchOptions(output=tmp_path / "out")).run(records)
-    rows = {r["path"]: r for r in _rows(tmp_path / "out" / "results.csv")}
+    rows = {r["path"]: r for r in csv_rows(tmp_path / "out" / "results.csv")}
     assert rows["bright.png"]["status"] == "error"
     assert rows["bright.png"]["error"].startswith("the model gave non-finite scores (NaN")
     assert rows["bright.png"]["confidence"] == ""

@@ -3,7 +3,6 @@ formula-proof rows, names that cannot collide, the folder lock, a row per image,
 
 from __future__ import annotations
 
-import csv
 import errno
 import os
 import socket
@@ -15,31 +14,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from engine.batch import BatchRunner
 from engine.batch_options import BatchOptions
-from engine.cam import CamEngine
 from engine.cli import EXIT_DISK_FULL, EXIT_USAGE, run
 from engine.csv_cells import cell_text
 from engine.dataset import load_boxes, scan_images
 from engine.demo_data import write_neu_det
 from engine.errors import InspectorError
 from engine.export import CsvAppender, write_error
-from tests.conftest import NEU, TinyNet, engine_records
+from tests.conftest import NEU, csv_rows, neu_tiny_engine
 from tests.engine.memory_child import ROOT
-
-
-def _engine() -> CamEngine:
-    torch.manual_seed(0)
-    return CamEngine(
-        TinyNet(classes=6), NEU, *engine_records((32, 32), (0.5,) * 3, (0.25,) * 3), "cpu"
-    )
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def _images(folder: Path, names: list[str]) -> Path:
@@ -54,8 +39,8 @@ def _images(folder: Path, names: list[str]) -> Path:
 
 def _run(folder: Path, out: Path, **options: object) -> list[dict[str, str]]:
     records = scan_images(folder, NEU)
-    BatchRunner(_engine(), BatchOptions(output=out, **options)).run(records)  # type: ignore[arg-type]
-    return _rows(out / "results.csv")
+    BatchRunner(neu_tiny_engine(), BatchOptions(output=out, **options)).run(records)  # type: ignore[arg-type]
+    return csv_rows(out / "results.csv")
 
 
 def test_file_names_that_look_like_formulas_stay_text(tmp_path: Path) -> None:
@@ -146,7 +131,7 @@ def test_a_full_disk_gives_every_image_a_row_and_exit_4(
     code = run(["batch", "--profile", str(tiny_profile), "--input", str(neu_folder),
                 "--output", str(out), "--batch-size", "4", "--device", "cpu"])  # fmt: skip
     assert code == EXIT_DISK_FULL
-    rows = _rows(out / "results.csv")
+    rows = csv_rows(out / "results.csv")
     assert len(rows) == 12  # every image has its row
     assert [row["status"] for row in rows] == ["ok"] * 2 + ["error"] * 10
     assert {row["error"] for row in rows[2:]} == {"disk full"}
@@ -174,7 +159,7 @@ def test_a_row_cut_short_by_a_full_disk_is_removed(tmp_path: Path) -> None:
     out._file.write = real_write  # type: ignore[union-attr, method-assign]
     out.append({"path": "c.png", "status": "ok"})
     out.close()
-    assert [row["path"] for row in _rows(target)] == ["a.png", "c.png"]
+    assert [row["path"] for row in csv_rows(target)] == ["a.png", "c.png"]
 
 
 def test_an_output_file_named_like_an_input_folder_is_an_error_row(tmp_path: Path) -> None:
@@ -184,8 +169,8 @@ def test_an_output_file_named_like_an_input_folder_is_an_error_row(tmp_path: Pat
     out.mkdir()
     (out / "sub").write_bytes(b"mine")
     records = scan_images(folder, NEU)
-    summary = BatchRunner(_engine(), BatchOptions(output=out)).run(records)
-    rows = {row["path"]: row for row in _rows(out / "results.csv")}
+    summary = BatchRunner(neu_tiny_engine(), BatchOptions(output=out)).run(records)
+    rows = {row["path"]: row for row in csv_rows(out / "results.csv")}
     assert rows["y.png"]["status"] == "ok"
     assert rows["sub/x.png"]["status"] == "error"
     assert rows["sub/x.png"]["error"].startswith(f"cannot create folder '{out / 'sub'}'")
@@ -199,15 +184,17 @@ def test_resume_skips_the_images_an_earlier_run_finished(tmp_path: Path) -> None
     records = scan_images(tmp_path / "in", NEU)
     out = tmp_path / "out"
     calls: list[int] = []
-    first = BatchRunner(_engine(), BatchOptions(output=out, batch_size=4))
+    first = BatchRunner(neu_tiny_engine(), BatchOptions(output=out, batch_size=4))
     first.run(records, lambda done, total, failed: calls.append(done), cancel=lambda: bool(calls))
-    done_first = [row["path"] for row in _rows(out / "results.csv")]
+    done_first = [row["path"] for row in csv_rows(out / "results.csv")]
     assert 4 <= len(done_first) < 13 and "'=a formula.png" in done_first
     seen: list[str] = []
     options = BatchOptions(output=out, batch_size=4, resume=True)
-    runner = BatchRunner(_engine(), options, lambda record, _: seen.append(str(record.rel_path)))
+    runner = BatchRunner(
+        neu_tiny_engine(), options, lambda record, _: seen.append(str(record.rel_path))
+    )
     summary = runner.run(records)
-    rows = _rows(out / "results.csv")
+    rows = csv_rows(out / "results.csv")
     paths = sorted(cell_text(row["path"]) for row in rows)
     assert paths == sorted(r.rel_path.as_posix() for r in records)
     assert {row["status"] for row in rows} == {"ok"}
@@ -221,22 +208,22 @@ def test_resume_remakes_rows_of_another_method_without_a_metric_or_missing_a_fil
     write_neu_det(tmp_path / "in", 4, seed=1)
     records = scan_images(tmp_path / "in", NEU)
     out = tmp_path / "out"
-    BatchRunner(_engine(), BatchOptions(output=out)).run(records)
+    BatchRunner(neu_tiny_engine(), BatchOptions(output=out)).run(records)
 
     def resume(**changes: object) -> tuple[int, list[str]]:
         seen: list[str] = []
         options = BatchOptions(output=out, resume=True, **changes)  # type: ignore[arg-type]
-        runner = BatchRunner(_engine(), options, lambda record, _: seen.append("x"))
+        runner = BatchRunner(neu_tiny_engine(), options, lambda record, _: seen.append("x"))
         return runner.run(records).resumed, seen
 
     # The earlier rows have no confidence_change column: kept, they would leave it empty.
     assert resume(metrics=("confidence_change",)) == (0, ["x"] * 4)
-    rows = _rows(out / "results.csv")
+    rows = csv_rows(out / "results.csv")
     assert all(row["confidence_change"] for row in rows)
     assert resume(metrics=("confidence_change",))[0] == 4
     # Another method: the kept rows (and their files) would be Grad-CAM's.
     assert resume(method="eigencam") == (0, ["x"] * 4)
-    assert {row["method"] for row in _rows(out / "results.csv")} == {"eigencam"}
+    assert {row["method"] for row in csv_rows(out / "results.csv")} == {"eigencam"}
     # Panels asked for now: the earlier images have none.
     assert resume(method="eigencam", panels=True) == (0, ["x"] * 4)
     assert len(list(out.rglob("*_panels.png"))) == 4
@@ -249,12 +236,12 @@ def test_a_jpeg_decoded_reduced_has_its_boxes_scaled_with_it(tmp_path: Path) -> 
     write_neu_det(tmp_path / "in", 6, seed=1)  # 200x200 JPEGs with VOC boxes
     records = scan_images(tmp_path / "in", NEU)
     full, half = tmp_path / "full", tmp_path / "half"
-    BatchRunner(_engine(), BatchOptions(output=full)).run(records)
+    BatchRunner(neu_tiny_engine(), BatchOptions(output=full)).run(records)
     # Under 200x200 pixels: each JPEG is decoded at 100x100; boxes in 200x200 pixels would
     # miss the map (pointing_hit 0, energy_in_box near 0 for most images).
-    BatchRunner(_engine(), BatchOptions(output=half, max_pixels=200 * 200 - 1)).run(records)
+    BatchRunner(neu_tiny_engine(), BatchOptions(output=half, max_pixels=200 * 200 - 1)).run(records)
     for whole, reduced in zip(
-        _rows(full / "results.csv"), _rows(half / "results.csv"), strict=True
+        csv_rows(full / "results.csv"), csv_rows(half / "results.csv"), strict=True
     ):
         assert reduced["status"] == "ok" and reduced["error"] == ""
         assert abs(float(whole["energy_in_box"]) - float(reduced["energy_in_box"])) < 0.1
@@ -271,8 +258,8 @@ def test_target_gt_without_a_ground_truth_says_so_in_the_warning_column(tmp_path
     write_neu_det(tmp_path / "in" / "neu", 1, seed=1)
     records = scan_images(tmp_path / "in", NEU)
     out = tmp_path / "out"
-    BatchRunner(_engine(), BatchOptions(output=out, target="gt")).run(records)
-    rows = {row["path"]: row for row in _rows(out / "results.csv")}
+    BatchRunner(neu_tiny_engine(), BatchOptions(output=out, target="gt")).run(records)
+    rows = {row["path"]: row for row in csv_rows(out / "results.csv")}
     assert rows["x.png"]["target"] == rows["x.png"]["predicted"]
     assert rows["x.png"]["warning"] == "no ground truth known; explained the predicted class"
     known = [row for path, row in rows.items() if path != "x.png"]
@@ -295,10 +282,10 @@ def test_when_the_csv_meets_the_full_disk_the_reserve_makes_room_for_every_row(
     monkeypatch.setattr(CsvAppender, "append", append)
     write_neu_det(tmp_path / "in", 6, seed=1)
     records = scan_images(tmp_path / "in", NEU)
-    summary = BatchRunner(_engine(), BatchOptions(output=tmp_path / "out", batch_size=2)).run(
-        records
-    )
-    rows = _rows(tmp_path / "out" / "results.csv")
+    summary = BatchRunner(
+        neu_tiny_engine(), BatchOptions(output=tmp_path / "out", batch_size=2)
+    ).run(records)
+    rows = csv_rows(tmp_path / "out" / "results.csv")
     assert [row["path"] for row in rows] == [r.rel_path.as_posix() for r in records]
     assert [row["error"] for row in rows] == [""] * 3 + ["disk full"] * 3
     assert (summary.stopped, summary.succeeded, summary.failed) == ("disk full", 3, 3)
@@ -313,9 +300,11 @@ def test_chunks_hold_a_bounded_number_of_pixels_whatever_the_batch_size(tmp_path
     records = scan_images(tmp_path, NEU)
     calls: list[int] = []
     options = BatchOptions(output=tmp_path / "out", batch_size=8, max_pixels=100_000)
-    BatchRunner(_engine(), options).run(records, lambda done, total, failed: calls.append(done))
+    BatchRunner(neu_tiny_engine(), options).run(
+        records, lambda done, total, failed: calls.append(done)
+    )
     assert calls == [2, 4, 5]  # 90,000 px per image: a second one passes 100,000
-    assert len(_rows(tmp_path / "out" / "results.csv")) == 5
+    assert len(csv_rows(tmp_path / "out" / "results.csv")) == 5
 
 
 def test_a_pass_out_of_memory_gives_its_images_error_rows_and_the_run_goes_on(
@@ -323,7 +312,7 @@ def test_a_pass_out_of_memory_gives_its_images_error_rows_and_the_run_goes_on(
 ) -> None:
     write_neu_det(tmp_path / "in", 6, seed=1)
     records = scan_images(tmp_path / "in", NEU)
-    engine = _engine()
+    engine = neu_tiny_engine()
     real_explain = engine.explain
     calls: list[int] = []
 
@@ -338,7 +327,7 @@ def test_a_pass_out_of_memory_gives_its_images_error_rows_and_the_run_goes_on(
 
     monkeypatch.setattr(engine, "explain", explain)
     summary = BatchRunner(engine, BatchOptions(output=tmp_path / "out", batch_size=2)).run(records)
-    rows = _rows(tmp_path / "out" / "results.csv")
+    rows = csv_rows(tmp_path / "out" / "results.csv")
     assert [row["status"] for row in rows] == ["ok", "ok", "error", "error", "ok", "ok"]
     assert rows[2]["error"].startswith("out of memory explaining it: [enforce fail")
     assert (summary.succeeded, summary.failed) == (4, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -41,20 +42,23 @@ def zeros_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def test_a_tiny_png_of_20000x20000_is_refused_from_its_header(tmp_path: Path) -> None:
-    """389 KB on disk, 400 MB decoded: refused in one line, within 64 MB of new memory."""
-    path = zeros_png(tmp_path / "zeros.png", 20000, 20000)
-    assert path.stat().st_size < 1 * MB
-    child = run_limited(
-        "from engine.images import load_image\nfrom engine.errors import InspectorError",
-        f"""
+def _load_in_child(path: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """load_image(path) in a child capped at 64 MB of new memory; prints the refusal."""
+    code = f"""
         try:
             load_image({str(path)!r})
         except InspectorError as exc:
             print(exc)
-        """,
-        64 * MB,
-    )
+        """
+    imports = "from engine.images import load_image\nfrom engine.errors import InspectorError"
+    return run_limited(imports, code, 64 * MB, timeout)
+
+
+def test_a_tiny_png_of_20000x20000_is_refused_from_its_header(tmp_path: Path) -> None:
+    """389 KB on disk, 400 MB decoded: refused in one line, within 64 MB of new memory."""
+    path = zeros_png(tmp_path / "zeros.png", 20000, 20000)
+    assert path.stat().st_size < 1 * MB
+    child = _load_in_child(path)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == (
         f"cannot read '{path}': 20000x20000 pixels is over the limit of 25,000,000 pixels; "
@@ -66,16 +70,7 @@ def test_a_sparse_20_gb_file_is_refused_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "huge.png"
     with path.open("wb") as handle:
         handle.truncate(20 * 1024**3)  # sparse: no disk space used
-    child = run_limited(
-        "from engine.images import load_image\nfrom engine.errors import InspectorError",
-        f"""
-        try:
-            load_image({str(path)!r})
-        except InspectorError as exc:
-            print(exc)
-        """,
-        64 * MB,
-    )
+    child = _load_in_child(path)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == (
         f"cannot read '{path}': the file is 20,480 MB, over the 256 MB limit for an image file"
@@ -139,17 +134,7 @@ def test_a_fifo_named_like_an_image_is_refused_without_waiting(tmp_path: Path) -
     """Reading a FIFO used to block until something wrote to it (forever, in a batch)."""
     path = tmp_path / "pipe.png"
     os.mkfifo(path)
-    child = run_limited(
-        "from engine.images import load_image\nfrom engine.errors import InspectorError",
-        f"""
-        try:
-            load_image({str(path)!r})
-        except InspectorError as exc:
-            print(exc)
-        """,
-        64 * MB,
-        timeout=20,
-    )
+    child = _load_in_child(path, timeout=20)
     assert child.stdout.strip() == f"cannot read '{path}': not a regular file (a pipe or a device)"
 
 

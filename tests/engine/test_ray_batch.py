@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import signal
@@ -23,7 +22,7 @@ from engine.demo_data import write_neu_det
 from engine.file_lock import OUTPUT_LOCK_NAME
 from engine.profile import load_profile
 from engine.ray_batch import RayBatch, RayOptions, ship_model
-from tests.conftest import NEU
+from tests.conftest import NEU, csv_rows
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +46,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_neu_det(folder, 20, seed=5)
     (folder / "IMAGES" / "broken_1.jpg").write_bytes(b"not a jpeg")
     return folder
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def _files(folder: Path) -> list[str]:
@@ -102,7 +96,7 @@ def plain_output(tiny_profile: Path, images: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def plain_rows(plain_output: Path) -> list[dict[str, str]]:
-    return _rows(plain_output / "results.csv")
+    return csv_rows(plain_output / "results.csv")
 
 
 def test_ray_batch_equals_the_local_batch(
@@ -111,8 +105,8 @@ def test_ray_batch_equals_the_local_batch(
     output = tmp_path / "ray"
     code = run([*_batch_args(tiny_profile, images, output), "--ray"])
     assert code == EXIT_SOME_FAILED  # the broken file, as in the local run
-    rows = _rows(output / "results.csv")
-    assert rows == _rows(local_output / "results.csv")
+    rows = csv_rows(output / "results.csv")
+    assert rows == csv_rows(local_output / "results.csv")
     assert [r["status"] for r in rows].count("error") == 1
     assert "not a decodable image" in next(r for r in rows if r["status"] == "error")["error"]
     assert _files(output) == _files(local_output)
@@ -152,7 +146,7 @@ def test_a_killed_actor_is_restarted_and_every_image_is_written_once(
     summary = batch.run(scan_images(images, NEU), progress=kill_the_actor_once)
     assert killed and killed[0] < 21
     assert max(a["NumRestarts"] for a in _explain_actors()) >= 1
-    rows = _rows(tmp_path / "out" / "results.csv")
+    rows = csv_rows(tmp_path / "out" / "results.csv")
     assert rows == plain_rows
     assert summary.total == 21 and summary.succeeded == 20 and summary.failed == 1
 
@@ -169,7 +163,7 @@ def test_resume_after_an_interrupted_run_redoes_only_what_is_missing(
 
     with pytest.raises(KeyboardInterrupt):
         _ray_batch(tiny_profile, output).run(records, progress=interrupt)
-    first = _rows(output / "results.csv")
+    first = csv_rows(output / "results.csv")
     assert 8 <= len(first) < 21
     assert [r["path"] for r in first] == [r.rel_path.as_posix() for r in records[: len(first)]]
     done = [r["path"] for r in first if r["status"] == "ok"]
@@ -187,7 +181,7 @@ def test_resume_after_an_interrupted_run_redoes_only_what_is_missing(
     assert calls[-1] == (21 - batch.skipped, 21 - batch.skipped, 1)
     assert kept_overlay.stat().st_mtime_ns == before
     assert lost.with_name(lost.name + "_cam.npy").is_file()
-    assert _rows(output / "results.csv") == plain_rows
+    assert csv_rows(output / "results.csv") == plain_rows
     assert summary.total == 21 and summary.failed == 1
 
 
@@ -218,8 +212,8 @@ def test_uri_input_and_output_go_through_pyarrow_file_systems(
     uris = ["--input", images.as_uri(), "--output", output.as_uri()]
     assert run(["batch", *args, *uris]) == EXIT_SOME_FAILED
     no_boxes = {"pointing_hit": "", "energy_in_box": ""}
-    expected = [row | no_boxes for row in _rows(plain_output / "results.csv")]
-    assert _rows(output / "results.csv") == expected
+    expected = [row | no_boxes for row in csv_rows(plain_output / "results.csv")]
+    assert csv_rows(output / "results.csv") == expected
     assert _files(output) == _files(plain_output)
     for name in _files(plain_output):
         if name.endswith(".npy"):
@@ -230,7 +224,7 @@ def test_uri_input_and_output_go_through_pyarrow_file_systems(
     capsys.readouterr()
     assert run(["batch", *args, *uris, "--resume"]) == EXIT_SOME_FAILED
     assert "resumed: 20 images already done" in capsys.readouterr().err
-    assert _rows(output / "results.csv") == expected
+    assert csv_rows(output / "results.csv") == expected
 
 
 def test_ray_options_are_usage_errors_without_ray(
