@@ -16,14 +16,9 @@ _K = len(CODES)
 
 UNDEFINED = "undefined (all verdicts the same)"
 
-# Landis & Koch (1977): upper bound of each band, on the kappa as shown (two decimals).
-_BANDS = (
-    (-1e-9, "poor"),
-    (0.20, "slight"),
-    (0.40, "fair"),
-    (0.60, "moderate"),
-    (0.80, "substantial"),
-)
+# Landis & Koch (1977): the top of each band from 0 up; below 0 is "poor", above 0.80
+# "almost perfect".
+_BANDS = ((0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial"))
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,10 @@ def disagreement(codes: Mapping[str, int]) -> bool:
 
 def strength(kappa: float) -> str:
     """The Landis & Koch band of a kappa ("substantial"), judged on the value shown (0.62)."""
+    # On the rounded value, so the text never says "0.20 (fair)" for a kappa of 0.2004.
     shown = round(kappa, 2)
+    if shown < 0:
+        return "poor"
     return next((name for top, name in _BANDS if shown <= top), "almost perfect")
 
 

@@ -239,3 +239,21 @@ def test_module_needs_neither_torch_nor_qt_nor_reference_libraries() -> None:
         ("torch", "PySide6", "scipy", "sklearn", "statsmodels", "pandas"),
     )
     assert loaded == []
+
+
+def test_large_session_equals_references() -> None:
+    """5,000 images x 5 reviewers: the integer sums stay exact at a team session's size."""
+    verdicts, classes = generated(40, 5, images=5000)
+    report = agreement(verdicts, classes)
+    everyone = [rel for rel, codes in verdicts.items() if len(codes) == 5]
+    data = np.array([[verdicts[rel][name] for name in report.reviewers] for rel in everyone])
+    table = aggregate_raters(data - 1, n_cat=4)[0]
+    assert report.fleiss.n == len(everyone)
+    assert report.fleiss.kappa == pytest.approx(fleiss_kappa(table), abs=1e-12)
+    pair = report.pairs[-1]
+    both = [rel for rel, codes in verdicts.items() if pair.a in codes and pair.b in codes]
+    a = [verdicts[rel][pair.a] for rel in both]
+    b = [verdicts[rel][pair.b] for rel in both]
+    assert pair.overall.kappa == pytest.approx(
+        cohen_kappa_score(a, b, labels=[1, 2, 3, 4]), abs=1e-12
+    )
