@@ -20,7 +20,6 @@ server rolls back its open transaction when the socket closes.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -28,6 +27,10 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pwd
 
 TEST_ROLE = "inspector"
 # A test password, on a server bound to 127.0.0.1 that lives as long as the test run.
@@ -110,8 +113,11 @@ def find_bin_dir() -> Path:
 
 def _server_account() -> pwd.struct_passwd | None:
     """The OS account to run the server as: ``postgres`` when we are root, else ourselves."""
-    if os.geteuid() != 0:
+    # Windows has neither geteuid nor pwd (nor a root to avoid).
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
+    import pwd
+
     try:
         return pwd.getpwnam("postgres")
     except KeyError as exc:

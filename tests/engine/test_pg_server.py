@@ -6,10 +6,12 @@ import multiprocessing
 import os
 import signal
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests import pg_server as pg
 from tests.pg_server import PgServer
 
 # A child waits this long for its kill; the parent never waits that long in a passing run.
@@ -82,3 +84,18 @@ def test_server_survives_a_client_killed_mid_transaction(pg_url: str) -> None:
         conn.execute("INSERT INTO verdicts VALUES ('a.png', 'alive')")
         assert conn.execute("SELECT * FROM verdicts").fetchall() == [("a.png", "alive")]
     assert _one(pg_url, "SELECT 1") == (1,)
+
+
+def test_newest_debian_version_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for version in ("9", "15", "16", "common"):
+        (tmp_path / version / "bin").mkdir(parents=True)
+        (tmp_path / version / "bin" / "initdb").touch()
+    monkeypatch.setattr(pg, "DEBIAN_ROOT", tmp_path)
+    assert pg.find_bin_dir() == tmp_path / "16" / "bin"
+
+
+def test_no_binaries_is_a_reason_to_skip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg, "DEBIAN_ROOT", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pg.ServerUnavailable, match="install Debian's postgresql package"):
+        pg.find_bin_dir()
