@@ -157,6 +157,8 @@ def _pg_ctl_start(server: PgServer, account: pwd.struct_passwd | None) -> bool:
         f"-c unix_socket_directories={server.socket_dir} -c fsync=off"
     )
     log = server.base_dir / "server.log"
+    # pg_ctl appends: a log of an earlier attempt would make every failure look like a taken port.
+    log.unlink(missing_ok=True)
     args = [str(server.bin_dir / "pg_ctl"), "start", "-w", "-t", str(START_TIMEOUT_S)]
     args += ["-D", str(server.data_dir), "-l", str(log), "-o", options]
     try:
