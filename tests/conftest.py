@@ -9,7 +9,7 @@ import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from torch import nn
 
 from engine.demo_data import write_neu_det
 from engine.profile import IMAGENET_MEAN, IMAGENET_STD, CamDefaults, OutputSpec, PreprocessSpec
+from tests.pg_server import PgServer, ServerUnavailable, start_server, stop_server
 
 if TYPE_CHECKING:
     from engine.cam import CamEngine
@@ -143,3 +144,25 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
     """A CSV file's rows as dicts, read as a spreadsheet would."""
     with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server of our own for the whole run; skips only where none can run here."""
+    try:
+        server = start_server()
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        stop_server(server.base_dir, server.bin_dir)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh empty database's URL (no password in it; PGPASSWORD holds it), dropped after."""
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
