@@ -1,4 +1,9 @@
-"""Inspection sessions: verdicts, notes and their history in one locked, crash-safe SQLite file."""
+"""Inspection sessions: every reviewer's verdicts, notes, adjudications and their history.
+
+One store, two engines: an SQLite file (the embedded default, locked, crash-safe) or a shared
+PostgreSQL database (a team session), both through SQLAlchemy Core with one schema and one set of
+Alembic migrations (engine/store). Each change is its own transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +11,31 @@ import contextlib
 import getpass
 import hashlib
 import json
-import os
 import re
-import shutil
 import sqlite3
-import struct
-import sys
-import tempfile
 import types
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import IO, Self
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 import engine
-from engine import file_lock
+from engine import session_pg, session_sqlite
 from engine.errors import InspectorError, first_line
 from engine.resources import user_data_dir
+from engine.session_sqlite import APPLICATION_ID, SCHEMA_VERSION
+from engine.store import migrate, schema
 from engine.summary import ClassCounts, verdict_table
 
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x47434931  # "GCI1": marks the file as ours, so a foreign SQLite DB is refused
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION"]  # re-exported for callers that read a file's marks
+
 DEFAULT_LABELS = (
     "right class, heat on the defect",
     "right class, heat elsewhere",
@@ -36,58 +43,15 @@ DEFAULT_LABELS = (
     "unsure",
 )
 CODES = (1, 2, 3, 4)
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE images (
-    rel_path TEXT PRIMARY KEY,
-    ground_truth TEXT,
-    predicted TEXT,
-    confidence REAL,
-    pointing_hit INTEGER,
-    energy_in_box REAL
-);
-CREATE TABLE verdicts (
-    rel_path TEXT PRIMARY KEY REFERENCES images(rel_path),
-    code INTEGER CHECK (code IS NULL OR code BETWEEN 1 AND 4),
-    corrected TEXT,
-    note TEXT,
-    reviewer TEXT NOT NULL,
-    time TEXT NOT NULL
-);
-CREATE TABLE history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    rel_path TEXT NOT NULL REFERENCES images(rel_path),
-    action TEXT NOT NULL CHECK (action IN ('verdict', 'note', 'undo')),
-    undoes INTEGER REFERENCES history(id),
-    reviewer TEXT NOT NULL,
-    time TEXT NOT NULL,
-    old_code INTEGER, old_corrected TEXT, old_note TEXT,
-    new_code INTEGER, new_corrected TEXT, new_note TEXT
-);
-"""
-# Added after schema 1 and created on open, so older sessions gain it and older versions of the
-# application, which list their tables, still open the file; `time` ties a row to the verdict it
-# was recorded with (a verdict written by an older version leaves the row stale, then unused).
-_VIEWS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS verdict_views (
-    rel_path TEXT PRIMARY KEY REFERENCES images(rel_path),
-    layer TEXT NOT NULL,
-    method TEXT NOT NULL,
-    target TEXT NOT NULL,
-    blur_sigma REAL NOT NULL,
-    time TEXT NOT NULL
-)
-"""
-_TABLES = {"meta", "images", "verdicts", "history"}
 # Values recorded when the session began; a later open with other values gets a warning.
 _CONTEXT_KEYS = ("folder", "profile_path", "weights_sha256", "layer", "method", "engine_version")
+_MARK = ("application", "Grad-CAM Inspector session")  # names a PostgreSQL database as ours
+_STORE_LOCK = 0x47434932  # serialises building the schema when several machines open at once
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """An image's current review state; code None means a note without a verdict (unreviewed)."""
+    """A reviewer's review state of an image; code None means a note without a verdict."""
 
     rel_path: str
     code: int | None
@@ -95,6 +59,21 @@ class Verdict:
     note: str | None
     reviewer: str
     time: str
+
+
+@dataclass(frozen=True)
+class Adjudication:
+    """A lead's final verdict on an image, which the report uses where it exists."""
+
+    rel_path: str
+    code: int
+    corrected: str | None
+    note: str | None
+    lead: str
+    time: str
+
+    def as_verdict(self) -> Verdict:
+        return Verdict(self.rel_path, self.code, self.corrected, self.note, self.lead, self.time)
 
 
 @dataclass(frozen=True)
@@ -123,7 +102,11 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class ReviewedImage:
-    """An image's model result joined with its review state, as the report lists it."""
+    """An image's model result joined with its review state, as the report lists it.
+
+    verdict is the final one: the adjudication where there is one, else the verdict every
+    reviewer shares (with one reviewer, theirs), else None while reviewers disagree.
+    """
 
     rel_path: str
     ground_truth: str | None
@@ -132,6 +115,13 @@ class ReviewedImage:
     pointing_hit: bool | None
     energy_in_box: float | None
     verdict: Verdict | None
+    verdicts: tuple[Verdict, ...] = ()
+    adjudication: Adjudication | None = None
+
+    @property
+    def disputed(self) -> bool:
+        """Reviewers gave different verdicts (settled or not)."""
+        return len({v.code for v in self.verdicts if v.code is not None}) > 1
 
 
 @dataclass(frozen=True)
@@ -161,7 +151,7 @@ class SessionContext:
 class SessionInfo:
     """What a session was started against, and its verdict labels."""
 
-    path: Path
+    path: Path | str  # the file, or a team session's URL (without a password)
     folder: str
     profile_path: str
     weights_sha256: str
@@ -171,6 +161,7 @@ class SessionInfo:
     created: str
     updated: str
     labels: tuple[str, str, str, str]
+    reviewers: tuple[str, ...] = field(default=())
 
 
 def _now() -> str:
@@ -184,211 +175,6 @@ def default_session_path(folder: str | Path, profile_path: str | Path | None) ->
     digest = hashlib.sha256(f"{folder_key}\0{profile_key}".encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder_key).name)[:40] or "root"
     return user_data_dir() / "sessions" / f"{slug}-{digest}.sqlite"
-
-
-# --- checks before SQLite touches the file --------------------------------------------------
-
-
-def _check_header(path: Path) -> None:
-    """Refuse files that are not SQLite or are shorter than their header says (truncated)."""
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(100)
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InspectorError(f"cannot read session '{path}': {exc.strerror or exc}") from exc
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise InspectorError(
-            f"'{path}' is not a Grad-CAM Inspector session (not an SQLite file); "
-            "choose another session file"
-        )
-    page_size = struct.unpack(">H", header[16:18])[0]
-    page_size = 65536 if page_size == 1 else page_size
-    change_counter, pages, valid_for = (
-        struct.unpack(">I", header[o : o + 4])[0] for o in (24, 28, 92)
-    )
-    truncated = size % page_size != 0 or (valid_for == change_counter and size < pages * page_size)
-    if truncated:
-        raise InspectorError(
-            f"session '{path}' is truncated ({size} bytes); restore it from a backup "
-            "or start a new session file"
-        )
-
-
-def _is_fresh(path: Path) -> bool:
-    """No file, or an empty one with no changes beside it: nothing is lost by creating here."""
-    if not path.exists():
-        return True
-    return path.stat().st_size == 0 and not _pending_side_files(path)
-
-
-def _writable_check(path: Path) -> None:
-    # SQLite writes a '-journal' beside the session during each commit: the folder must be
-    # writable as well as the file.
-    for target in (path, path.parent):
-        if target.exists() and not os.access(target, os.R_OK | os.W_OK):
-            raise InspectorError(
-                f"session '{path}' is read-only ('{target}' is not writable); "
-                "make it writable or choose another session location"
-            )
-
-
-def _lock(path: Path, read_only: bool) -> IO[bytes]:
-    """Hold a lock on the session file itself, so every name and link of it shares one lock
-    (a '<name>.lock' beside it let a hard link or symlink in); the OS drops it if we die.
-
-    Writers lock exclusively (creating an empty file for a new session); a read-only open
-    takes a shared lock, so it waits for no reader but refuses while a writer has the file.
-    """
-    try:
-        if read_only:
-            handle = path.open("rb")
-        else:
-            _writable_check(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = path.open("ab")
-    except OSError as exc:
-        raise InspectorError(
-            f"cannot open session '{path}': {exc.strerror or exc} (the folder must be writable); "
-            "choose a session location you can write to"
-        ) from exc
-    try:
-        if read_only and sys.platform != "win32":
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        else:
-            file_lock.try_lock(handle)
-    except OSError as exc:
-        handle.close()
-        raise InspectorError(
-            f"session '{path}' is open in another window or process; close it there first"
-        ) from exc
-    return handle
-
-
-def _pending_side_files(path: Path) -> list[Path]:
-    """A '-wal' or '-journal' with content: changes that are not (or not yet) in the file."""
-    side = (path.with_name(path.name + suffix) for suffix in ("-wal", "-journal"))
-    return [p for p in side if p.exists() and p.stat().st_size > 0]
-
-
-def _read_only_uri(path: Path) -> str:
-    # immutable: SQLite neither locks nor looks for journals, so nothing is ever written, even
-    # on read-only media. Safe because we hold the file's lock and no side file is pending.
-    return f"{path.absolute().as_uri()}?mode=ro&immutable=1"
-
-
-def _check_untouched(path: Path) -> bool:
-    """_validate without ever writing to path: on an immutable read-only open, or, when a
-    '-wal' or '-journal' holds changes, on a private copy (recovering them writes the file)."""
-    pending = _pending_side_files(path)
-    with tempfile.TemporaryDirectory(prefix="gci-session-") as scratch:
-        target, uri = path, True
-        if pending:
-            target, uri = Path(scratch) / path.name, False
-            for source in (path, *pending):
-                shutil.copyfile(source, Path(scratch) / source.name)
-        try:
-            conn = sqlite3.connect(_read_only_uri(target) if uri else target, uri=uri)
-        except sqlite3.Error as exc:
-            raise InspectorError(f"cannot open session '{path}': {exc}") from exc
-        try:
-            return _validate(conn, path)
-        finally:
-            conn.close()
-
-
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
-    if read_only and _pending_side_files(path):
-        raise InspectorError(
-            f"session '{path}' has changes in a '-wal' or '-journal' file beside it that only "
-            "a writable open can bring in; open it once where it can be written"
-        )
-    try:
-        # Autocommit mode: every change runs in an explicit transaction of our own (_write).
-        if read_only:
-            return sqlite3.connect(_read_only_uri(path), uri=True, isolation_level=None)
-        return sqlite3.connect(path, isolation_level=None, timeout=0)
-    except sqlite3.Error as exc:
-        raise InspectorError(f"cannot open session '{path}': {exc}") from exc
-
-
-def _validate(conn: sqlite3.Connection, path: Path) -> bool:
-    """True for an existing session of ours, False for an empty database; raise otherwise."""
-    try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        check = conn.execute("PRAGMA quick_check").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise InspectorError(
-            f"session '{path}' is damaged or not a session ({exc}); choose another session file"
-        ) from exc
-    if app_id == 0 and version == 0 and not tables:
-        return False
-    if app_id != APPLICATION_ID:
-        raise InspectorError(
-            f"'{path}' is an SQLite database but not a Grad-CAM Inspector session; "
-            "choose another session file"
-        )
-    if version > SCHEMA_VERSION:
-        raise InspectorError(
-            f"session '{path}' was written by a newer Grad-CAM Inspector (schema {version}, "
-            f"this one reads up to {SCHEMA_VERSION}); update the application"
-        )
-    if check != "ok" or not _TABLES.issubset(tables):
-        raise InspectorError(
-            f"session '{path}' is damaged ({check}); restore it from a backup "
-            "or start a new session file"
-        )
-    return True
-
-
-def _set_pragmas(conn: sqlite3.Connection, path: Path) -> None:
-    try:
-        # A rollback journal, not WAL: after each commit the file itself holds every verdict,
-        # so copying the one file copies the session (a WAL kept them in '<name>-wal', per
-        # name). Switching an older WAL session folds its WAL into the file once.
-        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-        if str(mode).lower() != "delete":
-            raise sqlite3.OperationalError(f"journal mode stays '{mode}'")
-        # FULL fsyncs the journal and the file at every commit: a verdict shown as recorded
-        # survives SIGKILL and a power cut; at one commit per key press the milliseconds
-        # cost nothing.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.Error as exc:
-        raise InspectorError(f"cannot write session '{path}': {exc}") from exc
-
-
-def _create(
-    conn: sqlite3.Connection, path: Path, context: dict[str, str], labels: Sequence[str] | None
-) -> None:
-    """Schema, markers and meta in one transaction: a crash leaves an empty file, never half."""
-    chosen = _labels(labels) if labels is not None else DEFAULT_LABELS
-    now = _now()
-    meta = {**context, "created": now, "updated": now, "labels": json.dumps(chosen)}
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise InspectorError(f"cannot write session '{path}': {exc}") from exc
-
-
-def _add_views_table(conn: sqlite3.Connection, path: Path) -> None:
-    try:
-        conn.execute(_VIEWS_SCHEMA)
-    except sqlite3.Error as exc:
-        raise InspectorError(f"cannot write session '{path}': {exc}") from exc
 
 
 def _rel_path(rel_path: str) -> str:
@@ -405,99 +191,221 @@ def _labels(labels: Sequence[str]) -> tuple[str, str, str, str]:
     return cleaned  # type: ignore[return-value]
 
 
+# --- the two stores -------------------------------------------------------------------------
+
+
+class _Store:
+    """An open store: the SQLAlchemy engine, what holds it (a file lock or a reviewer lock),
+    and how its location reads in messages."""
+
+    def __init__(
+        self,
+        engine_: Engine,
+        location: str,
+        path: Path | None,
+        holds: Iterable[Any],
+        raw: sqlite3.Connection | None = None,
+    ) -> None:
+        self.engine = engine_
+        self.location = location
+        self.path = path
+        self.raw = raw
+        self._holds = list(holds)
+
+    @property
+    def is_team(self) -> bool:
+        return self.path is None
+
+    def close(self) -> None:
+        try:
+            self.engine.dispose()
+            if self.raw is not None:
+                self.raw.close()
+        finally:
+            for held in reversed(self._holds):
+                held.close()
+
+    def error(self, exc: SQLAlchemyError, doing: str = "write") -> InspectorError:
+        if self.is_team and isinstance(exc, _connection_errors()):
+            return session_pg.unreachable(self.location, exc)
+        return InspectorError(f"cannot {doing} session '{self.location}': {_reason(exc)}")
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)
+
+
+def _reason(exc: BaseException) -> str:
+    return first_line(getattr(exc, "orig", None) or exc)
+
+
+def _sqlite_store(path: Path, create: bool, read_only: bool) -> tuple[_Store, bool]:
+    raw, lock, existing = session_sqlite.open_file(path, create, read_only)
+    # Our own transactions: SQLite's driver must not open them itself, and a writer takes the
+    # write lock at BEGIN (IMMEDIATE), so a commit never fails half-way on a busy file.
+    engine_ = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+    event.listen(engine_, "begin", lambda conn: conn.exec_driver_sql(begin))
+    return _Store(engine_, str(path), path, [lock], raw), existing
+
+
+def _team_store(location: str, password: str | None, reviewer: str) -> _Store:
+    engine_ = session_pg.connect(location, password)
+    try:
+        held = session_pg.lock_reviewer(engine_, location, reviewer)
+    except BaseException:
+        engine_.dispose()
+        raise
+    return _Store(engine_, session_pg.display(location), None, [held])
+
+
+def _bring_up(
+    store: _Store, existing: bool, context: dict[str, str] | None, labels: Sequence[str] | None
+) -> None:
+    """Build a new store's schema and meta, or bring an existing one to the newest schema:
+    one transaction, so a crash leaves the store as it was."""
+    try:
+        with store.engine.begin() as conn:
+            if store.is_team:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _STORE_LOCK})
+                existing = _check_team_database(conn, store.location)
+            if not existing and context is None:
+                raise InspectorError(
+                    f"there is no session in '{store.location}'; check the URL or open it "
+                    "from the window with a model, which starts one"
+                )
+            before, after = migrate.upgrade(conn)
+            if not existing:
+                _write_meta(conn, context or {}, labels)
+            if store.raw is not None and before != after:
+                session_sqlite.mark(store.raw)
+    except SQLAlchemyError as exc:
+        raise store.error(exc) from exc
+
+
+def _check_team_database(conn: Connection, location: str) -> bool:
+    """True for a session of ours, False for an empty database; refuse anything else."""
+    from sqlalchemy import inspect
+
+    tables = set(inspect(conn).get_table_names())
+    if not tables:
+        return False
+    marked = (
+        "meta" in tables
+        and conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": _MARK[0]}).scalar()
+        == _MARK[1]
+    )
+    if not marked:
+        raise InspectorError(
+            f"database '{location}' holds other tables and is not a Grad-CAM Inspector "
+            "session; use an empty database for a new team session"
+        )
+    known = {rev.revision for rev in migrate.script().walk_revisions()}
+    current = migrate.revision(conn)
+    if current not in known:
+        raise InspectorError(
+            f"team session '{location}' was written by a newer Grad-CAM Inspector (revision "
+            f"{current}); update the application"
+        )
+    return True
+
+
+def _write_meta(conn: Connection, context: dict[str, str], labels: Sequence[str] | None) -> None:
+    chosen = _labels(labels) if labels is not None else DEFAULT_LABELS
+    now = _now()
+    meta = {**context, "created": now, "updated": now, "labels": json.dumps(chosen)}
+    meta[_MARK[0]] = _MARK[1]
+    conn.execute(schema.meta.insert(), [{"key": k, "value": v} for k, v in meta.items()])
+
+
 # --- the session ----------------------------------------------------------------------------
 
 
 class Session:
-    """An open inspection session; holds the file's lock until close().
+    """An open inspection session, seen by one reviewer; holds its lock until close().
 
-    Use it from the thread that opened it (sqlite3's default check_same_thread).
+    Use it from the thread that opened it. Reads and writes of "verdict" are the reviewer's own;
+    everyone's verdicts come from all_verdicts(), others() and records().
     """
 
-    def __init__(
-        self, path: Path, conn: sqlite3.Connection, lock: IO[bytes], reviewer: str
-    ) -> None:
-        self.path = path
+    def __init__(self, store: _Store, reviewer: str, read_only: bool = False) -> None:
+        self._store: _Store | None = store
+        self.path = store.path
+        self.location = store.location
+        self.is_team = store.is_team
         self.reviewer = reviewer
+        self.read_only = read_only
         self.warnings: tuple[str, ...] = ()
-        self._conn: sqlite3.Connection | None = conn
-        self._lock = lock
         # The Summary tab reads class_counts() and records() after every verdict; one read
-        # serves both (5,000 images take ~14 ms to read). Every write drops it.
+        # serves both. Every write drops it (a team session's other reviewers do not: refresh()).
         self._records: tuple[ReviewedImage, ...] | None = None
-        # Undo only reaches changes made since this open, never another sitting's verdicts.
-        self._undo_floor = conn.execute("SELECT COALESCE(MAX(id), 0) FROM history").fetchone()[0]
+        # Undo only reaches this reviewer's changes made since this open (their history ids).
+        self._undoable: list[int] = []
 
     @classmethod
     def open(
         cls,
-        path: str | Path,
+        location: str | Path,
         context: SessionContext,
         reviewer: str | None = None,
         labels: Sequence[str] | None = None,
+        password: str | None = None,
     ) -> Session:
-        """Create or resume the session at path; `warnings` says what changed since it began."""
-        return cls._attach(Path(path).expanduser().absolute(), context.meta(), labels, reviewer)
+        """Create or resume the session at location (a file or a postgresql:// URL);
+        `warnings` says what changed since it began."""
+        return cls._attach(location, context.meta(), labels, reviewer, False, password)
 
     @classmethod
     def open_existing(
-        cls, path: str | Path, reviewer: str | None = None, read_only: bool = False
+        cls,
+        location: str | Path,
+        reviewer: str | None = None,
+        read_only: bool = False,
+        password: str | None = None,
     ) -> Session:
         """Resume a session without a model to compare against (reports, the command line).
 
         read_only opens it without ever writing (it may sit on read-only media); writes refuse.
         """
-        return cls._attach(Path(path).expanduser().absolute(), None, None, reviewer, read_only)
+        return cls._attach(location, None, None, reviewer, read_only, password)
 
     @classmethod
     def _attach(
         cls,
-        path: Path,
+        location: str | Path,
         context: dict[str, str] | None,
         labels: Sequence[str] | None,
         reviewer: str | None,
-        read_only: bool = False,
+        read_only: bool,
+        password: str | None,
     ) -> Session:
-        """Lock, validate and open path; context None means the session must already exist."""
-        fresh = _is_fresh(path)
-        if fresh and context is None:
-            raise InspectorError(f"there is no session at '{path}'; check the path")
-        if not fresh:
-            _check_header(path)
-        lock = _lock(path, read_only)
+        name = _reviewer(reviewer)
+        if session_pg.is_team_location(location):
+            store, existing = _team_store(str(location), password, name), True
+        else:
+            path = Path(location).expanduser().absolute()
+            store, existing = _sqlite_store(path, context is not None, read_only)
         try:
-            existing = False if fresh else _check_untouched(path)
-            if not existing and context is None:
-                raise InspectorError(
-                    f"'{path}' is an empty database, not a session; check the path"
-                )
-            conn = _connect(path, read_only)
-            try:
-                if not read_only:
-                    _set_pragmas(conn, path)
-                if context is not None and not existing:
-                    _create(conn, path, context, labels)
-                if not read_only:
-                    _add_views_table(conn, path)
-                session = cls(path, conn, lock, reviewer or _default_reviewer())
-                if existing:
-                    session.warnings = session._compare(context, labels)
-                return session
-            except BaseException:
-                conn.close()
-                raise
+            _bring_up(store, existing, context, labels)
+            session = cls(store, name, read_only)
+            session.warnings = session._compare(context, labels)
+            return session
         except BaseException:
-            lock.close()
+            store.close()
             raise
 
     def _compare(
         self, context: dict[str, str] | None, labels: Sequence[str] | None
     ) -> tuple[str, ...]:
-        if labels is not None:
+        if labels is not None and tuple(labels) != self.labels:
             self.set_labels(labels)
         if context is None:
             return ()
         stored = self._meta()
+        if self.is_team:  # every machine has its own copy of the images: paths differ
+            context = {k: v for k, v in context.items() if k not in ("folder", "profile_path")}
         return tuple(
             f"{key.replace('_', ' ')} changed since the session began on {stored['created']}: "
             f"was '{stored.get(key, '')}', now '{value}'; verdicts were made against the old one"
@@ -508,38 +416,51 @@ class Session:
     # --- transactions ---
 
     @property
+    def _live(self) -> _Store:
+        if self._store is None:
+            raise InspectorError(f"session '{self.location}' is closed; open it again")
+        return self._store
+
+    @property
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise InspectorError(f"session '{self.path}' is closed; open it again")
-        return self._conn
+        """The SQLite connection beneath (tests check the file's integrity through it)."""
+        raw = self._live.raw
+        if raw is None:
+            raise InspectorError("a team session has no SQLite connection")
+        return raw
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One committed transaction; when it returns, the change is on disk."""
-        conn = self._db
+    def _write(self) -> Iterator[Connection]:
+        """One committed transaction; when it returns, the change is stored."""
+        store = self._live
+        if self.read_only:
+            raise InspectorError(
+                f"cannot write session '{self.location}': it is open read-only; "
+                "open it again where it can be written"
+            )
         self._records = None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('updated', ?)", (_now(),))
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise InspectorError(f"cannot write session '{self.path}': {exc}") from exc
-            raise
+            with store.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise store.error(exc) from exc
 
-    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+    def _rows(self, sql: str, args: dict[str, object] | None = None) -> list[tuple]:
         """A query's rows; a row SQLite cannot read (a flipped byte in its text) is refused."""
+        store = self._live
         try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise self._damaged(first_line(exc)) from exc
+            with store.engine.connect() as conn:
+                rows = [tuple(row) for row in conn.execute(text(sql), args or {})]
+                conn.rollback()
+                return rows
+        except SQLAlchemyError as exc:
+            if store.is_team:
+                raise store.error(exc, "read") from exc
+            raise self._damaged(_reason(exc)) from exc
 
     def _damaged(self, what: str) -> InspectorError:
         return InspectorError(
-            f"session '{self.path}' has a damaged row ({what}); "
+            f"session '{self.location}' has a damaged row ({what}); "
             "restore it from a backup or start a new session file"
         )
 
@@ -550,22 +471,24 @@ class Session:
         return dict(rows)
 
     def _verdict(self, row: tuple) -> Verdict:
-        _, code, corrected, note, reviewer, time = row
+        rel, reviewer, code, corrected, note, time = row
         if not (
             (code is None or code in CODES)
-            and all(_is(text, str) for text in (corrected, note))
-            and all(isinstance(text, str) for text in (reviewer, time))
+            and all(_is(value, str) for value in (corrected, note))
+            and all(isinstance(value, str) for value in (reviewer, time))
         ):
-            raise self._damaged(f"verdict of '{row[0]}' has values of the wrong kind")
-        return Verdict(*row)
+            raise self._damaged(f"verdict of '{rel}' has values of the wrong kind")
+        return Verdict(rel, code, corrected, note, reviewer, time)
 
     # --- model results ---
 
     def add_images(self, rel_paths: Iterable[str]) -> None:
         """Register images (e.g. the folder listing) so progress counts them before results."""
-        rows = [(_rel_path(p),) for p in rel_paths]
+        rows = [{"r": _rel_path(p)} for p in rel_paths]
+        if not rows:
+            return
         with self._write() as conn:
-            conn.executemany("INSERT OR IGNORE INTO images (rel_path) VALUES (?)", rows)
+            conn.execute(_ADD_IMAGE, rows)
 
     def record_result(
         self,
@@ -578,16 +501,18 @@ class Session:
     ) -> None:
         """Store (or replace) the model's prediction and localisation scores for an image."""
         hit = None if pointing_hit is None else int(pointing_hit)
+        values = {
+            "r": _rel_path(rel_path),
+            "t": ground_truth,
+            "p": predicted,
+            "c": confidence,
+            "h": hit,
+            "e": energy_in_box,
+        }
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(rel_path) DO UPDATE SET"
-                " ground_truth=excluded.ground_truth, predicted=excluded.predicted,"
-                " confidence=excluded.confidence, pointing_hit=excluded.pointing_hit,"
-                " energy_in_box=excluded.energy_in_box",
-                (_rel_path(rel_path), ground_truth, predicted, confidence, hit, energy_in_box),
-            )
+            conn.execute(_RECORD_RESULT, values)
 
-    # --- verdicts ---
+    # --- the reviewer's own verdicts ---
 
     def set_verdict(
         self,
@@ -610,9 +535,9 @@ class Session:
         """Set or clear (None or blank) an image's note, keeping its verdict."""
         rel = _rel_path(rel_path)
         old = self.verdict(rel)
-        text = note if note and note.strip() else None
+        text_ = note if note and note.strip() else None
         return self._change(
-            rel, "note", (old.code, old.corrected, text) if old else (None, None, text)
+            rel, "note", (old.code, old.corrected, text_) if old else (None, None, text_)
         )
 
     def _change(
@@ -626,68 +551,231 @@ class Session:
         old = self.verdict(rel)
         old_state = (old.code, old.corrected, old.note) if old else (None, None, None)
         now = _now()
+        key = {"r": rel, "w": self.reviewer}
         with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO images (rel_path) VALUES (?)", (rel,))
+            conn.execute(_ADD_IMAGE, {"r": rel})
             if new == (None, None, None):
-                conn.execute("DELETE FROM verdicts WHERE rel_path = ?", (rel,))
-            else:
                 conn.execute(
-                    "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
-                    (rel, *new, self.reviewer, now),
+                    text("DELETE FROM verdicts WHERE rel_path = :r AND reviewer = :w"), key
                 )
-            conn.execute(
-                "INSERT INTO history (rel_path, action, undoes, reviewer, time, old_code,"
-                " old_corrected, old_note, new_code, new_corrected, new_note)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (rel, action, undoes, self.reviewer, now, *old_state, *new),
-            )
-            _store_view(conn, rel, view, old.time if old and undoes is None else None, now)
+            else:
+                state = dict(zip(("c", "x", "n"), new, strict=True))
+                conn.execute(_SET_VERDICT, {**key, **state, "t": now})
+            entry = self._log(conn, rel, action, undoes, now, old_state, new)
+            _store_view(conn, key, view, old.time if old and undoes is None else None, now)
+        if undoes is None:
+            self._undoable.append(entry)
         return Verdict(rel, *new, self.reviewer, now)
 
+    def _log(
+        self,
+        conn: Connection,
+        rel: str,
+        action: str,
+        undoes: int | None,
+        now: str,
+        old: tuple[int | None, str | None, str | None],
+        new: tuple[int | None, str | None, str | None],
+    ) -> int:
+        values = {"uid": uuid.uuid4().hex, "rel_path": rel, "action": action, "undoes": undoes}
+        values |= {"reviewer": self.reviewer, "time": now}
+        for when, state in (("old", old), ("new", new)):
+            values |= dict(
+                zip((f"{when}_code", f"{when}_corrected", f"{when}_note"), state, strict=True)
+            )
+        return conn.execute(schema.history.insert().values(values)).inserted_primary_key[0]
+
     def undo(self) -> Verdict | None:
-        """Revert the latest change made since this open; None when there is nothing to undo."""
+        """Revert this reviewer's latest change made since this open (a verdict, a note or an
+        adjudication); None when there is nothing to undo."""
+        if not self._undoable:
+            return None
+        entry_id = self._undoable[-1]
         rows = self._rows(
-            "SELECT id, rel_path, old_code, old_corrected, old_note FROM history h"
-            " WHERE id > ? AND action != 'undo'"
-            " AND NOT EXISTS (SELECT 1 FROM history u WHERE u.undoes = h.id)"
-            " ORDER BY id DESC LIMIT 1",
-            (self._undo_floor,),
+            "SELECT rel_path, action, old_code, old_corrected, old_note FROM history WHERE id = :i",
+            {"i": entry_id},
         )
+        self._undoable.pop()
         if not rows:
             return None
-        entry_id, rel, *old = rows[0]
+        rel, action, *old = rows[0]
+        if action == "adjudicate":
+            done = self._adjudicate(rel, tuple(old), undoes=entry_id)  # type: ignore[arg-type]
+            return done.as_verdict() if done else Verdict(rel, None, None, None, self.reviewer, "")
         return self._change(rel, "undo", tuple(old), undoes=entry_id)  # type: ignore[arg-type]
 
     def verdict(self, rel_path: str) -> Verdict | None:
-        rows = self._rows("SELECT * FROM verdicts WHERE rel_path = ?", (_rel_path(rel_path),))
+        """This reviewer's verdict on an image."""
+        rows = self._rows(
+            f"{_VERDICTS} WHERE rel_path = :r AND reviewer = :w",
+            {"r": _rel_path(rel_path), "w": self.reviewer},
+        )
         return self._verdict(rows[0]) if rows else None
 
     def verdicts(self) -> dict[str, Verdict]:
-        rows = self._rows("SELECT * FROM verdicts ORDER BY rel_path")
+        """This reviewer's verdicts (and notes), by image."""
+        rows = self._rows(
+            f"{_VERDICTS} WHERE reviewer = :w ORDER BY rel_path", {"w": self.reviewer}
+        )
         return {row[0]: self._verdict(row) for row in rows}
 
-    def verdict_views(self) -> dict[str, VerdictView]:
-        """The map each current verdict was given on, where this version recorded it.
+    # --- everyone's verdicts ---
 
-        A session from an older version, opened read-only, has no such table: no views.
-        """
-        known = self._rows("SELECT 1 FROM sqlite_master WHERE name = 'verdict_views'")
-        if not known:
-            return {}
+    def reviewers(self) -> list[str]:
+        """Everyone who gave a verdict or a note in this session, and this reviewer."""
+        rows = self._rows("SELECT DISTINCT reviewer FROM verdicts")
+        return sorted({str(r[0]) for r in rows} | {self.reviewer})
+
+    def all_verdicts(self) -> dict[str, dict[str, Verdict]]:
+        """image -> reviewer -> verdict, for verdicts given (notes alone are left out)."""
+        found: dict[str, dict[str, Verdict]] = {}
+        for row in self._rows(f"{_VERDICTS} WHERE code IS NOT NULL ORDER BY rel_path, reviewer"):
+            verdict = self._verdict(row)
+            found.setdefault(verdict.rel_path, {})[verdict.reviewer] = verdict
+        return found
+
+    def others(self, rel_path: str) -> list[Verdict]:
+        """The other reviewers' verdicts on an image; none in blind mode until this reviewer
+        has given theirs."""
+        rel = _rel_path(rel_path)
+        mine = self.verdict(rel)
+        if self.blind and (mine is None or mine.code is None):
+            return []
         rows = self._rows(
-            "SELECT w.rel_path, w.layer, w.method, w.target, w.blur_sigma FROM verdict_views w"
-            " JOIN verdicts v ON v.rel_path = w.rel_path AND v.time = w.time"
+            f"{_VERDICTS} WHERE rel_path = :r AND reviewer != :w AND code IS NOT NULL"
+            " ORDER BY reviewer",
+            {"r": rel, "w": self.reviewer},
         )
-        return {
-            rel: VerdictView(str(layer), str(method), _target(str(target)), float(blur))
-            for rel, layer, method, target, blur in rows
+        return [self._verdict(row) for row in rows]
+
+    def disagreements(self) -> set[str]:
+        """Images on which at least two reviewers gave different verdicts."""
+        rows = self._rows(
+            "SELECT rel_path FROM verdicts WHERE code IS NOT NULL"
+            " GROUP BY rel_path HAVING COUNT(DISTINCT code) > 1"
+        )
+        return {str(r[0]) for r in rows}
+
+    def agreement(self):
+        """Cohen's and Fleiss' kappa over every reviewer's verdicts, overall and per class."""
+        from engine.agreement import agreement
+
+        codes = {
+            rel: {who: v.code for who, v in by.items()} for rel, by in self.all_verdicts().items()
         }
+        classes = {r.rel_path: r.predicted or "" for r in self.records()}
+        return agreement(codes, classes)  # type: ignore[arg-type]
+
+    # --- blind mode ---
+
+    @property
+    def blind(self) -> bool:
+        """Blind mode: a reviewer sees no one else's verdict on an image before giving theirs."""
+        return self._meta().get("blind") == "1"
+
+    def set_blind(self, on: bool) -> None:
+        with self._write() as conn:
+            conn.execute(_SET_META, {"k": "blind", "v": "1" if on else "0"})
+
+    # --- adjudication ---
+
+    def adjudicate(
+        self, rel_path: str, code: int, corrected: str | None = None, note: str | None = None
+    ) -> Adjudication:
+        """Record this reviewer's final verdict on an image, as its lead."""
+        if code not in CODES:
+            raise InspectorError(f"verdict must be one of 1, 2, 3, 4, got {code!r}")
+        done = self._adjudicate(_rel_path(rel_path), (code, corrected, note))
+        assert done is not None
+        return done
+
+    def clear_adjudication(self, rel_path: str) -> None:
+        """Remove an image's final verdict (the reviewers' own verdicts count again)."""
+        self._adjudicate(_rel_path(rel_path), (None, None, None))
+
+    def _adjudicate(
+        self,
+        rel: str,
+        new: tuple[int | None, str | None, str | None],
+        undoes: int | None = None,
+    ) -> Adjudication | None:
+        old = self.adjudication(rel)
+        old_state = (old.code, old.corrected, old.note) if old else (None, None, None)
+        now = _now()
+        with self._write() as conn:
+            conn.execute(_ADD_IMAGE, {"r": rel})
+            if new[0] is None:
+                conn.execute(text("DELETE FROM adjudications WHERE rel_path = :r"), {"r": rel})
+            else:
+                state = dict(zip(("c", "x", "n"), new, strict=True))
+                conn.execute(_ADJUDICATE, {"r": rel, **state, "w": self.reviewer, "t": now})
+            action = "undo" if undoes is not None else "adjudicate"
+            entry = self._log(conn, rel, action, undoes, now, old_state, new)
+        if undoes is None:
+            self._undoable.append(entry)
+        code, corrected, note = new
+        return (
+            None if code is None else Adjudication(rel, code, corrected, note, self.reviewer, now)
+        )
+
+    def adjudication(self, rel_path: str) -> Adjudication | None:
+        rows = self._rows(f"{_ADJUDICATIONS} WHERE rel_path = :r", {"r": _rel_path(rel_path)})
+        return self._adjudication(rows[0]) if rows else None
+
+    def adjudications(self) -> dict[str, Adjudication]:
+        return {row[0]: self._adjudication(row) for row in self._rows(_ADJUDICATIONS)}
+
+    def _adjudication(self, row: tuple) -> Adjudication:
+        rel, code, corrected, note, lead, time = row
+        if not (
+            code in CODES
+            and all(_is(value, str) for value in (corrected, note))
+            and all(isinstance(value, str) for value in (lead, time))
+        ):
+            raise self._damaged(f"adjudication of '{rel}' has values of the wrong kind")
+        return Adjudication(rel, code, corrected, note, lead, time)
+
+    # --- what the report reads ---
+
+    def verdict_views(self) -> dict[str, VerdictView]:
+        """The map each final verdict was given on, where it was recorded (an adjudication
+        takes the map of the latest reviewer verdict it agrees with)."""
+        rows = self._rows(
+            "SELECT w.rel_path, w.reviewer, w.layer, w.method, w.target, w.blur_sigma, v.code,"
+            " v.time FROM verdict_views w JOIN verdicts v ON v.rel_path = w.rel_path"
+            " AND v.reviewer = w.reviewer AND v.time = w.time"
+        )
+        views: dict[tuple[str, str], tuple[VerdictView, int | None, str]] = {}
+        for rel, who, layer, method, target, blur, code, time in rows:
+            view = VerdictView(str(layer), str(method), _target(str(target)), float(blur))
+            views[(rel, who)] = (view, code, time)
+        found: dict[str, VerdictView] = {}
+        for record in self.records():
+            final = record.verdict
+            if final is None:
+                continue
+            if record.adjudication is None:
+                hit = views.get((record.rel_path, final.reviewer))
+                if hit is not None and hit[2] == final.time:
+                    found[record.rel_path] = hit[0]
+                continue
+            agreeing = [
+                views[(record.rel_path, v.reviewer)]
+                for v in record.verdicts
+                if v.code == final.code and (record.rel_path, v.reviewer) in views
+            ]
+            if agreeing:
+                found[record.rel_path] = max(agreeing, key=lambda hit: hit[2])[0]
+        return found
 
     def history(self, rel_path: str | None = None) -> list[HistoryEntry]:
-        sql = "SELECT * FROM history"
-        args: tuple[str, ...] = ()
+        sql = (
+            "SELECT id, rel_path, action, undoes, reviewer, time, old_code, old_corrected,"
+            " old_note, new_code, new_corrected, new_note FROM history"
+        )
+        args: dict[str, object] = {}
         if rel_path is not None:
-            sql, args = sql + " WHERE rel_path = ?", (_rel_path(rel_path),)
+            sql, args = sql + " WHERE rel_path = :r", {"r": _rel_path(rel_path)}
         rows = self._rows(sql + " ORDER BY id", args)
         return [HistoryEntry(*r[:6], tuple(r[6:9]), tuple(r[9:12])) for r in rows]
 
@@ -699,24 +787,41 @@ class Session:
             self._records = tuple(self._read_records())
         return list(self._records)
 
+    def refresh(self) -> None:
+        """Forget what was read: another reviewer may have written since (team sessions)."""
+        self._records = None
+
     def _read_records(self) -> Iterator[ReviewedImage]:
-        verdicts = self.verdicts()
-        rows = self._rows("SELECT * FROM images ORDER BY rel_path")
+        everyone: dict[str, list[Verdict]] = {}
+        for row in self._rows(f"{_VERDICTS} ORDER BY rel_path, reviewer"):
+            verdict = self._verdict(row)
+            everyone.setdefault(verdict.rel_path, []).append(verdict)
+        settled = self.adjudications()
+        rows = self._rows(
+            "SELECT rel_path, ground_truth, predicted, confidence, pointing_hit, energy_in_box"
+            " FROM images ORDER BY rel_path"
+        )
         for rel, truth, pred, conf, hit, energy in rows:
             kinds = (_is(truth, str), _is(pred, str), _is(hit, int))
             if not (all(kinds) and _is(conf, int | float) and _is(energy, int | float)):
                 raise self._damaged(f"result of '{rel}' has values of the wrong kind")
             scored = None if hit is None else bool(hit)
-            yield ReviewedImage(rel, truth, pred, conf, scored, energy, verdicts.get(rel))
+            given = tuple(everyone.get(rel, ()))
+            adjudication = settled.get(rel)
+            final = _final(given, adjudication)
+            yield ReviewedImage(rel, truth, pred, conf, scored, energy, final, given, adjudication)
 
     def progress(self) -> tuple[int, int]:
-        """(reviewed, total): images with a verdict, images known to the session."""
-        reviewed = self._rows("SELECT COUNT(*) FROM verdicts WHERE code IS NOT NULL")[0][0]
+        """(reviewed, total): images this reviewer gave a verdict, images in the session."""
+        reviewed = self._rows(
+            "SELECT COUNT(*) FROM verdicts WHERE code IS NOT NULL AND reviewer = :w",
+            {"w": self.reviewer},
+        )[0][0]
         total = self._rows("SELECT COUNT(*) FROM images")[0][0]
         return reviewed, total
 
     def class_counts(self) -> list[ClassCounts]:
-        """Verdicts per predicted class ('' for images without a prediction yet)."""
+        """Final verdicts per predicted class ('' for images without a prediction yet)."""
         return verdict_table(self.records())
 
     # --- metadata ---
@@ -732,27 +837,28 @@ class Session:
     def set_labels(self, labels: Sequence[str]) -> None:
         chosen = _labels(labels)
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('labels', ?)", (json.dumps(chosen),))
+            conn.execute(_SET_META, {"k": "labels", "v": json.dumps(chosen)})
 
     def info(self) -> SessionInfo:
         meta = self._meta()
+        latest = self._rows("SELECT MAX(time) FROM history")[0][0]
+        updated = max(str(latest or ""), meta.get("updated", ""), meta.get("created", ""))
         return SessionInfo(
-            self.path,
-            *(meta.get(key, "") for key in (*_CONTEXT_KEYS, "created", "updated")),
+            self.path if self.path is not None else self.location,
+            *(meta.get(key, "") for key in (*_CONTEXT_KEYS, "created")),
+            updated,
             self.labels,
+            tuple(self.reviewers()),
         )
 
     # --- lifetime ---
 
     def close(self) -> None:
-        """Checkpoint and close the database, then release the lock; safe to call twice."""
-        if self._conn is None:
+        """Close the store and release its lock; safe to call twice."""
+        if self._store is None:
             return
-        conn, self._conn, self._records = self._conn, None, None
-        try:
-            conn.close()
-        finally:
-            self._lock.close()
+        store, self._store, self._records = self._store, None, None
+        store.close()
 
     def __enter__(self) -> Self:
         return self
@@ -766,6 +872,46 @@ class Session:
         self.close()
 
 
+_VERDICTS = "SELECT rel_path, reviewer, code, corrected, note, time FROM verdicts"
+_ADJUDICATIONS = "SELECT rel_path, code, corrected, note, lead, time FROM adjudications"
+# ON CONFLICT reads the same in SQLite and PostgreSQL: one statement for both engines.
+_ADD_IMAGE = text("INSERT INTO images (rel_path) VALUES (:r) ON CONFLICT (rel_path) DO NOTHING")
+_RECORD_RESULT = text(
+    "INSERT INTO images (rel_path, ground_truth, predicted, confidence, pointing_hit,"
+    " energy_in_box) VALUES (:r, :t, :p, :c, :h, :e) ON CONFLICT (rel_path) DO UPDATE SET"
+    " ground_truth = excluded.ground_truth, predicted = excluded.predicted,"
+    " confidence = excluded.confidence, pointing_hit = excluded.pointing_hit,"
+    " energy_in_box = excluded.energy_in_box"
+)
+_SET_VERDICT = text(
+    "INSERT INTO verdicts (rel_path, reviewer, code, corrected, note, time)"
+    " VALUES (:r, :w, :c, :x, :n, :t) ON CONFLICT (rel_path, reviewer) DO UPDATE SET"
+    " code = excluded.code, corrected = excluded.corrected, note = excluded.note,"
+    " time = excluded.time"
+)
+_ADJUDICATE = text(
+    "INSERT INTO adjudications (rel_path, code, corrected, note, lead, time)"
+    " VALUES (:r, :c, :x, :n, :w, :t) ON CONFLICT (rel_path) DO UPDATE SET"
+    " code = excluded.code, corrected = excluded.corrected, note = excluded.note,"
+    " lead = excluded.lead, time = excluded.time"
+)
+_SET_META = text(
+    "INSERT INTO meta (key, value) VALUES (:k, :v) ON CONFLICT (key) DO UPDATE SET"
+    " value = excluded.value"
+)
+
+
+def _final(given: tuple[Verdict, ...], adjudication: Adjudication | None) -> Verdict | None:
+    """The verdict the report counts: the lead's, else the one every reviewer gave."""
+    if adjudication is not None:
+        return adjudication.as_verdict()
+    decided = [v for v in given if v.code is not None]
+    if len({(v.code, v.corrected) for v in decided}) > 1:
+        return None
+    pool = decided or list(given)  # notes alone: the latest note stands for the image
+    return max(pool, key=lambda v: v.time) if pool else None
+
+
 def _is(value: object, kind: type | types.UnionType) -> bool:
     """Whether a stored value is None or of the kind its column holds (SQLite keeps any kind
     in any column: a crafted file can hold text where a number belongs)."""
@@ -773,7 +919,7 @@ def _is(value: object, kind: type | types.UnionType) -> bool:
 
 
 def _store_view(
-    conn: sqlite3.Connection, rel: str, view: VerdictView | None, kept_from: str | None, now: str
+    conn: Connection, key: dict[str, str], view: VerdictView | None, kept_from: str | None, now: str
 ) -> None:
     """Record the verdict's map; without one, the old verdict's map stays with the new time.
 
@@ -781,20 +927,37 @@ def _store_view(
     """
     if view is not None:
         conn.execute(
-            "INSERT OR REPLACE INTO verdict_views VALUES (?, ?, ?, ?, ?, ?)",
-            (rel, view.layer, view.method, str(view.target), float(view.blur_sigma), now),
+            text(
+                "INSERT INTO verdict_views (rel_path, reviewer, layer, method, target,"
+                " blur_sigma, time) VALUES (:r, :w, :l, :m, :g, :b, :t)"
+                " ON CONFLICT (rel_path, reviewer) DO UPDATE SET layer = excluded.layer,"
+                " method = excluded.method, target = excluded.target,"
+                " blur_sigma = excluded.blur_sigma, time = excluded.time"
+            ),
+            {**key, "l": view.layer, "m": view.method, "g": str(view.target)}
+            | {"b": float(view.blur_sigma), "t": now},
         )
     elif kept_from is not None:
         conn.execute(
-            "UPDATE verdict_views SET time = ? WHERE rel_path = ? AND time = ?",
-            (now, rel, kept_from),
+            text(
+                "UPDATE verdict_views SET time = :t WHERE rel_path = :r AND reviewer = :w"
+                " AND time = :k"
+            ),
+            {**key, "t": now, "k": kept_from},
         )
     else:  # times are milliseconds: a stale map must not match a verdict made in the same one
-        conn.execute("DELETE FROM verdict_views WHERE rel_path = ?", (rel,))
+        conn.execute(text("DELETE FROM verdict_views WHERE rel_path = :r AND reviewer = :w"), key)
 
 
-def _target(text: str) -> str | int:
-    return int(text) if text.isdigit() else text
+def _target(text_: str) -> str | int:
+    return int(text_) if text_.isdigit() else text_
+
+
+def _reviewer(name: str | None) -> str:
+    chosen = (name or "").strip() or _default_reviewer()
+    if len(chosen) > 100 or any(ord(ch) < 32 for ch in chosen):
+        raise InspectorError("a reviewer name is one line of at most 100 characters")
+    return chosen
 
 
 def _default_reviewer() -> str:
@@ -802,3 +965,15 @@ def _default_reviewer() -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         return "unknown"
+
+
+def default_reviewer() -> str:
+    """The OS user: whom verdicts belong to until the reviewer sets a name."""
+    return _default_reviewer()
+
+
+def sqlite_path(location: str | Path) -> Path | None:
+    """The file of a session location; None for a team session's URL."""
+    if session_pg.is_team_location(location):
+        return None
+    return Path(location).expanduser().absolute()

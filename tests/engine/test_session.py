@@ -21,6 +21,7 @@ from engine.session import (
     VerdictView,
     default_session_path,
 )
+from tests.engine.session_v1 import write_v1_session
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "ab" * 32
@@ -97,7 +98,7 @@ def test_records_follow_every_write_and_go_with_close(session_path: Path) -> Non
 def test_open_existing_resumes_without_a_model(session_path: Path, tmp_path: Path) -> None:
     with _open(session_path) as session:
         session.set_verdict("a.png", 4, note="blurred")
-    with Session.open_existing(session_path) as again:
+    with Session.open_existing(session_path, reviewer="ann") as again:
         assert again.warnings == ()
         assert again.verdict("a.png").note == "blurred"  # type: ignore[union-attr]
         assert again.info().weights_sha256 == SHA
@@ -313,7 +314,9 @@ def test_read_only_session_file_is_refused(
 ) -> None:
     """Root passes every permission check; this stands in for chmod where tests run as root."""
     _open(session_path).close()
-    monkeypatch.setattr("engine.session.os.access", lambda path, mode: Path(path) != session_path)
+    monkeypatch.setattr(
+        "engine.session_sqlite.os.access", lambda path, mode: Path(path) != session_path
+    )
     _assert_refused_untouched(session_path, "read-only")
 
 
@@ -378,7 +381,7 @@ def test_every_verdict_reported_as_recorded_survives_sigkill(
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
     assert len(reported) == kill_after
-    with _open(session_path) as session:
+    with Session.open_existing(session_path, reviewer="bot") as session:
         verdicts = session.verdicts()
     for i in reported:
         verdict = verdicts[f"img{i:05d}.png"]
@@ -472,24 +475,63 @@ def test_an_undone_verdict_never_takes_a_map_from_the_same_millisecond(
         assert s.verdict_views() == {}
 
 
-def test_sessions_without_the_view_table_gain_it_and_stale_views_are_ignored(
-    session_path: Path,
-) -> None:
+def test_a_stale_view_is_ignored(session_path: Path) -> None:
     with _open(session_path) as s:
         s.set_verdict("a.png", 2, view=VerdictView("layer3", "gradcam"))
         s.set_verdict("b.png", 3, view=VerdictView("layer3", "gradcam"))
     conn = sqlite3.connect(session_path)
-    # An older version changes b's verdict without knowing the views table...
+    # Something that does not know the views table changes b's verdict...
     conn.execute("UPDATE verdicts SET code = 4, time = 'later' WHERE rel_path = 'b.png'")
     conn.commit()
     conn.close()
     with _open(session_path) as s:
         assert set(s.verdict_views()) == {"a.png"}  # ...so b's old map is not used
+
+
+@pytest.mark.parametrize("with_views", [True, False])
+def test_a_version_0_1_session_is_upgraded_in_place(session_path: Path, with_views: bool) -> None:
+    session_path.parent.mkdir(parents=True)
+    write_v1_session(session_path, with_views)
+    with Session.open_existing(session_path, reviewer="ann") as s:
+        assert {k: (v.code, v.corrected, v.note) for k, v in s.verdicts().items()} == {
+            "a.png": (1, None, "on the crack"),
+            "b.png": (3, "patches", None),
+        }
+        history = s.history()
+        assert [(h.id, h.action, h.undoes, h.reviewer) for h in history] == [
+            (1, "verdict", None, "ann"),
+            (2, "verdict", None, "ann"),
+            (3, "verdict", None, "ann"),
+            (4, "undo", 3, "ann"),
+            (5, "verdict", None, "ann"),
+        ]
+        assert history[1].old == (2, None, None) and history[1].new == (1, None, "on the crack")
+        views = {"a.png": VerdictView("layer3", "gradcam", "pred", 1.5)} if with_views else {}
+        assert s.verdict_views() == views
+        assert s.labels == ("good", "elsewhere", "wrong", "unsure")
+        assert s.info().created == "2026-11-01T10:00:00.000+00:00"
+        assert s.progress() == (2, 3)
+        # The upgraded session takes new work: a second reviewer, history ids continuing.
+        s.set_verdict("c.png", 2)
+        assert s.history("c.png")[0].id == 6
     conn = sqlite3.connect(session_path)
-    conn.execute("DROP TABLE verdict_views")  # a session written before the table existed
-    conn.commit()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+    uids = [r[0] for r in conn.execute("SELECT uid FROM history ORDER BY id")]
     conn.close()
-    with _open(session_path) as s:
-        assert s.verdict_views() == {}
-        s.set_verdict("a.png", 1, view=VerdictView("layer4", "eigencam"))
-        assert s.verdict_views() == {"a.png": VerdictView("layer4", "eigencam")}
+    assert len(set(uids)) == 6
+    with Session.open_existing(session_path, reviewer="bob") as again:  # opens without upgrading
+        assert again.verdicts() == {} and set(again.all_verdicts()) == {"a.png", "b.png", "c.png"}
+
+
+def test_a_version_0_1_session_opened_read_only_is_read_not_written(
+    session_path: Path,
+) -> None:
+    session_path.parent.mkdir(parents=True)
+    write_v1_session(session_path)
+    before = session_path.read_bytes()
+    with Session.open_existing(session_path, reviewer="ann", read_only=True) as s:
+        assert s.verdict("a.png").note == "on the crack"  # type: ignore[union-attr]
+        assert [r.verdict.code if r.verdict else None for r in s.records()] == [1, 3, None]
+    assert session_path.read_bytes() == before
+    assert sorted(p.name for p in session_path.parent.iterdir()) == ["s.sqlite"]

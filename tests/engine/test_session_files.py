@@ -51,7 +51,7 @@ def test_copying_the_one_file_copies_every_committed_verdict(
         copy = tmp_path / "copy.sqlite"
         shutil.copyfile(session_path, copy)  # the file alone, as a user copies it
         assert sorted(p.name for p in session_path.parent.iterdir()) == ["s.sqlite"]
-    with Session.open_existing(copy) as copied:
+    with Session.open_existing(copy, reviewer="ann") as copied:
         verdict = copied.verdict("a.png")
     assert (verdict.code, verdict.note) == (4, "copied while open")  # type: ignore[union-attr]
 
@@ -106,9 +106,8 @@ def _report(
 
 
 def _flip_in_note(path: Path) -> None:
-    data = path.read_bytes()
-    at = data.index(b"first")
-    path.write_bytes(data[:at] + b"\xff" + data[at + 1 :])
+    # Every copy (the verdict's row and its history entry), wherever the pages lie.
+    path.write_bytes(path.read_bytes().replace(b"first", b"\xffirst"))
 
 
 def _set(path: Path, sql: str) -> None:
@@ -153,7 +152,7 @@ def test_report_reads_a_session_on_read_only_media(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Stands in for read-only media where tests run as root (who passes every chmod)."""
-    monkeypatch.setattr("engine.session.os.access", lambda path, mode: not mode & os.W_OK)
+    monkeypatch.setattr("engine.session_sqlite.os.access", lambda path, mode: not mode & os.W_OK)
     session_path.chmod(0o444)
     session_path.parent.chmod(0o555)
     before = session_path.read_bytes()
@@ -169,7 +168,7 @@ def test_report_reads_a_session_on_read_only_media(
 
 
 def test_a_read_only_open_refuses_writes(session_path: Path) -> None:
-    with Session.open_existing(session_path, read_only=True) as session:
+    with Session.open_existing(session_path, reviewer="ann", read_only=True) as session:
         with pytest.raises(InspectorError, match="cannot write session"):
             session.set_verdict("a.png", 1)
         assert session.verdict("a.png").code == 2  # type: ignore[union-attr]

@@ -1,0 +1,102 @@
+"""Team sessions on PostgreSQL: the URL, the password kept out of every text, one reviewer per name.
+
+libpq reads the password from PGPASSWORD (or ~/.pgpass) and TLS settings from the URL's query
+(sslmode, sslrootcert, sslcert, sslkey), so none of them is ever stored by the application.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from engine.errors import InspectorError, first_line
+
+_SCHEMES = ("postgresql", "postgres")
+_SECRET_QUERY = ("password", "sslpassword")
+# Held for a whole open: two windows (or machines) reviewing under one name would undo and
+# overwrite each other's verdicts, so the second is refused.
+_REVIEWER_LOCK = 0x47434931
+
+
+def is_team_location(location: object) -> bool:
+    """Whether a session location names a PostgreSQL database rather than a file."""
+    scheme = str(location).split(":", 1)[0].lower()
+    return scheme.split("+", 1)[0] in _SCHEMES and "://" in str(location)
+
+
+def parse(location: str, password: str | None = None) -> URL:
+    """The driver URL (psycopg 3) for a team location; refuses what is not one."""
+    try:
+        url = make_url(location)
+    except ArgumentError as exc:
+        raise InspectorError(f"'{display(location)}' is not a PostgreSQL URL ({exc})") from exc
+    if url.get_backend_name() not in _SCHEMES or not url.database:
+        raise InspectorError(
+            f"'{display(location)}' is not a team session URL; "
+            "write postgresql://user@host[:port]/database"
+        )
+    url = url.set(drivername="postgresql+psycopg")
+    return url.set(password=password) if password else url
+
+
+def display(location: str | URL) -> str:
+    """The location as shown in the window, messages and reports: never a password."""
+    try:
+        url = location if isinstance(location, URL) else make_url(str(location))
+    except ArgumentError:
+        return "(unreadable URL)"
+    query = {k: v for k, v in url.query.items() if k not in _SECRET_QUERY}
+    shown = URL.create(
+        url.get_backend_name(), url.username, None, url.host, url.port, url.database, query
+    )
+    return shown.render_as_string(hide_password=True)
+
+
+def connect(location: str, password: str | None) -> Engine:
+    """An engine for the team database, checked with one round trip."""
+    url = parse(location, password)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,  # a dropped connection (server restart, network) is replaced
+        connect_args={"connect_timeout": 10, "application_name": "grad-cam-inspector"},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise unreachable(location, exc) from exc
+    return engine
+
+
+def unreachable(location: str, exc: BaseException) -> InspectorError:
+    reason = first_line(getattr(exc, "orig", None) or exc)
+    hint = "check the URL, the server and the password (PGPASSWORD)"
+    if "password" in reason.lower():
+        hint = "set the right password in PGPASSWORD or type it when asked"
+    return InspectorError(f"cannot reach team session '{display(location)}': {reason}; {hint}")
+
+
+def lock_reviewer(engine: Engine, location: str, reviewer: str) -> Connection:
+    """Hold the reviewer's lock on a connection of its own for as long as the session is open
+    (the server drops it when that connection ends, a crash included)."""
+    key = int.from_bytes(hashlib.sha256(reviewer.encode()).digest()[:4], "big", signed=True)
+    conn = engine.connect()
+    try:
+        held = conn.execute(
+            text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": _REVIEWER_LOCK, "b": key}
+        ).scalar()
+        conn.commit()
+    except SQLAlchemyError as exc:
+        conn.close()
+        raise unreachable(location, exc) from exc
+    if not held:
+        conn.close()
+        raise InspectorError(
+            f"reviewer '{reviewer}' is already reviewing team session '{display(location)}' "
+            "in another window or on another machine; close it there or review under another name"
+        )
+    return conn

@@ -1,0 +1,1 @@
+"""The session store: one schema (SQLAlchemy Core), one set of Alembic migrations, two engines."""

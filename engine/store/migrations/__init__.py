@@ -1,0 +1,1 @@
+"""Alembic's script directory for the session store (versions/: one file per revision)."""

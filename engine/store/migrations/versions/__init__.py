@@ -1,0 +1,1 @@
+"""The session schema's revisions, oldest first; sessions are never downgraded."""
