@@ -218,12 +218,16 @@ class _Store:
 
     def close(self) -> None:
         try:
+            # A reviewer lock's connection goes back to the pool on close; dispose() then
+            # really closes it, which is what releases the lock on the server.
+            for held in self._holds if self.is_team else ():
+                held.close()
             self.engine.dispose()
             if self.raw is not None:
                 self.raw.close()
         finally:
-            for held in reversed(self._holds):
-                held.close()
+            for held in self._holds if not self.is_team else ():
+                held.close()  # the file lock, released once SQLite has closed the file
 
     def error(self, exc: SQLAlchemyError, doing: str = "write") -> InspectorError:
         if self.is_team and isinstance(exc, _connection_errors()):
