@@ -449,6 +449,18 @@ class Session:
         except SQLAlchemyError as exc:
             raise store.error(exc) from exc
 
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """One committed write transaction on the store, for bulk changes (merging)."""
+        return self._write()
+
+    def table(self, name: str) -> list[dict[str, object]]:
+        """Every row of one of the session's tables, as stored (merging reads them)."""
+        table = schema.metadata.tables[name]
+        columns = ", ".join(column.name for column in table.columns)
+        order = ", ".join(column.name for column in table.primary_key.columns)
+        rows = self._rows(f"SELECT {columns} FROM {name} ORDER BY {order}")
+        return [dict(zip(table.columns.keys(), row, strict=True)) for row in rows]
+
     def _rows(self, sql: str, args: dict[str, object] | None = None) -> list[tuple]:
         """A query's rows; a row SQLite cannot read (a flipped byte in its text) is refused."""
         store = self._live

@@ -6,7 +6,11 @@ libpq reads the password from PGPASSWORD (or ~/.pgpass) and TLS settings from th
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -19,6 +23,7 @@ _SECRET_QUERY = ("password", "sslpassword")
 # Held for a whole open: two windows (or machines) reviewing under one name would undo and
 # overwrite each other's verdicts, so the second is refused.
 _REVIEWER_LOCK = 0x47434931
+T = TypeVar("T")
 
 
 def is_team_location(location: object) -> bool:
@@ -100,3 +105,16 @@ def lock_reviewer(engine: Engine, location: str, reviewer: str) -> Connection:
             "in another window or on another machine; close it there or review under another name"
         )
     return conn
+
+
+def with_password(location: str | object, attempt: Callable[[str | None], T]) -> T:
+    """Run attempt(None); when a team server wants a password that the environment does not
+    give and a person is at the terminal, ask once (the text is never echoed nor kept)."""
+    try:
+        return attempt(None)
+    except InspectorError as exc:
+        wanted = "no password supplied" in str(exc)
+        if not (wanted and is_team_location(location) and sys.stdin.isatty()):
+            raise
+    password = getpass.getpass(f"Password for {display(str(location))}: ")
+    return attempt(password)
