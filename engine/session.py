@@ -255,8 +255,12 @@ def _sqlite_store(path: Path, create: bool, read_only: bool) -> tuple[_Store, bo
     return _Store(engine_, str(path), path, [lock], raw), existing
 
 
-def _team_store(location: str, password: str | None, reviewer: str) -> _Store:
+def _team_store(location: str, password: str | None, reviewer: str | None) -> _Store:
+    """reviewer None: a read-only open (a report, a merge's source), which writes no verdict
+    and so takes no reviewer's lock."""
     engine_ = session_pg.connect(location, password)
+    if reviewer is None:
+        return _Store(engine_, session_pg.display(location), None, [])
     try:
         held = session_pg.lock_reviewer(engine_, location, reviewer)
     except BaseException:
@@ -387,7 +391,8 @@ class Session:
     ) -> Session:
         name = _reviewer(reviewer)
         if session_pg.is_team_location(location):
-            store, existing = _team_store(str(location), password, name), True
+            locked = None if read_only else name
+            store, existing = _team_store(str(location), password, locked), True
         else:
             path = Path(location).expanduser().absolute()
             store, existing = _sqlite_store(path, context is not None, read_only)
@@ -466,7 +471,7 @@ class Session:
         store = self._live
         try:
             with store.engine.connect() as conn:
-                rows = [tuple(row) for row in conn.execute(text(sql), args or {})]
+                rows = [tuple(row) for row in conn.execute(text(sql), args or {}).fetchall()]
                 conn.rollback()
                 return rows
         except SQLAlchemyError as exc:
@@ -921,6 +926,8 @@ def _final(given: tuple[Verdict, ...], adjudication: Adjudication | None) -> Ver
     """The verdict the report counts: the lead's, else the one every reviewer gave."""
     if adjudication is not None:
         return adjudication.as_verdict()
+    if len(given) < 2:  # most images: one reviewer's verdict, or none
+        return given[0] if given else None
     decided = [v for v in given if v.code is not None]
     if len({(v.code, v.corrected) for v in decided}) > 1:
         return None

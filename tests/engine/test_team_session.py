@@ -112,6 +112,8 @@ def test_a_team_session_refuses_a_second_window_under_the_same_name(pg_url: str)
             Session.open(pg_url, _context(), reviewer="ann")
         with Session.open(pg_url, _context(), reviewer="bob") as bob:  # another name is fine
             assert bob.is_team and bob.path is None
+        with Session.open_existing(pg_url, reviewer="ann", read_only=True) as report:
+            assert report.verdicts() == {}  # a report under the same name takes no lock
     with Session.open(pg_url, _context(), reviewer="ann"):  # released on close
         pass
 
