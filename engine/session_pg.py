@@ -54,10 +54,11 @@ def display(location: str | URL) -> str:
     except ArgumentError:
         return "(unreadable URL)"
     query = {k: v for k, v in url.query.items() if k not in _SECRET_QUERY}
-    shown = URL.create(
-        url.get_backend_name(), url.username, None, url.host, url.port, url.database, query
-    )
-    return shown.render_as_string(hide_password=True)
+    shown = URL.create(url.get_backend_name(), url.username, None, url.host, url.port, url.database)
+    text_ = shown.render_as_string(hide_password=True)
+    # Options read as typed (a certificate's path with its slashes), not percent-encoded.
+    options = "&".join(f"{key}={value}" for key, value in sorted(query.items()))
+    return f"{text_}?{options}" if options else text_
 
 
 def connect(location: str, password: str | None) -> Engine:

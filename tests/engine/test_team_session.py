@@ -193,3 +193,24 @@ def test_the_team_schema_is_the_same_revision_as_a_file(pg_url: str, tmp_path: P
         engine_.dispose()
     assert shapes[0] == shapes[1]
     assert shapes[0]["verdicts"][1] == ["rel_path", "reviewer"]
+
+
+def test_tls_options_in_the_url_reach_the_server(pg_url: str, pg_server: PgServer) -> None:
+    verified = f"{pg_url}?sslmode=verify-full&sslrootcert={pg_server.ca_file}"
+    with Session.open(verified, _context(), reviewer="ann") as ann:
+        assert ann.location == verified  # TLS options are not secret: shown as given
+        with ann._live.engine.connect() as conn:
+            used = conn.exec_driver_sql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            assert used.scalar() is True
+
+
+def test_tls_with_the_wrong_root_certificate_is_one_line(pg_url: str, tmp_path: Path) -> None:
+    import subprocess
+
+    other = tmp_path / "other.crt"
+    args = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    args += ["-subj", "/CN=elsewhere", "-keyout", str(tmp_path / "k"), "-out", str(other)]
+    subprocess.run(args, capture_output=True, check=True)
+    with pytest.raises(InspectorError) as info:
+        Session.open(f"{pg_url}?sslmode=verify-full&sslrootcert={other}", _context())
+    assert "\n" not in str(info.value) and "certificate verify failed" in str(info.value)
