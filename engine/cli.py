@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import math
 import re
 import sys
@@ -261,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="write report.csv and report.html (and report.pdf) of a session"
     )
-    report.add_argument("session", type=Path, help="the session file (.sqlite)")
+    report.add_argument(
+        "session",
+        help="the session file (.sqlite) or a team session's URL, "
+        "postgresql://user@host[:port]/database (the password from PGPASSWORD, or asked)",
+    )
     report.add_argument("--output", type=Path, required=True, help="output folder")
     _add_profile_args(report)
     report.add_argument(
@@ -647,16 +652,48 @@ def _warn(line: str) -> None:
     print(f"warning: {first_line(line)}", file=sys.stderr)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def _asks_for_password(exc: BaseException) -> bool:
+    """Whether a team session was refused because the server wants a password and none was
+    given (libpq's PQconnectionNeedsPassword; a wrong one is not asked again)."""
+    driver = getattr(exc.__cause__, "orig", None)
+    return bool(getattr(getattr(driver, "pgconn", None), "needs_password", False))
+
+
+def _read_session(location: str) -> ReportData:
+    """The report's data from a session file or a team session's URL, opened read-only.
+
+    A team server that wants a password when PGPASSWORD is unset gets one prompt on a terminal;
+    the password goes to the driver only, never into a message or the report.
+    """
+    from engine import session_pg
     from engine.report import ReportData
-    from engine.report_images import write_model_report
     from engine.session import Session
+
+    def read(password: str | None) -> ReportData:
+        with Session.open_existing(location, read_only=True, password=password) as session:
+            return ReportData.read(session)
+
+    try:
+        return read(None)
+    except InspectorError as exc:
+        if not (
+            session_pg.is_team_location(location) and _asks_for_password(exc) and sys.stdin.isatty()
+        ):
+            raise
+    try:
+        password = getpass.getpass(f"password for {session_pg.display(location)}: ")
+    except EOFError:
+        raise InspectorError("no password given; set PGPASSWORD or type it when asked") from None
+    return read(password)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.report_images import write_model_report
 
     write_pdf: PdfWriter | None = args.write_pdf
     if args.pdf and write_pdf is None:
         raise InspectorError("--pdf needs Qt: run it as 'gradcam-inspector report ... --pdf'")
-    with Session.open_existing(args.session, read_only=True) as session:
-        data = ReportData.read(session)
+    data = _read_session(args.session)
     engine, name, reason = _report_engine(args, data)
     if reason and not args.no_images:
         print(f"warning: {reason}", file=sys.stderr)

@@ -8,11 +8,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from engine.agreement import AgreementReport, Kappa, agreement, describe
 from engine.class_average import ClassAverages, border_area, border_share, class_average_figure
 from engine.csv_cells import csv_text
 from engine.errors import InspectorError
@@ -40,7 +42,12 @@ CSV_COLUMNS = (
     "energy_in_box",
     "reviewer",
     "time",
+    "adjudicated_by",
+    "adjudicated_at",
+    "disputed",
 )
+# Then one column per reviewer who gave a verdict, in name order: their own code.
+REVIEWER_COLUMN = "verdict:{}"
 GALLERY_CODES = (2, 3, 4)
 GALLERY_MAX_SIDE = 384
 CONFUSION_MAX_CLASSES = 30  # a 30-class figure is ~1500 px square
@@ -76,9 +83,34 @@ class ReportData:
 
     @classmethod
     def read(cls, session: Session) -> ReportData:
-        reviewed, total = session.progress()
+        """Everything from one read of the records, so the numbers agree with each other while
+        other reviewers keep writing to a team session."""
         records = tuple(session.records())
-        return cls(session.info(), records, session.verdict_views(), reviewed, total)
+        reviewed = sum(1 for r in records if r.verdict is not None and r.verdict.code is not None)
+        return cls(session.info(), records, session.verdict_views(), reviewed, len(records))
+
+    @cached_property
+    def reviewers(self) -> tuple[str, ...]:
+        """Everyone who gave a verdict on an image, in name order."""
+        return reviewers_of(self.records)
+
+    @cached_property
+    def agreement(self) -> AgreementReport:
+        """Cohen's and Fleiss' kappa over the reviewers' verdicts, per predicted class too."""
+        codes = {
+            r.rel_path: {v.reviewer: v.code for v in r.verdicts if v.code is not None}
+            for r in self.records
+        }
+        classes = {r.rel_path: r.predicted or "" for r in self.records}
+        return agreement({rel: c for rel, c in codes.items() if c}, classes)
+
+    def disputes(self) -> list[ReviewedImage]:
+        """The images whose reviewers gave different verdicts, settled or not."""
+        return [r for r in self.records if disputed(r)]
+
+    def open_disputes(self) -> list[ReviewedImage]:
+        """The disputed images no lead has settled: they have no final verdict yet."""
+        return [r for r in self.disputes() if r.adjudication is None]
 
     def view(self, rel_path: str) -> tuple[VerdictView, bool]:
         """The map a verdict was given on, and whether it was recorded with the verdict (an
@@ -135,8 +167,25 @@ def _cell(value: object) -> object:
     return f"{value:.4f}" if isinstance(value, float) else value
 
 
-def _csv_row(record: ReviewedImage) -> list[object]:
-    v = record.verdict
+def reviewers_of(records: Sequence[ReviewedImage]) -> tuple[str, ...]:
+    """Everyone who gave a verdict (not only a note) on one of the images, in name order."""
+    return tuple(sorted({v.reviewer for r in records for v in r.verdicts if v.code is not None}))
+
+
+def disputed(record: ReviewedImage) -> bool:
+    """The reviewers' verdicts differ in code or corrected class: the rule by which
+    Session.records() leaves the final verdict open until a lead adjudicates."""
+    return len({(v.code, v.corrected) for v in record.verdicts if v.code is not None}) > 1
+
+
+def csv_columns(reviewers: Sequence[str]) -> tuple[str, ...]:
+    """CSV_COLUMNS, then a verdict column for each reviewer."""
+    return (*CSV_COLUMNS, *(REVIEWER_COLUMN.format(name) for name in reviewers))
+
+
+def _csv_row(record: ReviewedImage, reviewers: Sequence[str]) -> list[object]:
+    v, a = record.verdict, record.adjudication
+    own = {w.reviewer: w.code for w in record.verdicts}
     values = (
         record.rel_path,
         record.ground_truth,
@@ -149,13 +198,23 @@ def _csv_row(record: ReviewedImage) -> list[object]:
         record.energy_in_box,
         v.reviewer if v else None,
         v.time if v else None,
+        a.lead if a else None,
+        a.time if a else None,
+        "yes" if disputed(record) else "no",
+        *(own.get(name) for name in reviewers),
     )
     return [_cell(value) for value in values]
 
 
 def report_csv(records: Sequence[ReviewedImage]) -> str:
-    """The CSV text: a header, then one row per image in path order (engine.csv_cells)."""
-    return csv_text(CSV_COLUMNS, (_csv_row(record) for record in records))
+    """The CSV text: a header, then one row per image in path order (engine.csv_cells).
+
+    verdict, reviewer and time are the final verdict's (a lead's adjudication, else the verdict
+    every reviewer gave; empty while reviewers disagree); verdict:NAME is each reviewer's own.
+    """
+    reviewers = reviewers_of(records)
+    rows = (_csv_row(record, reviewers) for record in records)
+    return csv_text(csv_columns(reviewers), rows)
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -412,6 +471,30 @@ def describe_view(view: VerdictView, recorded: bool) -> str:
     return text + blur + ("" if recorded else " (the session's; not recorded with this verdict)")
 
 
+def _verdict_words(v: Verdict, labels: Sequence[str]) -> str:
+    """A verdict as a card lists it: "3 wrong class (corrected class: crazing)"."""
+    if v.code is None:
+        return "a note, no verdict"
+    corrected = f" (corrected class: {v.corrected})" if v.corrected else ""
+    return f"{v.code} {labels[v.code - 1]}{corrected}"
+
+
+def _who_said(record: ReviewedImage, v: Verdict, labels: Sequence[str]) -> tuple[list[str], str]:
+    """Who gave the final verdict and when, and the notes, as a card shows them: with several
+    reviewers or a lead, every reviewer's own verdict and note, then the adjudication."""
+    settled = record.adjudication
+    if len(record.verdicts) < 2 and settled is None:
+        note = f'<p class="note">{_e(v.note)}</p>' if v.note else ""
+        return [f"{v.reviewer}, {v.time}"], note
+    facts = [f"{w.reviewer}: {_verdict_words(w, labels)}, {w.time}" for w in record.verdicts]
+    said = [(w.reviewer, w.note) for w in record.verdicts]
+    if settled is not None:
+        facts.append(f"adjudicated by {settled.lead}, {settled.time}")
+        said.append((f"{settled.lead} (adjudication)", settled.note))
+    notes = "".join(f'<p class="note">{_e(who)}: {_e(note)}</p>' for who, note in said if note)
+    return facts, notes
+
+
 def _gallery_card(
     record: ReviewedImage, v: Verdict, data: ReportData, overlay_for: OverlayFor | None
 ) -> str:
@@ -425,12 +508,11 @@ def _gallery_card(
     if v.corrected:
         facts.append(f"corrected class: {v.corrected}")
     facts.append(describe_view(*data.view(record.rel_path)))
-    facts.append(f"{v.reviewer}, {v.time}")
-    note = f'<p class="note">{_e(v.note)}</p>' if v.note else ""
-    items = "".join(f"<li>{_e(f)}</li>" for f in facts)
+    who, notes = _who_said(record, v, labels)
+    items = "".join(f"<li>{_e(f)}</li>" for f in (*facts, *who))
     return (
         f'<div class="card verdict{v.code}"><h3>{_e(record.rel_path)}</h3>'
-        f"{_overlay_html(record.rel_path, overlay_for)}<ul>{items}</ul>{note}</div>"
+        f"{_overlay_html(record.rel_path, overlay_for)}<ul>{items}</ul>{notes}</div>"
     )
 
 
@@ -454,16 +536,30 @@ def _gallery(data: ReportData, overlay_for: OverlayFor | None) -> str:
     return f'<section><h2>{title}</h2>{more}<div class="gallery">{cards}</div></section>'
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _reviewed_text(data: ReportData, unit: str = "") -> str:
+    """How many images have a final verdict, and how many wait for a lead."""
+    waiting = len(data.open_disputes())
+    text = f"{data.reviewed} of {data.total}{unit}"
+    return text + (f", {_plural(waiting, 'open disagreement')}" if waiting else "")
+
+
 def _signoff(data: ReportData, model: ReportModel, generated: str) -> str:
     """Who reviewed, what model judged, and lines to sign: what is filed with the printout."""
     info = data.info
-    counts = Counter(r.verdict.reviewer for r in data.records if r.verdict and r.verdict.code)
-    reviewers = ", ".join(
-        f"{name} ({n} verdict{'' if n == 1 else 's'})" for name, n in sorted(counts.items())
-    )
-    rows = [
-        ("reviewers", reviewers or "(no verdicts)"),
-        ("reviewed", f"{data.reviewed} of {data.total} images"),
+    # Each reviewer's own verdicts; the leads' adjudications on a line of their own.
+    counts = Counter(v.reviewer for r in data.records for v in r.verdicts if v.code is not None)
+    leads = Counter(r.adjudication.lead for r in data.records if r.adjudication is not None)
+    reviewers = ", ".join(f"{name} ({_plural(n, 'verdict')})" for name, n in sorted(counts.items()))
+    rows = [("reviewers", reviewers or "(no verdicts)")]
+    if leads:
+        adjudicated = (f"{name} ({_plural(n, 'image')})" for name, n in sorted(leads.items()))
+        rows.append(("adjudicated by", ", ".join(adjudicated)))
+    rows += [
+        ("reviewed", _reviewed_text(data, " images")),
         ("report date", generated),
         ("model", model.name or Path(info.profile_path).name or "(no profile)"),
         ("weights sha256", info.weights_sha256 or "(random initialisation)"),
@@ -477,6 +573,95 @@ def _signoff(data: ReportData, model: ReportModel, generated: str) -> str:
     return (
         f'<section class="signoff"><h2>Sign-off</h2>{_table(["", ""], rows)}'
         f'<div class="lines">{lines}</div></section>'
+    )
+
+
+# --- reviewers and agreement ------------------------------------------------------------------
+
+KAPPA_HEADER = ("reviewers", "images", "observed agreement", "chance agreement", "kappa")
+
+
+def _kappa_row(who: str, k: Kappa) -> list[object]:
+    """A kappa with the counts behind it; the kappa cell is engine.agreement.describe's text."""
+    return [who, k.n, _fmt(k.observed), _fmt(k.expected), describe(k)]
+
+
+def _kappa_rows(report: AgreementReport) -> list[tuple[str, Kappa, dict[str, Kappa]]]:
+    """Each pair's Cohen's kappa, then Fleiss' kappa of all reviewers, overall and per class."""
+    rows = [(f"{p.a} and {p.b}", p.overall, p.per_class) for p in report.pairs]
+    everyone = f"all {len(report.reviewers)} (Fleiss)"
+    return [*rows, (everyone, report.fleiss, report.fleiss_per_class)]
+
+
+def _open_table(data: ReportData) -> str:
+    """The disagreements no lead has settled yet, with each reviewer's verdict."""
+    waiting = data.open_disputes()
+    if not waiting:
+        return ""
+    shown = waiting[:GALLERY_LIMIT]
+    rows = []
+    for record in shown:
+        own = {v.reviewer: v for v in record.verdicts if v.code is not None}
+        cells = [_code_text(own[name]) if name in own else "" for name in data.reviewers]
+        rows.append([record.rel_path, record.predicted or NO_PREDICTION, *cells])
+    more = len(waiting) - len(shown)
+    rest = (
+        f'<p class="more">The first {len(shown)} are listed; the other {more} are in '
+        "report.csv (disputed yes, verdict empty).</p>"
+        if more
+        else ""
+    )
+    table = _table(["image", "prediction", *data.reviewers], rows)
+    return f"<h3>Open disagreements ({len(waiting)})</h3>{rest}{table}"
+
+
+def _code_text(v: Verdict) -> str:
+    return f"{v.code}" + (f" (corrected class: {v.corrected})" if v.corrected else "")
+
+
+def _agreement_section(data: ReportData) -> str:
+    """How far the reviewers agree and what the leads settled; nothing with one reviewer and no
+    adjudication, so a one-person session's report is as it always was."""
+    reviewers = data.reviewers
+    settled = sum(1 for r in data.records if r.adjudication is not None)
+    if len(reviewers) < 2 and not settled:
+        return ""
+    disputes = data.disputes()
+    waiting = len(data.open_disputes())
+    counts = [
+        ("reviewers", ", ".join(reviewers) or "(no verdicts)"),
+        ("disputed images", len(disputes)),
+        ("settled by adjudication", len(disputes) - waiting),
+        ("still open", waiting),
+        ("adjudicated images (disputed or not)", settled),
+    ]
+    text = f"<section><h2>Reviewers and agreement</h2>{_table(['', ''], counts)}"
+    if len(reviewers) < 2:
+        return (
+            text
+            + "<p>One reviewer: no agreement to measure.</p>"
+            + _open_table(data)
+            + "</section>"
+        )
+    rows = _kappa_rows(data.agreement)
+    overall = _table(KAPPA_HEADER, [_kappa_row(who, k) for who, k, _ in rows])
+    per_class = _table(
+        ["predicted class", *KAPPA_HEADER],
+        [
+            [cls or NO_PREDICTION, *_kappa_row(who, by_class[cls])]
+            for cls in data.agreement.fleiss_per_class
+            for who, _, by_class in rows
+        ],
+    )
+    about = (
+        "<p>Cohen&#x27;s kappa for each pair of reviewers on the images both reviewed; "
+        "Fleiss&#x27; kappa for all reviewers on the images every one of them reviewed. "
+        "Observed: the share of agreeing verdicts; chance: the share expected from how often "
+        "each verdict was given.</p>"
+    )
+    return (
+        f"{text}{about}<h3>Overall</h3>{overall}<h3>Per predicted class</h3>{per_class}"
+        f"{_open_table(data)}</section>"
     )
 
 
@@ -529,6 +714,7 @@ def report_html(data: ReportData, model: ReportModel | None = None, generated: s
     title = f"Inspection report: {Path(info.folder).name}"
     facts = [
         ("folder", info.folder),
+        ("session", info.path),  # a team session's URL never holds the password
         ("profile", info.profile_path or "(none)"),
         ("weights sha256", info.weights_sha256),
         ("layer", info.layer),
@@ -536,7 +722,7 @@ def report_html(data: ReportData, model: ReportModel | None = None, generated: s
         ("engine version", info.engine_version),
         ("started", info.created),
         ("last change", info.updated),
-        ("reviewed", f"{data.reviewed} of {data.total}"),
+        ("reviewed", _reviewed_text(data)),
     ]
     notices = "".join(f'<p class="notice">{_e(n)}</p>' for n in drawn.notices)
     body = "".join(
@@ -547,6 +733,7 @@ def report_html(data: ReportData, model: ReportModel | None = None, generated: s
             _verdict_section(data.records, info.labels),
             _confusion_section(data.records),
             _localisation_section(data.records),
+            _agreement_section(data),
             _gallery(data, drawn.overlay_for),
             _signoff(data, drawn, when),
         )

@@ -90,7 +90,8 @@ def write_report_pdf(html_path: Path, pdf_path: Path, paper: str = "a4") -> int:
 
 def _cards(document: QTextDocument) -> list[tuple[QTextBlock, QTextBlock]]:
     """Each gallery card's first and last block: a card starts at its h3 and runs to the
-    block before the next heading."""
+    block before the next heading. The agreement section's h3 parts (a heading and its table)
+    are taken alike, so a short table is not split either."""
     cards: list[tuple[QTextBlock, QTextBlock]] = []
     block = document.begin()
     while block.isValid():

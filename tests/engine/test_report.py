@@ -53,13 +53,19 @@ def test_csv_has_one_row_per_image_with_the_columns(session: Session, tmp_path: 
     with files.csv.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+    assert tuple(reader.fieldnames or ()) == (*CSV_COLUMNS, "verdict:ann")
     assert [r["path"] for r in rows] == ["a.png", "b.png", "c.png", "d.png"]
     b = rows[1]
     assert (b["ground_truth"], b["prediction"], b["confidence"]) == ("crazing", "patches", "0.5500")
     assert (b["verdict"], b["corrected_class"], b["note"]) == ("3", "crazing", EVIL_NOTE)
     assert (b["pointing_hit"], b["energy_in_box"], b["reviewer"]) == ("0", "0.2500", "ann")
     assert b["time"].startswith("20")
+    assert (b["adjudicated_by"], b["adjudicated_at"], b["disputed"], b["verdict:ann"]) == (
+        "",
+        "",
+        "no",
+        "3",
+    )
     d = rows[3]
     assert (d["ground_truth"], d["verdict"], d["reviewer"], d["pointing_hit"]) == ("", "", "", "")
 
@@ -198,10 +204,12 @@ def test_print_stylesheet_and_sign_off(session: Session, tmp_path: Path) -> None
     assert ".card{break-inside:avoid;page-break-inside:avoid}" in css
     signoff = text[text.index("<h2>Sign-off</h2>") :]
     assert "<th></th>" not in text  # key/value tables (facts, sign-off) have no empty header row
-    assert "<td>reviewers</td><td>ann (3 verdicts), bob (1 verdict)</td>" in signoff
+    # Each reviewer's own verdicts; bob's 2 on a.png sits beside ann's 1, replacing nothing,
+    # so a.png has no final verdict until a lead settles it.
+    assert "<td>reviewers</td><td>ann (4 verdicts), bob (1 verdict)</td>" in signoff
     assert "<td>report date</td><td>GEN</td>" in signoff
     assert f"<td>weights sha256</td><td>{'ab' * 32}</td>" in signoff
-    assert "<td>reviewed</td><td>4 of 4 images</td>" in signoff
+    assert "<td>reviewed</td><td>3 of 4 images, 1 open disagreement</td>" in signoff
     for line in ("Approved by (name)", "Date", "Signature"):
         assert f'<div class="line"><span>{line}</span></div>' in signoff
 

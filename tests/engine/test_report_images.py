@@ -179,8 +179,10 @@ def test_the_gallery_is_capped_and_the_rest_is_in_the_csv(
 def test_cards_drawn_in_one_batch_match_cards_drawn_one_by_one(
     reviewed: Path, engine: CamEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Session.open_existing(reviewed) as session:
-        session.set_verdict(session.records()[3].rel_path, 2)  # a third card on Grad-CAM
+    # ann changes her verdict: a third card on Grad-CAM (another reviewer's 2 would leave the
+    # image disputed, without a final verdict and off the gallery).
+    with Session.open_existing(reviewed, "ann") as session:
+        session.set_verdict(session.records()[3].rel_path, 2)
         data = ReportData.read(session)
     cards = [r.rel_path for r in data.shown()]
     explain, batches = engine.explain, []
