@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 import math
 import re
 import sys
@@ -652,39 +651,18 @@ def _warn(line: str) -> None:
     print(f"warning: {first_line(line)}", file=sys.stderr)
 
 
-def _asks_for_password(exc: BaseException) -> bool:
-    """Whether a team session was refused because the server wants a password and none was
-    given (libpq's PQconnectionNeedsPassword; a wrong one is not asked again)."""
-    driver = getattr(exc.__cause__, "orig", None)
-    return bool(getattr(getattr(driver, "pgconn", None), "needs_password", False))
-
-
 def _read_session(location: str) -> ReportData:
-    """The report's data from a session file or a team session's URL, opened read-only.
-
-    A team server that wants a password when PGPASSWORD is unset gets one prompt on a terminal;
-    the password goes to the driver only, never into a message or the report.
-    """
-    from engine import session_pg
+    """The report's data from a session file or a team session's URL, opened read-only
+    (a team server that wants a password gets one prompt on a terminal)."""
     from engine.report import ReportData
     from engine.session import Session
+    from engine.session_pg import with_password
 
     def read(password: str | None) -> ReportData:
         with Session.open_existing(location, read_only=True, password=password) as session:
             return ReportData.read(session)
 
-    try:
-        return read(None)
-    except InspectorError as exc:
-        if not (
-            session_pg.is_team_location(location) and _asks_for_password(exc) and sys.stdin.isatty()
-        ):
-            raise
-    try:
-        password = getpass.getpass(f"password for {session_pg.display(location)}: ")
-    except EOFError:
-        raise InspectorError("no password given; set PGPASSWORD or type it when asked") from None
-    return read(password)
+    return with_password(location, read)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -106,7 +106,7 @@ class ReportData:
 
     def disputes(self) -> list[ReviewedImage]:
         """The images whose reviewers gave different verdicts, settled or not."""
-        return [r for r in self.records if disputed(r)]
+        return [r for r in self.records if r.disputed]
 
     def open_disputes(self) -> list[ReviewedImage]:
         """The disputed images no lead has settled: they have no final verdict yet."""
@@ -172,12 +172,6 @@ def reviewers_of(records: Sequence[ReviewedImage]) -> tuple[str, ...]:
     return tuple(sorted({v.reviewer for r in records for v in r.verdicts if v.code is not None}))
 
 
-def disputed(record: ReviewedImage) -> bool:
-    """The reviewers' verdicts differ in code or corrected class: the rule by which
-    Session.records() leaves the final verdict open until a lead adjudicates."""
-    return len({(v.code, v.corrected) for v in record.verdicts if v.code is not None}) > 1
-
-
 def csv_columns(reviewers: Sequence[str]) -> tuple[str, ...]:
     """CSV_COLUMNS, then a verdict column for each reviewer."""
     return (*CSV_COLUMNS, *(REVIEWER_COLUMN.format(name) for name in reviewers))
@@ -200,7 +194,7 @@ def _csv_row(record: ReviewedImage, reviewers: Sequence[str]) -> list[object]:
         v.time if v else None,
         a.lead if a else None,
         a.time if a else None,
-        "yes" if disputed(record) else "no",
+        "yes" if record.disputed else "no",
         *(own.get(name) for name in reviewers),
     )
     return [_cell(value) for value in values]

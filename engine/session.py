@@ -121,7 +121,13 @@ class ReviewedImage:
     @property
     def disputed(self) -> bool:
         """Reviewers gave different verdicts (settled or not)."""
-        return len({v.code for v in self.verdicts if v.code is not None}) > 1
+        return disputed(self.verdicts)
+
+
+def disputed(verdicts: Iterable[Verdict]) -> bool:
+    """Verdicts differ in code or in corrected class: the image's final verdict stays open
+    until a lead adjudicates (the one rule for the report, the filter and records())."""
+    return len({(v.code, v.corrected) for v in verdicts if v.code is not None}) > 1
 
 
 @dataclass(frozen=True)
@@ -270,7 +276,11 @@ def _team_store(location: str, password: str | None, reviewer: str | None) -> _S
 
 
 def _bring_up(
-    store: _Store, existing: bool, context: dict[str, str] | None, labels: Sequence[str] | None
+    store: _Store,
+    existing: bool,
+    context: dict[str, str] | None,
+    labels: Sequence[str] | None,
+    read_only: bool = False,
 ) -> None:
     """Build a new store's schema and meta, or bring an existing one to the newest schema:
     one transaction, so a crash leaves the store as it was."""
@@ -279,6 +289,11 @@ def _bring_up(
             if store.is_team:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _STORE_LOCK})
                 existing = _check_team_database(conn, store.location)
+                if existing and read_only and migrate.revision(conn) != migrate.HEAD:
+                    raise InspectorError(
+                        f"team session '{store.location}' has an older schema; open it once "
+                        "in the window (which brings it up to date) before reading it"
+                    )
             if not existing and context is None:
                 raise InspectorError(
                     f"there is no session in '{store.location}'; check the URL or open it "
@@ -397,7 +412,7 @@ class Session:
             path = Path(location).expanduser().absolute()
             store, existing = _sqlite_store(path, context is not None, read_only)
         try:
-            _bring_up(store, existing, context, labels)
+            _bring_up(store, existing, context, labels, read_only)
             session = cls(store, name, read_only)
             session.warnings = session._compare(context, labels)
             return session
@@ -670,12 +685,8 @@ class Session:
         return [self._verdict(row) for row in rows]
 
     def disagreements(self) -> set[str]:
-        """Images on which at least two reviewers gave different verdicts."""
-        rows = self._rows(
-            "SELECT rel_path FROM verdicts WHERE code IS NOT NULL"
-            " GROUP BY rel_path HAVING COUNT(DISTINCT code) > 1"
-        )
-        return {str(r[0]) for r in rows}
+        """Images on which at least two reviewers gave different verdicts (settled or not)."""
+        return {rel for rel, by in self.all_verdicts().items() if disputed(by.values())}
 
     def agreement(self):
         """Cohen's and Fleiss' kappa over every reviewer's verdicts, overall and per class."""
@@ -928,9 +939,9 @@ def _final(given: tuple[Verdict, ...], adjudication: Adjudication | None) -> Ver
         return adjudication.as_verdict()
     if len(given) < 2:  # most images: one reviewer's verdict, or none
         return given[0] if given else None
-    decided = [v for v in given if v.code is not None]
-    if len({(v.code, v.corrected) for v in decided}) > 1:
+    if disputed(given):
         return None
+    decided = [v for v in given if v.code is not None]
     pool = decided or list(given)  # notes alone: the latest note stands for the image
     return max(pool, key=lambda v: v.time) if pool else None
 

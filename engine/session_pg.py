@@ -110,12 +110,20 @@ def lock_reviewer(engine: Engine, location: str, reviewer: str) -> Connection:
 
 def with_password(location: str | object, attempt: Callable[[str | None], T]) -> T:
     """Run attempt(None); when a team server wants a password that the environment does not
-    give and a person is at the terminal, ask once (the text is never echoed nor kept)."""
+    give and a person is at the terminal, ask once (never echoed, never kept) and run it again.
+    A wrong password is not asked again: that is libpq's PQconnectionNeedsPassword."""
     try:
         return attempt(None)
     except InspectorError as exc:
-        wanted = "no password supplied" in str(exc)
-        if not (wanted and is_team_location(location) and sys.stdin.isatty()):
+        if not (is_team_location(location) and _needs_password(exc) and sys.stdin.isatty()):
             raise
-    password = getpass.getpass(f"Password for {display(str(location))}: ")
+    try:
+        password = getpass.getpass(f"password for {display(str(location))}: ")
+    except EOFError:
+        raise InspectorError("no password given; set PGPASSWORD or type it when asked") from None
     return attempt(password)
+
+
+def _needs_password(exc: BaseException) -> bool:
+    driver = getattr(exc.__cause__, "orig", None)
+    return bool(getattr(getattr(driver, "pgconn", None), "needs_password", False))

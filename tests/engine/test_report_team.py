@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import html
 import re
 import subprocess
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
 from engine.agreement import describe
 from engine.cli import run
 from engine.report import CSV_COLUMNS, ReportData, report_html, write_report
@@ -338,12 +338,12 @@ class _Terminal:
 def _prompt(monkeypatch: pytest.MonkeyPatch, answer: str) -> list[str]:
     asked: list[str] = []
 
-    def getpass(prompt: str) -> str:
+    def typed(prompt: str) -> str:
         asked.append(prompt)
         return answer
 
     monkeypatch.delenv("PGPASSWORD", raising=False)
-    monkeypatch.setattr(cli.getpass, "getpass", getpass)
+    monkeypatch.setattr(getpass, "getpass", typed)
     return asked
 
 
@@ -379,7 +379,7 @@ def test_a_prompt_without_an_answer_is_one_line(
     def closed(prompt: str) -> str:
         raise EOFError
 
-    monkeypatch.setattr(cli.getpass, "getpass", closed)
+    monkeypatch.setattr(getpass, "getpass", closed)
     assert _report(pg_url, tmp_path / "r") == 2
     err = capsys.readouterr().err
     assert err == "error: no password given; set PGPASSWORD or type it when asked\n"

@@ -214,3 +214,16 @@ def test_tls_with_the_wrong_root_certificate_is_one_line(pg_url: str, tmp_path: 
     with pytest.raises(InspectorError) as info:
         Session.open(f"{pg_url}?sslmode=verify-full&sslrootcert={other}", _context())
     assert "\n" not in str(info.value) and "certificate verify failed" in str(info.value)
+
+
+def test_the_same_code_with_other_corrected_classes_is_a_disagreement(location: str) -> None:
+    with Session.open(location, _context(), reviewer="ann") as ann:
+        ann.set_verdict("a.png", 3, corrected="patches")
+    with Session.open(location, _context(), reviewer="bob") as bob:
+        bob.set_verdict("a.png", 3, corrected="crazing")
+        record = bob.records()[0]
+        assert bob.disagreements() == {"a.png"} and record.disputed and record.verdict is None
+        bob.set_verdict("a.png", 3, corrected="patches")
+        record = bob.records()[0]
+        assert bob.disagreements() == set() and not record.disputed
+        assert record.verdict is not None and record.verdict.corrected == "patches"
