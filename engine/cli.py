@@ -276,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--no-images", action="store_true", help="no overlays: no model is loaded (fast)"
     )
+    report.add_argument(
+        "--folder",
+        type=Path,
+        help="draw the overlays from the images in this folder (a team session's images on "
+        "this machine); default: the folder the session began with",
+    )
     report.add_argument("--pdf", action="store_true", help="also write report.pdf")
     report.add_argument("--paper", choices=PAPERS, default="a4", help="the PDF's paper size")
 
@@ -665,6 +671,14 @@ def _read_session(location: str) -> ReportData:
     return with_password(location, read)
 
 
+def _on_this_machine(data: ReportData, folder: Path) -> ReportData:
+    """The report with its images looked for in `folder` (the facts say which folder)."""
+    if not folder.is_dir():
+        raise InspectorError(f"--folder '{folder}' is not a folder; check the path")
+    info = dataclasses.replace(data.info, folder=str(folder.expanduser().resolve()))
+    return dataclasses.replace(data, info=info)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.report_images import write_model_report
 
@@ -672,6 +686,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.pdf and write_pdf is None:
         raise InspectorError("--pdf needs Qt: run it as 'gradcam-inspector report ... --pdf'")
     data = _read_session(args.session)
+    if args.folder is not None:
+        data = _on_this_machine(data, args.folder)
     engine, name, reason = _report_engine(args, data)
     if reason and not args.no_images:
         print(f"warning: {reason}", file=sys.stderr)

@@ -110,6 +110,23 @@ def test_cli_report_has_an_overlay_with_heat_for_each_gallery_card(
     assert "<td>model</td><td>tiny</td>" in html  # the profile's name, in the sign-off
 
 
+def test_folder_draws_the_images_from_where_they_are_on_this_machine(
+    reviewed: Path, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A team session began on another machine: its folder is not here, these images are."""
+    here = Path(shutil.move(folder, tmp_path / "elsewhere"))
+    code, html = _report(reviewed, tmp_path / "gone")
+    assert code == 0 and "data:image/jpeg" not in html  # the recorded folder has gone
+    capsys.readouterr()
+    code, html = _report(reviewed, tmp_path / "r", "--folder", str(here))
+    cards = _cards(html)
+    assert code == 0 and len(cards) == 3 and all(_jpeg(card) is not None for card in cards.values())
+    assert f"<td>folder</td><td>{here}</td>" in html
+    assert capsys.readouterr().err.count("warning") == 0
+    assert _report(reviewed, tmp_path / "x", "--folder", str(tmp_path / "nope"))[0] == 2
+    assert "is not a folder; check the path" in capsys.readouterr().err
+
+
 def test_weights_other_than_the_sessions_are_refused_unless_allowed(
     tmp_path: Path, folder: Path, tiny_profile: Path, records, capsys: pytest.CaptureFixture
 ) -> None:
