@@ -134,12 +134,7 @@ class SummaryDock(QDockWidget):
             table.setRowCount(0)
             table.setColumnCount(0)
             table.hide()
-            who = report.reviewers[0] if report is not None and report.reviewers else None
-            self.agreement_caption.setText(
-                "No session: nothing to compare."
-                if report is None
-                else f"One reviewer so far ({who or 'none'}): agreement needs two."
-            )
+            self.agreement_caption.setText(_lone_reviewer(report))
             return
         rows, columns, cells = agreement_rows(report)
         table.setRowCount(len(rows))
@@ -244,6 +239,15 @@ class SummaryDock(QDockWidget):
         self.caption.setText(
             f"Reviewed {reviewed} of {int(self.heights.sum())} images, by predicted class."
         )
+
+
+def _lone_reviewer(report: AgreementReport | None) -> str:
+    """What the agreement tab says while there is nothing to compare."""
+    if report is None:
+        return "No session: nothing to compare."
+    if not report.reviewers:
+        return "No verdicts yet: agreement needs two reviewers."
+    return f"One reviewer so far ({report.reviewers[0]}): agreement needs two."
 
 
 def agreement_rows(report: AgreementReport) -> tuple[list[str], list[str], list[list[Kappa]]]:
