@@ -809,6 +809,7 @@ class MainWindow(QMainWindow):
             if change.go_to is not None:
                 self.images.select_rel_path(change.go_to)
         self._show_verdict()
+        self.team.show_disputes()  # the list's disagreement marks follow the verdict
 
     def _show_verdict(self) -> None:
         verdict = self.review.verdict(self.current_rel_path())
@@ -816,13 +817,14 @@ class MainWindow(QMainWindow):
             self.prediction.show_verdict(None, None)
         else:
             self.prediction.show_verdict(verdict.code, verdict.note, verdict.corrected)
-        self.team.show()
+        self.team.show_panel()
 
     def _session_changed(self) -> None:
         self.prediction.set_verdict_labels(self.review.labels())
         self.images.model.set_verdicts(self.review.verdicts())
         self.team.session_changed()
         self._show_verdict()
+        self.team.show_disputes()
 
     def _show_progress(self, text: str, tooltip: str) -> None:
         self.session_label.setText(text)

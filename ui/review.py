@@ -46,6 +46,7 @@ class TeamView:
     others: tuple[Verdict, ...]
     final: Adjudication | None
     hidden: bool  # blind mode hides the others until this reviewer gives a verdict
+    reviewers: int  # everyone who reviewed in this session, this reviewer included
 
 
 @dataclass(frozen=True)
@@ -333,14 +334,15 @@ class ReviewController(QObject):
             others = tuple(self.session.others(rel))
             final = self.session.adjudication(rel)
             own = self.session.verdict(rel)
+            reviewers = len(self.session.reviewers())
+            hidden = self.session.blind and (own is None or own.code is None)
         except InspectorError as exc:
             self.sig_message.emit(str(exc), 10000)
             return None
-        hidden = self.session.blind and (own is None or own.code is None)
         # A lead's final verdict is another reviewer's word too: blind mode hides it as well.
         if hidden and final is not None and final.lead != self.reviewer:
             final = None
-        return TeamView(others, final, hidden)
+        return TeamView(others, final, hidden, reviewers)
 
     def disputed(self) -> set[str]:
         """Images whose reviewers disagree; in blind mode only those this reviewer has

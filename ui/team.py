@@ -112,12 +112,18 @@ class TeamTools(QObject):
             self.timer.stop()
 
     def show(self) -> None:
-        """The current image's others and final verdict in the panel, the list's disputes."""
-        review = self.review
-        view = review.team_view(self.window.current_rel_path())
-        reviewers = len(review.session.reviewers()) if review.session is not None else 0
-        self.window.prediction.show_team(team_html(view, review.labels(), reviewers))
-        self.window.images.model.set_disputed(review.disputed())
+        """The current image's others and final verdict in the panel, and the list's marks."""
+        self.show_panel()
+        self.show_disputes()
+
+    def show_disputes(self) -> None:
+        """The list's marks of images whose reviewers disagree (blind mode applied)."""
+        self.window.images.model.set_disputed(self.review.disputed())
+
+    def show_panel(self) -> None:
+        """The current image's others and final verdict (read again: another image shown)."""
+        view = self.review.team_view(self.window.current_rel_path())
+        self.window.prediction.show_team(team_html(view, self.review.labels()))
 
     def refresh(self) -> None:
         """Read the other reviewers' verdicts again (the timer, F5); cheap when nothing is
@@ -211,12 +217,12 @@ def verdict_text(code: int, labels: Sequence[str], corrected: str | None) -> str
     return f"{code} {labels[code - 1]}{fix}"
 
 
-def team_html(view: TeamView | None, labels: Sequence[str] | None, reviewers: int) -> str:
+def team_html(view: TeamView | None, labels: Sequence[str] | None) -> str:
     """The panel's lines on the other reviewers and the final verdict (empty: nothing to say)."""
     if view is None or labels is None:
         return ""
     lines: list[str] = []
-    if view.hidden and reviewers > 1:
+    if view.hidden and view.reviewers > 1:
         lines.append("<i>Blind mode: others' verdicts show once you give yours.</i>")
     lines += [_other_line(v, labels) for v in view.others]
     if view.final is not None:
