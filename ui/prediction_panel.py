@@ -217,6 +217,7 @@ class PredictionPanel(QDockWidget):
                 index = self.corrected.count() - 1
             self.corrected.setCurrentIndex(index)
         self.note.setText(f"Note: {note}" if note else "")
+        self.note.setVisible(bool(note))  # an empty line would push the team's lines down
 
     def show_team(self, text: str) -> None:
         """The other reviewers' verdicts and the final one (rich text; empty hides the line)."""

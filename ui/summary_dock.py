@@ -148,7 +148,7 @@ class SummaryDock(QDockWidget):
             table.setItem(row, column, item)
         table.show()
         self.agreement_caption.setText(
-            f"{len(report.reviewers)} reviewers, {len(report.disagreements)} images with "
+            f"{len(report.reviewers)} reviewers, {_images(len(report.disagreements))} with "
             "differing verdicts. Cohen's kappa on the images both of a pair reviewed; "
             "Fleiss' kappa on those every reviewer reviewed."
         )
@@ -239,6 +239,10 @@ class SummaryDock(QDockWidget):
         self.caption.setText(
             f"Reviewed {reviewed} of {int(self.heights.sum())} images, by predicted class."
         )
+
+
+def _images(count: int) -> str:
+    return "1 image" if count == 1 else f"{count} images"
 
 
 def _lone_reviewer(report: AgreementReport | None) -> str:

@@ -178,7 +178,7 @@ def test_summary_shows_agreement_once_two_reviewers_gave_verdicts(quiet) -> None
     for row, name in enumerate(classes, start=1):
         assert table.item(row, 0).text() == describe(report.pairs[0].per_class[name])
     assert "observed agreement 75.0%" in table.item(0, 0).toolTip()
-    assert summary.agreement_caption.text().startswith("2 reviewers, 1 images")
+    assert summary.agreement_caption.text().startswith("2 reviewers, 1 image with differing verdicts.")
 
 
 def _settings_bytes(window: MainWindow) -> bytes:
