@@ -146,6 +146,8 @@ class ReviewController(QObject):
     ) -> bool:
         """Review in the team session at url (PostgreSQL); the current session stays open when
         it cannot be used. password None: libpq's (PGPASSWORD, ~/.pgpass)."""
+        if self.session is not None and self.session.location == display(url):
+            return True  # open already (a second open would meet this reviewer's own lock)
         try:
             session = Session.open(url, context, reviewer=self.reviewer, password=password)
         except InspectorError as exc:
@@ -169,6 +171,8 @@ class ReviewController(QObject):
         """Review under another name from now on: the session is opened again under it (under
         the old name again when the new one is refused, e.g. already reviewing elsewhere)."""
         old, new = self.reviewer, name.strip() or default_reviewer()
+        if new == old:
+            return True
         if self.session is None or context is None:
             self.reviewer = new
             self.settings.set_reviewer(new)

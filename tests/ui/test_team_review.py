@@ -178,7 +178,9 @@ def test_summary_shows_agreement_once_two_reviewers_gave_verdicts(quiet) -> None
     for row, name in enumerate(classes, start=1):
         assert table.item(row, 0).text() == describe(report.pairs[0].per_class[name])
     assert "observed agreement 75.0%" in table.item(0, 0).toolTip()
-    assert summary.agreement_caption.text().startswith("2 reviewers, 1 image with differing verdicts.")
+    assert summary.agreement_caption.text().startswith(
+        "2 reviewers, 1 image with differing verdicts."
+    )
 
 
 def _settings_bytes(window: MainWindow) -> bytes:
@@ -219,6 +221,8 @@ def test_team_session_dialog_opens_and_shows_another_reviewers_verdict(
         assert window.prediction.team.text() == ""  # not read again yet
         window.team.timer.timeout.emit()
         assert window.prediction.team.text() == "bob: 3 wrong class"
+    assert window.team.use_team(pg_url, pg_server.password)  # open already: kept, no lock clash
+    assert window.review.session is session and window.banner.text() == ""
     assert window.settings.value("teamSession") == display(pg_url)
     assert pg_server.password.encode() not in _settings_bytes(window)
     assert pg_server.password not in _status_texts(window)
