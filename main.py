@@ -46,7 +46,7 @@ from PySide6.QtWidgets import QApplication
 
 from ui.about import APP_NAME
 
-CLI_COMMANDS = ("batch", "sanity", "layers", "demo-data", "train-demo", "report")
+CLI_COMMANDS = ("batch", "sanity", "layers", "demo-data", "train-demo", "report", "session")
 ORGANIZATION = "gradcam-inspector"  # QSettings' folder: keep it, or users lose their settings
 EXIT_AFTER_SHOW_ENV = "GCI_EXIT_AFTER_SHOW"
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256)

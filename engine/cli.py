@@ -275,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--pdf", action="store_true", help="also write report.pdf")
     report.add_argument("--paper", choices=PAPERS, default="a4", help="the PDF's paper size")
 
+    session = commands.add_parser("session", help="sessions: merge offline reviews into one")
+    session_commands = session.add_subparsers(dest="session_command", required=True)
+    merge = session_commands.add_parser(
+        "merge",
+        help="merge sessions reviewed on disconnected machines into one; merging twice "
+        "changes nothing",
+    )
+    merge.add_argument("sources", nargs="+", help="session files (or postgresql:// URLs)")
+    merge.add_argument(
+        "--into", required=True, help="the target: a session file or postgresql://user@host/db"
+    )
+
     train = commands.add_parser("train-demo", help="retrain the demo model and measure it")
     train.add_argument(
         "--output", type=Path, default=None, help="weights file; default: the bundled demo"
@@ -657,6 +669,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_session(args: argparse.Namespace) -> int:
+    from engine.session_merge import merge
+    from engine.session_pg import display, is_team_location, with_password
+
+    counts = with_password(args.into, lambda password: merge(args.sources, args.into, password))
+    for line in counts.warnings + counts.conflicts:
+        _warn(line)
+    target = display(args.into) if is_team_location(args.into) else args.into
+    print(f"merged into {target}: {counts.describe()}", file=sys.stderr)
+    return EXIT_OK
+
+
 COMMANDS = {
     "batch": cmd_batch,
     "sanity": cmd_sanity,
@@ -664,6 +688,7 @@ COMMANDS = {
     "demo-data": cmd_demo_data,
     "train-demo": cmd_train_demo,
     "report": cmd_report,
+    "session": cmd_session,
 }
 
 

@@ -218,12 +218,16 @@ class _Store:
 
     def close(self) -> None:
         try:
+            # A reviewer lock's connection goes back to the pool on close; dispose() then
+            # really closes it, which is what releases the lock on the server.
+            for held in self._holds if self.is_team else ():
+                held.close()
             self.engine.dispose()
             if self.raw is not None:
                 self.raw.close()
         finally:
-            for held in reversed(self._holds):
-                held.close()
+            for held in self._holds if not self.is_team else ():
+                held.close()  # the file lock, released once SQLite has closed the file
 
     def error(self, exc: SQLAlchemyError, doing: str = "write") -> InspectorError:
         if self.is_team and isinstance(exc, _connection_errors()):
@@ -251,8 +255,12 @@ def _sqlite_store(path: Path, create: bool, read_only: bool) -> tuple[_Store, bo
     return _Store(engine_, str(path), path, [lock], raw), existing
 
 
-def _team_store(location: str, password: str | None, reviewer: str) -> _Store:
+def _team_store(location: str, password: str | None, reviewer: str | None) -> _Store:
+    """reviewer None: a read-only open (a report, a merge's source), which writes no verdict
+    and so takes no reviewer's lock."""
     engine_ = session_pg.connect(location, password)
+    if reviewer is None:
+        return _Store(engine_, session_pg.display(location), None, [])
     try:
         held = session_pg.lock_reviewer(engine_, location, reviewer)
     except BaseException:
@@ -383,7 +391,8 @@ class Session:
     ) -> Session:
         name = _reviewer(reviewer)
         if session_pg.is_team_location(location):
-            store, existing = _team_store(str(location), password, name), True
+            locked = None if read_only else name
+            store, existing = _team_store(str(location), password, locked), True
         else:
             path = Path(location).expanduser().absolute()
             store, existing = _sqlite_store(path, context is not None, read_only)
@@ -445,12 +454,24 @@ class Session:
         except SQLAlchemyError as exc:
             raise store.error(exc) from exc
 
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """One committed write transaction on the store, for bulk changes (merging)."""
+        return self._write()
+
+    def table(self, name: str) -> list[dict[str, object]]:
+        """Every row of one of the session's tables, as stored (merging reads them)."""
+        table = schema.metadata.tables[name]
+        columns = ", ".join(column.name for column in table.columns)
+        order = ", ".join(column.name for column in table.primary_key.columns)
+        rows = self._rows(f"SELECT {columns} FROM {name} ORDER BY {order}")
+        return [dict(zip(table.columns.keys(), row, strict=True)) for row in rows]
+
     def _rows(self, sql: str, args: dict[str, object] | None = None) -> list[tuple]:
         """A query's rows; a row SQLite cannot read (a flipped byte in its text) is refused."""
         store = self._live
         try:
             with store.engine.connect() as conn:
-                rows = [tuple(row) for row in conn.execute(text(sql), args or {})]
+                rows = [tuple(row) for row in conn.execute(text(sql), args or {}).fetchall()]
                 conn.rollback()
                 return rows
         except SQLAlchemyError as exc:
@@ -905,6 +926,8 @@ def _final(given: tuple[Verdict, ...], adjudication: Adjudication | None) -> Ver
     """The verdict the report counts: the lead's, else the one every reviewer gave."""
     if adjudication is not None:
         return adjudication.as_verdict()
+    if len(given) < 2:  # most images: one reviewer's verdict, or none
+        return given[0] if given else None
     decided = [v for v in given if v.code is not None]
     if len({(v.code, v.corrected) for v in decided}) > 1:
         return None

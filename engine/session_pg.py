@@ -6,7 +6,11 @@ libpq reads the password from PGPASSWORD (or ~/.pgpass) and TLS settings from th
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -19,6 +23,7 @@ _SECRET_QUERY = ("password", "sslpassword")
 # Held for a whole open: two windows (or machines) reviewing under one name would undo and
 # overwrite each other's verdicts, so the second is refused.
 _REVIEWER_LOCK = 0x47434931
+T = TypeVar("T")
 
 
 def is_team_location(location: object) -> bool:
@@ -49,10 +54,11 @@ def display(location: str | URL) -> str:
     except ArgumentError:
         return "(unreadable URL)"
     query = {k: v for k, v in url.query.items() if k not in _SECRET_QUERY}
-    shown = URL.create(
-        url.get_backend_name(), url.username, None, url.host, url.port, url.database, query
-    )
-    return shown.render_as_string(hide_password=True)
+    shown = URL.create(url.get_backend_name(), url.username, None, url.host, url.port, url.database)
+    text_ = shown.render_as_string(hide_password=True)
+    # Options read as typed (a certificate's path with its slashes), not percent-encoded.
+    options = "&".join(f"{key}={value}" for key, value in sorted(query.items()))
+    return f"{text_}?{options}" if options else text_
 
 
 def connect(location: str, password: str | None) -> Engine:
@@ -100,3 +106,16 @@ def lock_reviewer(engine: Engine, location: str, reviewer: str) -> Connection:
             "in another window or on another machine; close it there or review under another name"
         )
     return conn
+
+
+def with_password(location: str | object, attempt: Callable[[str | None], T]) -> T:
+    """Run attempt(None); when a team server wants a password that the environment does not
+    give and a person is at the terminal, ask once (the text is never echoed nor kept)."""
+    try:
+        return attempt(None)
+    except InspectorError as exc:
+        wanted = "no password supplied" in str(exc)
+        if not (wanted and is_team_location(location) and sys.stdin.isatty()):
+            raise
+    password = getpass.getpass(f"Password for {display(str(location))}: ")
+    return attempt(password)

@@ -209,13 +209,16 @@ def open_file(
     create False refuses a missing or empty file. A read-only open reads the file once into
     memory (never writing it, even to bring an older schema up to date) and works on that copy.
     """
-    fresh = _is_fresh(path)
-    if fresh and not create:
+    if not create and _is_fresh(path):
         raise InspectorError(f"there is no session at '{path}'; check the path")
-    if not fresh:
-        _check_header(path)
     lock = _lock(path, read_only)
     try:
+        # Looked at under the lock: another process may have been creating it a moment ago.
+        fresh = _is_fresh(path)
+        if fresh and not create:
+            raise InspectorError(f"there is no session at '{path}'; check the path")
+        if not fresh:
+            _check_header(path)
         existing = False if fresh else _check_untouched(path)
         if not existing and not create:
             raise InspectorError(f"'{path}' is an empty database, not a session; check the path")

@@ -64,6 +64,11 @@ class PgServer:
     password: str = TEST_PASSWORD
 
     @property
+    def ca_file(self) -> Path:
+        """The server's self-signed certificate: the root a client verifies TLS against."""
+        return self.base_dir / "server.crt"
+
+    @property
     def data_dir(self) -> Path:
         return self.base_dir / "data"
 
@@ -147,6 +152,19 @@ def _initdb(bin_dir: Path, base: Path, account: pwd.struct_passwd | None) -> Non
     args += ["-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
     _run(args, account, base)
     (base / "data" / "pg_hba.conf").write_text(HBA, encoding="utf-8")
+    _certificate(base, account)
+
+
+def _certificate(base: Path, account: pwd.struct_passwd | None) -> None:
+    """A self-signed certificate for 127.0.0.1, so clients can ask for TLS (sslmode=verify-full)."""
+    key, crt = base / "data" / "server.key", base / "server.crt"
+    args = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+    args += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    args += ["-keyout", str(key), "-out", str(crt)]
+    subprocess.run(args, capture_output=True, check=True)
+    key.chmod(0o600)  # the server refuses a key others can read
+    if account is not None:
+        os.chown(key, account.pw_uid, account.pw_gid)
 
 
 def _pg_ctl_start(server: PgServer, account: pwd.struct_passwd | None) -> bool:
@@ -154,7 +172,8 @@ def _pg_ctl_start(server: PgServer, account: pwd.struct_passwd | None) -> bool:
     # fsync off: the tests kill clients, never the server, and per-verdict commits stay fast.
     options = (
         f"-p {server.port} -c listen_addresses=127.0.0.1 "
-        f"-c unix_socket_directories={server.socket_dir} -c fsync=off"
+        f"-c unix_socket_directories={server.socket_dir} -c fsync=off "
+        f"-c ssl=on -c ssl_cert_file={server.ca_file} -c ssl_key_file=server.key"
     )
     log = server.base_dir / "server.log"
     # pg_ctl appends: a log of an earlier attempt would make every failure look like a taken port.

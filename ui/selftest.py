@@ -183,6 +183,26 @@ def _pdf(state: dict[str, Any]) -> str:
     return f"a report page with a JPEG overlay written as PDF ({len(data)} bytes)"
 
 
+def _session() -> str:
+    """Alembic reads the migrations from files in the bundle; the team driver's libpq loads."""
+    import psycopg
+
+    from engine.session import Session, SessionContext
+
+    with tempfile.TemporaryDirectory(prefix="gradcam-selftest-") as folder:
+        path = Path(folder) / "s.sqlite"
+        context = SessionContext(folder, None, "", "layer", "gradcam")
+        with Session.open(path, context, reviewer="self-test") as session:
+            session.set_verdict("a.png", 2)
+        with Session.open_existing(path, reviewer="self-test", read_only=True) as session:
+            code = session.verdict("a.png")
+        _check(code is not None and code.code == 2, f"the verdict read back is {code}")
+    libpq = psycopg.pq.version()
+    return (
+        f"a session written and read back (schema migrated); libpq {libpq} ({psycopg.pq.__impl__})"
+    )
+
+
 def _steps(state: dict[str, Any]) -> list[tuple[str, Callable[[], str]]]:
     return [
         ("qt", _qt_app),
@@ -193,6 +213,7 @@ def _steps(state: dict[str, Any]) -> list[tuple[str, Callable[[], str]]]:
         ("render", lambda: _render(state)),
         ("export", lambda: _export(state)),
         ("pdf", lambda: _pdf(state)),
+        ("session", _session),
     ]
 
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "packaging" / "gradcam_inspector.spec"
 APP = "gradcam-inspector"
 BUILD_TIMEOUT_S = 3600
-SELF_TEST_STEPS = ("qt", "torch", "model", "cam", "render", "export")
+SELF_TEST_STEPS = ("qt", "torch", "model", "cam", "render", "export", "pdf", "session")
 TORCHVISION_OPS = ("_C_stable", "image_stable")
 # Folders under _internal/ that must not be there: dev tools, reference libraries, torch.compile.
 EXCLUDED_FOLDERS = (
