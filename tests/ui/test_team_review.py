@@ -228,6 +228,19 @@ def test_team_session_dialog_opens_and_shows_another_reviewers_verdict(
     assert pg_server.password not in _status_texts(window)
 
 
+def test_reviewer_names_switch_back_and_forth_on_a_team_session(quiet, pg_url: str) -> None:
+    window = quiet
+    assert window.team.use_team(pg_url, None)  # the password from PGPASSWORD
+    rel = window.current_rel_path()
+    _give(window, "bob", 3)
+    _give(window, "alice", 1)
+    assert window.team.set_reviewer("bob")  # bob's lock was released when he switched away
+    assert window.review.session.is_team and window.review.session.reviewer == "bob"
+    assert window.prediction.team.text() == "alice: 1 right class, heat on the defect"
+    assert window.images.model.index(0, VERDICT_COLUMN).data() == "3 wrong class ≠"
+    assert window.review.session.all_verdicts()[rel].keys() == {"alice", "bob"}
+
+
 def test_a_refused_team_session_keeps_the_current_one(
     quiet, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
