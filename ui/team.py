@@ -128,8 +128,8 @@ class TeamTools(QObject):
     def refresh(self) -> None:
         """Read the other reviewers' verdicts again (the timer, F5); cheap when nothing is
         shown: the summary is rebuilt only when its tab is visible."""
-        if self.review.session is None:
-            return
+        if self.review.session is None or self.window.isMinimized():
+            return  # a minimised window reads again at the first tick after it is restored
         self.review.refresh()
         self.show()
 
