@@ -190,7 +190,8 @@ class ReviewController(QObject):
                 self.sig_warning.emit(title, str(exc))
                 continue
             self.reviewer = who
-            self.settings.set_reviewer(who)
+            if who == new:
+                self.settings.set_reviewer(who)
             self._adopt(session, rel_paths)
             self.sig_message.emit(f"Reviewing as {who}", 8000)
             return who == new

@@ -10,12 +10,14 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from engine.agreement import describe
-from engine.session import Session, default_reviewer
+from engine.session import Session, SessionContext, default_reviewer
 from engine.session_pg import display
 from tests.pg_server import PgServer
 from tests.ui.conftest import open_window
 from ui.images_dock import VERDICT_COLUMN
 from ui.main_window import MainWindow
+from ui.review import ReviewController
+from ui.settings import SettingsStore
 
 
 def _press(qtbot, window: MainWindow, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier):
@@ -288,3 +290,23 @@ def test_window_parser_takes_a_session() -> None:
 
     url = "postgresql://ann@db.example/qa?sslmode=verify-full"
     assert window_parser().parse_args(["--session", url]).session == url
+
+
+def test_a_refused_reviewer_name_keeps_the_old_one(qapp, settings: QSettings, tmp_path: Path):
+    review = ReviewController(SettingsStore(settings))
+    warnings: list[tuple[str, str]] = []
+    review.sig_warning.connect(lambda title, text: warnings.append((title, text)))
+    context = SessionContext(tmp_path, None, "ab" * 32, "layer4", "gradcam")
+    review.open(context, ("a.jpg",))
+    try:
+        assert not review.set_reviewer("x" * 101, context, ("a.jpg",))
+        assert warnings == [
+            (
+                "Reviewer name not changed",
+                "a reviewer name is one line of at most 100 characters",
+            )
+        ]
+        assert review.reviewer == default_reviewer() == review.session.reviewer
+        assert settings.value("reviewer") is None
+    finally:
+        review.close()
