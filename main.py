@@ -68,6 +68,12 @@ def window_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", type=Path, help="model profile (TOML); default: the demo")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="default: auto")
     parser.add_argument(
+        "--session",
+        metavar="URL_OR_FILE",
+        help="review in this session: a session file, or a team session's "
+        "postgresql://user@host[:port]/database URL (password from PGPASSWORD or asked)",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help="check this installation headlessly (Qt, torch, one CAM, one export) and exit",
@@ -190,7 +196,11 @@ def run_window(args: argparse.Namespace) -> int:
     from ui.main_window import MainWindow
 
     window = MainWindow(
-        folder=args.folder, profile=args.profile, device=args.device, log_path=handler.log_path
+        folder=args.folder,
+        profile=args.profile,
+        device=args.device,
+        log_path=handler.log_path,
+        session=args.session,
     )
     app.aboutToQuit.connect(window.shutdown)  # however the loop ends, the worker ends first
     window.winId()  # the native window now, so the watch is in place before the first expose

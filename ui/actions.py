@@ -66,6 +66,16 @@ def _verdict(code: int) -> ActionSpec:
     )
 
 
+def _final(code: int) -> ActionSpec:
+    return ActionSpec(
+        f"review.final{code}",
+        f"Final verdict {code} (as lead)",
+        "&Review",
+        lambda w: w.team.adjudicate(code),
+        f"Ctrl+{code}",
+    )
+
+
 ACTIONS: tuple[MenuEntry, ...] = (
     ActionSpec(
         "file.open_folder", "Open folder…", "&File", lambda w: w.open_folder_dialog(), "Ctrl+O"
@@ -83,6 +93,9 @@ ACTIONS: tuple[MenuEntry, ...] = (
     Placeholder("file.recent", "&File"),
     ActionSpec(
         "file.session", "Session file…", "&File", lambda w: w.choose_session_file(), "Ctrl+Shift+S"
+    ),
+    ActionSpec(
+        "file.team", "Team session…", "&File", lambda w: w.team.open_dialog(), "Ctrl+Shift+T"
     ),
     Separator("&File"),
     ActionSpec(
@@ -143,6 +156,32 @@ ACTIONS: tuple[MenuEntry, ...] = (
         "P",
     ),
     ActionSpec("review.undo", "Undo verdict or note", "&Review", lambda w: w.undo(), "Ctrl+Z"),
+    Separator("&Review"),
+    *(_final(code) for code in (1, 2, 3, 4)),
+    ActionSpec(
+        "review.clear_final",
+        "Clear the final verdict",
+        "&Review",
+        lambda w: w.team.clear_adjudication(),
+        "Ctrl+Del",
+    ),
+    ActionSpec(
+        "review.blind",
+        "Blind mode (this session)",
+        "&Review",
+        shortcut="Ctrl+Shift+B",
+        toggle=lambda w, on: w.team.set_blind(on),
+    ),
+    ActionSpec(
+        "review.refresh", "Read others' verdicts again", "&Review", lambda w: w.team.refresh(), "F5"
+    ),
+    ActionSpec(
+        "review.reviewer",
+        "Reviewer name…",
+        "&Review",
+        lambda w: w.team.ask_reviewer(),
+        "Ctrl+Shift+N",
+    ),
     *(
         ActionSpec(
             f"tools.{tool}",

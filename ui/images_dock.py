@@ -51,6 +51,7 @@ LOW_CONFIDENCE = 0.6
 FILTERS = (
     ("all", "All images"),
     ("unreviewed", "Unreviewed"),
+    ("disputed", "Reviewers disagree"),
     ("v1", "Verdict 1"),
     ("v2", "Verdict 2"),
     ("v3", "Verdict 3"),
@@ -81,6 +82,7 @@ class ImageTableModel(QAbstractTableModel):
         self._results: dict[int, RowResult] = {}
         self._rows: dict[str, int] = {}
         self._verdicts: dict[str, int] = {}  # relative posix path -> code 1..4
+        self._disputed: set[str] = set()  # images whose reviewers disagree (blind mode applied)
         self._loader = thumbnails
         self._thumbnails: LruCache[str, QPixmap | None] = LruCache(THUMBNAIL_CACHE_SIZE)
         if thumbnails is not None:
@@ -135,6 +137,17 @@ class ImageTableModel(QAbstractTableModel):
             if record.rel_path.as_posix() == rel_path:
                 self.dataChanged.emit(self.index(row, 0), self.index(row, VERDICT_COLUMN))
 
+    def set_disputed(self, disputed: set[str]) -> None:
+        """The images whose reviewers gave different verdicts (marked ≠ in the verdict column)."""
+        if disputed == self._disputed:
+            return
+        self._disputed = set(disputed)
+        if self.records:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.records) - 1, 4))
+
+    def disputed(self, row: int) -> bool:
+        return self.records[row].rel_path.as_posix() in self._disputed
+
     def verdict(self, row: int) -> int | None:
         return self._verdicts.get(self.records[row].rel_path.as_posix())
 
@@ -185,7 +198,8 @@ class ImageTableModel(QAbstractTableModel):
                 return record.ground_truth or ""
             if column == VERDICT_COLUMN:
                 code = self.verdict(row)
-                return "" if code is None else f"{code} {SHORT_LABELS[code - 1]}"
+                mark = " ≠" if self.disputed(row) else ""
+                return "" if code is None else f"{code} {SHORT_LABELS[code - 1]}{mark}"
             if result is None:
                 return ""
             if column == 2:
@@ -198,7 +212,8 @@ class ImageTableModel(QAbstractTableModel):
                 return result.error
             # The full path (the name column may be elided) and the truth (its column hidden).
             truth = f"\nground truth: {record.ground_truth}" if record.ground_truth else ""
-            return f"{record.path}{truth}"
+            dispute = "\n≠ reviewers gave different verdicts" if self.disputed(row) else ""
+            return f"{record.path}{truth}{dispute}"
         if role == Qt.ItemDataRole.BackgroundRole and (code := self.verdict(row)) is not None:
             return QBrush(verdict_tint(code))
         if role == Qt.ItemDataRole.ForegroundRole and result is not None and column == 2:
@@ -242,6 +257,8 @@ def row_passes(mode: str, model: ImageTableModel, row: int) -> bool:
     code = model.verdict(row)
     if mode == "unreviewed":
         return code is None
+    if mode == "disputed":
+        return model.disputed(row)
     if mode.startswith("v"):
         return code == int(mode[1:])
     result = model.result(row)
@@ -345,7 +362,7 @@ class ImagesDock(QDockWidget):
             1: self._text_width(classes, COLUMNS[1]),
             2: self._text_width(classes | {"error"}, COLUMNS[2]),
             3: self._text_width(["100.0%"], COLUMNS[3]),
-            4: self._text_width([f"{i} {label}" for i, label in enumerate(SHORT_LABELS, 1)], "V"),
+            4: self._text_width([f"{i} {label} ≠" for i, label in enumerate(SHORT_LABELS, 1)], "V"),
         }
         for column, width in widths.items():
             header.resizeSection(column, width)

@@ -60,6 +60,7 @@ from ui.preload import preload_torch_libraries
 from ui.review import ReviewController, VerdictChange
 from ui.settings import SavedPlaces, SettingsStore, fit_window_to_screen, start_places
 from ui.summary_dock import SummaryDock
+from ui.team import TeamTools
 from ui.theme import SMALL
 from ui.trust_dialog import TrustDialog
 from ui.trust_dialogs import TrustTools
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         device: str | None = None,
         prefetch: bool = True,
         log_path: Path | None = None,
+        session: str | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle(f"{APP_NAME} {__version__}")
@@ -126,6 +128,9 @@ class MainWindow(QMainWindow):
         self.explain = ExplainController(self.worker, parent=self)
         self.exports = ExportController(self.worker, self.explain.new_job_id, self)
         self.trust = TrustTools(self)
+        self.team = TeamTools(self)
+        if session:
+            self.team.ask_session(session)
         self._build_docks()
         self.profile = None
         self.profile_path: Path | None = None
@@ -247,6 +252,7 @@ class MainWindow(QMainWindow):
             self.exports.bar,
             self.exports.cancel_button,
             self.hover_label,
+            self.team.label,
             self.session_label,
             self.device_label,
             self.time_label,
@@ -257,6 +263,7 @@ class MainWindow(QMainWindow):
         fill = {"file.recent": self._add_recent_menu, "view.docks": self._add_dock_toggles}
         actions = build_menus(self, fill=fill)
         self.auto_advance = actions["go.auto_advance"]
+        self.blind_action = actions["review.blind"]
         with QSignalBlocker(self.auto_advance):  # showing the stored choice, not a new one
             self.auto_advance.setChecked(self.review.auto_advance)
         self._refresh_recent_menu()
@@ -311,6 +318,7 @@ class MainWindow(QMainWindow):
         self.review.sig_session_changed.connect(self._session_changed)
         self.review.sig_progress.connect(self._show_progress)
         self.review.sig_summary.connect(self._show_summary)
+        self.review.sig_agreement.connect(self.summary.show_agreement)
         self.exports.sig_progress.connect(self.sig_export_progress)
         self.exports.sig_finished.connect(self.sig_export_finished)
         self.explain.sig_message.connect(self._show_message)
@@ -697,7 +705,7 @@ class MainWindow(QMainWindow):
         """Where this folder and profile's session lives: the chosen file, else the default."""
         return self.review.session_path(self.folder, self.profile_path)
 
-    def _session_context(self) -> SessionContext | None:
+    def session_context(self) -> SessionContext | None:
         if self.folder is None or not self.model_ready:
             return None
         o = self.state.options
@@ -705,12 +713,12 @@ class MainWindow(QMainWindow):
             self.folder, self.profile_path, self._weights_sha256, o.layer, o.method
         )
 
-    def _rel_paths(self) -> tuple[str, ...]:
+    def rel_paths(self) -> tuple[str, ...]:
         return tuple(r.rel_path.as_posix() for r in self.images.model.records)
 
     def _open_session(self) -> None:
-        if (context := self._session_context()) is not None:
-            self.review.open(context, self._rel_paths())
+        if (context := self.session_context()) is not None and not self.team.open_asked():
+            self.review.open(context, self.rel_paths())
 
     def choose_session_file(self) -> None:
         """Show where the session lives and let the user pick another file (new or existing)."""
@@ -727,13 +735,13 @@ class MainWindow(QMainWindow):
 
     def use_session_file(self, path: Path) -> bool:
         """Record this folder and profile's verdicts in path (see ReviewController.use_file)."""
-        context = self._session_context()
+        context = self.session_context()
         if context is None:
             self._tell("No session yet", "Open a folder and wait for the model to load first.")
             return False
-        return self.review.use_file(path, context, self._rel_paths())
+        return self.review.use_file(path, context, self.rel_paths())
 
-    def _current_rel_path(self) -> str | None:
+    def current_rel_path(self) -> str | None:
         record = self.images.current_record()
         return None if record is None else record.rel_path.as_posix()
 
@@ -743,11 +751,11 @@ class MainWindow(QMainWindow):
         after = following[0].rel_path.as_posix() if following else None
         o = self.state.options
         view = VerdictView(o.layer, o.method, o.target, BLUR_SIGMA if o.blur else 0.0)
-        self._show_change(self.review.set_verdict(self._current_rel_path(), code, after, view))
+        self._show_change(self.review.set_verdict(self.current_rel_path(), code, after, view))
 
     def set_corrected(self, corrected: str | None) -> None:
         """Store (or clear, with None) a corrected class with the current image's verdict."""
-        self.review.set_corrected(self._current_rel_path(), corrected)
+        self.review.set_corrected(self.current_rel_path(), corrected)
         self._show_verdict()
 
     def undo(self) -> None:
@@ -755,7 +763,7 @@ class MainWindow(QMainWindow):
         self._show_change(self.review.undo())
 
     def edit_note(self) -> None:
-        rel = self._current_rel_path()
+        rel = self.current_rel_path()
         if self.review.session is None or rel is None:
             self.statusBar().showMessage("No session: notes are not recorded", 5000)
             return
@@ -768,7 +776,7 @@ class MainWindow(QMainWindow):
 
     def set_note(self, text: str) -> None:
         """Set (or clear, with blank text) the current image's note."""
-        self.review.set_note(self._current_rel_path(), text)
+        self.review.set_note(self.current_rel_path(), text)
         self._show_verdict()
 
     def export_report(self, output: Path | None = None) -> int | None:
@@ -801,18 +809,22 @@ class MainWindow(QMainWindow):
             if change.go_to is not None:
                 self.images.select_rel_path(change.go_to)
         self._show_verdict()
+        self.team.show_disputes()  # the list's disagreement marks follow the verdict
 
     def _show_verdict(self) -> None:
-        verdict = self.review.verdict(self._current_rel_path())
+        verdict = self.review.verdict(self.current_rel_path())
         if verdict is None:
             self.prediction.show_verdict(None, None)
         else:
             self.prediction.show_verdict(verdict.code, verdict.note, verdict.corrected)
+        self.team.show_panel()
 
     def _session_changed(self) -> None:
         self.prediction.set_verdict_labels(self.review.labels())
         self.images.model.set_verdicts(self.review.verdicts())
+        self.team.session_changed()
         self._show_verdict()
+        self.team.show_disputes()
 
     def _show_progress(self, text: str, tooltip: str) -> None:
         self.session_label.setText(text)

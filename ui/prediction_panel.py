@@ -106,6 +106,11 @@ class PredictionPanel(QDockWidget):
         self.note = QLabel()
         self.note.setWordWrap(True)
         verdict_layout.addWidget(self.note)
+        self.team = QLabel()  # the other reviewers' verdicts and the final one
+        self.team.setWordWrap(True)
+        self.team.setToolTip("Other reviewers' verdicts on this image and the lead's final one")
+        self.team.hide()
+        verdict_layout.addWidget(self.team)
         self.set_verdict_labels(None)
         form = QFormLayout()
         form.addRow("Method", self.method)
@@ -212,6 +217,12 @@ class PredictionPanel(QDockWidget):
                 index = self.corrected.count() - 1
             self.corrected.setCurrentIndex(index)
         self.note.setText(f"Note: {note}" if note else "")
+        self.note.setVisible(bool(note))  # an empty line would push the team's lines down
+
+    def show_team(self, text: str) -> None:
+        """The other reviewers' verdicts and the final one (rich text; empty hides the line)."""
+        self.team.setText(text)
+        self.team.setVisible(bool(text))
 
     def _verdict_clicked(self, code: int) -> None:
         self.sig_verdict_chosen.emit(code)

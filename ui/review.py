@@ -1,4 +1,5 @@
-"""Review sessions: which file, verdicts, notes, undo, progress, the summary and the report.
+"""Review sessions: which file or team database, reviewer, verdicts, notes, undo, adjudication,
+blind mode, progress, the summary and the report.
 
 Needs no model and no window: it works on an engine Session and relative image paths, and tells
 the window what to show through signals (tests/ui/test_review.py drives it on a temp folder).
@@ -14,7 +15,16 @@ from PySide6.QtCore import QObject, Signal
 from engine.dataset import ImageRecord
 from engine.errors import InspectorError
 from engine.report import ReportData
-from engine.session import Session, SessionContext, Verdict, VerdictView, default_session_path
+from engine.session import (
+    Adjudication,
+    Session,
+    SessionContext,
+    Verdict,
+    VerdictView,
+    default_reviewer,
+    default_session_path,
+)
+from engine.session_pg import display
 from ui.settings import SettingsStore
 
 CORRECTABLE = (3, 4)  # "wrong class" and "unsure" keep a corrected class; "right class" has none
@@ -29,6 +39,25 @@ class VerdictChange:
     go_to: str | None = None  # auto-advance's next image, or the image an undo went back to
 
 
+@dataclass(frozen=True)
+class TeamView:
+    """What this reviewer may see of the others on one image (blind mode applied)."""
+
+    others: tuple[Verdict, ...]
+    final: Adjudication | None
+    hidden: bool  # blind mode hides the others until this reviewer gives a verdict
+    reviewers: int  # everyone who reviewed in this session, this reviewer included
+
+
+@dataclass(frozen=True)
+class _TeamLogin:
+    """The team database in use; the password lives here, in memory only, to reopen it under
+    another reviewer name (never in settings, logs or messages)."""
+
+    url: str
+    password: str | None
+
+
 class ReviewController(QObject):
     """Owns the open Session (or none) and every change made to it from the window."""
 
@@ -37,12 +66,15 @@ class ReviewController(QObject):
     sig_session_changed = Signal()  # another session, or none: labels and every row's verdict
     sig_progress = Signal(str, str)  # the status label's text and tooltip
     sig_summary = Signal(object, object, object)  # class counts, labels, rows ([], None, [])
+    sig_agreement = Signal(object)  # engine.agreement.AgreementReport, or None: no session
 
     def __init__(self, settings: SettingsStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.session: Session | None = None
         self.auto_advance = settings.auto_advance()
+        self.reviewer = settings.reviewer() or default_reviewer()
+        self._team: _TeamLogin | None = None  # a team session chosen in the window
         self._refused: Path | None = None  # told once; later retries stay quiet
         self._refusal = ""  # why no session is open, for the status label's tooltip
         # A session file the user chose, for this (folder, profile) only.
@@ -69,13 +101,16 @@ class ReviewController(QObject):
 
         rel_paths: the folder's listed images, registered so progress counts them.
         """
+        if self._team is not None and self.session is not None and self.session.is_team:
+            self._add_images(rel_paths)  # a team session outlives the folder it was opened on
+            return
         path = self.session_path(context.folder, context.profile_path)
         if self.session is not None and self.session.path == path:
             self._add_images(rel_paths)
             return
         self.close()
         try:
-            session = Session.open(path, context)
+            session = Session.open(path, context, reviewer=self.reviewer)
         except InspectorError as exc:
             if path != self._refused:
                 self.sig_warning.emit("Verdicts will not be recorded", str(exc))
@@ -93,15 +128,11 @@ class ReviewController(QObject):
         if self.session is not None and self.session.path == path:
             return True
         try:
-            session = Session.open(path, context)
+            session = Session.open(path, context, reviewer=self.reviewer)
         except InspectorError as exc:
-            kept = (
-                f"The session in {self.session.path} stays open."
-                if self.session is not None
-                else "Verdicts are still not recorded."
-            )
-            self.sig_warning.emit("Cannot use this session file", f"{exc}\n\n{kept}")
+            self.sig_warning.emit("Cannot use this session file", f"{exc}\n\n{self._kept()}")
             return False
+        self._team = None
         self._chosen = (context.folder, context.profile_path, path)
         default = default_session_path(context.folder, context.profile_path).absolute()
         self.settings.remember_session_file(default, path)
@@ -109,6 +140,63 @@ class ReviewController(QObject):
         self._adopt(session, rel_paths)
         self.sig_message.emit(f"Session file: {path}", 8000)
         return True
+
+    def use_team(
+        self, url: str, password: str | None, context: SessionContext, rel_paths: tuple[str, ...]
+    ) -> bool:
+        """Review in the team session at url (PostgreSQL); the current session stays open when
+        it cannot be used. password None: libpq's (PGPASSWORD, ~/.pgpass)."""
+        if self.session is not None and self.session.location == display(url):
+            return True  # open already (a second open would meet this reviewer's own lock)
+        try:
+            session = Session.open(url, context, reviewer=self.reviewer, password=password)
+        except InspectorError as exc:
+            self.sig_warning.emit("Cannot open the team session", f"{exc}\n\n{self._kept()}")
+            return False
+        self.close()
+        self._team = _TeamLogin(url, password)
+        self.settings.remember_team_url(display(url))
+        self._adopt(session, rel_paths)
+        self.sig_message.emit(f"Team session: {session.location}", 8000)
+        return True
+
+    def _kept(self) -> str:
+        if self.session is None:
+            return "Verdicts are still not recorded."
+        return f"The session in {self.session.location} stays open."
+
+    def set_reviewer(
+        self, name: str, context: SessionContext | None, rel_paths: tuple[str, ...]
+    ) -> bool:
+        """Review under another name from now on: the session is opened again under it (under
+        the old name again when the new one is refused, e.g. already reviewing elsewhere)."""
+        old, new = self.reviewer, name.strip() or default_reviewer()
+        if new == old:
+            return True
+        if self.session is None or context is None:
+            self.reviewer = new
+            self.settings.set_reviewer(new)
+            self._progress_changed()
+            return True
+        location = self._team.url if self._team is not None else self.session.path
+        password = self._team.password if self._team is not None else None
+        assert location is not None
+        self.close()
+        for who in (new, old):
+            try:
+                session = Session.open(location, context, reviewer=who, password=password)
+            except InspectorError as exc:
+                title = "Reviewer name not changed" if who == new else "Session closed"
+                self.sig_warning.emit(title, str(exc))
+                continue
+            self.reviewer = who
+            if who == new:
+                self.settings.set_reviewer(who)
+            self._adopt(session, rel_paths)
+            self.sig_message.emit(f"Reviewing as {who}", 8000)
+            return who == new
+        self._session_changed()
+        return False
 
     def close(self) -> None:
         if self.session is not None:
@@ -235,7 +323,95 @@ class ReviewController(QObject):
             return None
         self._progress_changed()
         self.sig_message.emit(f"Undone: {change.rel_path}", 5000)
-        return VerdictChange(change.rel_path, change.code, change.rel_path)
+        return VerdictChange(change.rel_path, self._own_code(change.rel_path), change.rel_path)
+
+    def _own_code(self, rel: str) -> int | None:
+        """This reviewer's code on rel (an undone adjudication leaves it as it was)."""
+        own = self.verdict(rel)
+        return own.code if own is not None else None
+
+    # -- the team: others' verdicts, blind mode, adjudication -----------------------------------
+    def team_view(self, rel: str | None) -> TeamView | None:
+        """The others' verdicts and the final one on rel; None without a session or image."""
+        if self.session is None or rel is None:
+            return None
+        try:
+            others = tuple(self.session.others(rel))
+            final = self.session.adjudication(rel)
+            own = self.session.verdict(rel)
+            reviewers = len(self.session.reviewers())
+            hidden = self.session.blind and (own is None or own.code is None)
+        except InspectorError as exc:
+            self.sig_message.emit(str(exc), 10000)
+            return None
+        # A lead's final verdict is another reviewer's word too: blind mode hides it as well.
+        if hidden and final is not None and final.lead != self.reviewer:
+            final = None
+        return TeamView(others, final, hidden, reviewers)
+
+    def disputed(self) -> set[str]:
+        """Images whose reviewers disagree; in blind mode only those this reviewer has
+        reviewed, so the list tells nothing about an image before its verdict."""
+        if self.session is None:
+            return set()
+        try:
+            found = self.session.disagreements()
+            if self.session.blind:
+                found &= set(self.verdicts())
+        except InspectorError as exc:
+            self.sig_message.emit(str(exc), 10000)
+            return set()
+        return found
+
+    def blind(self) -> bool:
+        return self.session is not None and self.session.blind
+
+    def set_blind(self, on: bool) -> None:
+        """Turn blind mode on or off for the whole session (every reviewer)."""
+        if self.session is None:
+            self.sig_message.emit("No session: blind mode is a session's setting", 5000)
+            return
+        try:
+            self.session.set_blind(on)
+        except InspectorError as exc:
+            self.sig_warning.emit("Blind mode not changed", str(exc))
+            return
+        self.sig_message.emit(f"Blind mode {'on' if on else 'off'} for this session", 5000)
+
+    def adjudicate(self, rel: str | None, code: int) -> Adjudication | None:
+        """Record this reviewer's final verdict on rel, as its lead; the corrected class is the
+        one the reviewers gave with that code, where they gave one."""
+        if self.session is None or rel is None:
+            self.sig_message.emit("No session: the final verdict is not recorded", 5000)
+            return None
+        try:
+            given = [*self.session.others(rel), self.session.verdict(rel)]
+            named = {v.corrected for v in given if v is not None and v.code == code}
+            corrected = named.pop() if code in CORRECTABLE and len(named) == 1 else None
+            done = self.session.adjudicate(rel, code, corrected)
+        except InspectorError as exc:
+            self.sig_warning.emit("Final verdict not recorded", str(exc))
+            return None
+        self._progress_changed()
+        self.sig_message.emit(f"{rel}: final verdict {code} by {done.lead}", 5000)
+        return done
+
+    def clear_adjudication(self, rel: str | None) -> None:
+        if self.session is None or rel is None:
+            return
+        try:
+            self.session.clear_adjudication(rel)
+        except InspectorError as exc:
+            self.sig_warning.emit("Final verdict not cleared", str(exc))
+            return
+        self._progress_changed()
+        self.sig_message.emit(f"{rel}: final verdict cleared", 5000)
+
+    def refresh(self) -> None:
+        """Read again what other reviewers wrote (a team session): progress and summary."""
+        if self.session is not None:
+            self.session.refresh()
+            self._progress_changed()
 
     # -- progress, summary, report --------------------------------------------------------------
     def _progress_changed(self) -> None:
@@ -245,9 +421,14 @@ class ReviewController(QObject):
         if self.session is None:
             self.sig_progress.emit("no session", self._refusal)
             return
-        reviewed, total = self.session.progress()
+        try:
+            reviewed, total = self.session.progress()
+        except InspectorError as exc:
+            self.sig_message.emit(str(exc), 10000)
+            return
+        where = "Team session" if self.session.is_team else "Session file"
         self.sig_progress.emit(
-            f"reviewed {reviewed} / {total}", f"Session file: {self.session.path}"
+            f"reviewed {reviewed} / {total}", f"{where}: {self.session.location}"
         )
 
     def set_summary_visible(self, visible: bool) -> None:
@@ -260,9 +441,17 @@ class ReviewController(QObject):
         self._summary_stale = False
         if self.session is None:
             self.sig_summary.emit([], None, [])
+            self.sig_agreement.emit(None)
             return
         session = self.session
-        self.sig_summary.emit(session.class_counts(), session.labels, session.records())
+        try:
+            counts, labels, rows = session.class_counts(), session.labels, session.records()
+            agreement = session.agreement()
+        except InspectorError as exc:  # a team database gone away: said once, kept stale
+            self.sig_message.emit(str(exc), 10000)
+            return
+        self.sig_summary.emit(counts, labels, rows)
+        self.sig_agreement.emit(agreement)
 
     def report_data(self) -> ReportData | None:
         """The session as its report shows it, read now (the report is written on the worker);

@@ -170,6 +170,20 @@ class SettingsStore:
     def set_auto_advance(self, on: bool) -> None:
         self.settings.setValue("autoAdvance", str(on).lower())
 
+    def reviewer(self) -> str | None:
+        """The reviewer name set in the window; None: the OS user's."""
+        return str(self.settings.value("reviewer", "")) or None
+
+    def set_reviewer(self, name: str) -> None:
+        self.settings.setValue("reviewer", name)
+
+    def team_url(self) -> str:
+        """The last team session's URL, as shown (never with a password)."""
+        return str(self.settings.value("teamSession", ""))
+
+    def remember_team_url(self, shown: str) -> None:
+        self.settings.setValue("teamSession", shown)
+
     def session_file(self, default: Path) -> Path | None:
         """The session file chosen earlier for the folder and profile whose default is this."""
         remembered = self.settings.value(_session_key(default))

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.agreement import AgreementReport, Kappa, describe
 from engine.report import CODE_COLOURS
 from engine.session import ReviewedImage
 from engine.summary import (
@@ -62,6 +63,7 @@ class SummaryDock(QDockWidget):
         self.tabs.addTab(verdicts, "Verdicts")
         self.tabs.addTab(self._build_confusion(), "Confusion")
         self.tabs.addTab(self._build_localisation(), "Localisation")
+        self.tabs.addTab(self._build_agreement(), "Agreement")
         self.setWidget(self.tabs)
         self.heights = np.zeros((0, 5), dtype=int)  # per class: codes 1..4, unreviewed
         self.classes: list[str] = []
@@ -106,6 +108,50 @@ class SummaryDock(QDockWidget):
         layout.addWidget(self.localisation_plot)
         layout.addWidget(self.localisation_caption)
         return page
+
+    def _build_agreement(self) -> QWidget:
+        self.agreement_table = QTableWidget()
+        self.agreement_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.agreement_table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self.agreement_caption = QLabel()
+        self.agreement_caption.setWordWrap(True)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.agreement_caption)
+        layout.addWidget(self.agreement_table)
+        self.show_agreement(None)
+        return page
+
+    def show_agreement(self, report: AgreementReport | None) -> None:
+        """Cohen's kappa per pair and Fleiss' kappa, overall and per predicted class; a line
+        instead while fewer than two reviewers gave verdicts."""
+        table = self.agreement_table
+        table.clear()
+        if report is None or len(report.reviewers) < 2:
+            table.setRowCount(0)
+            table.setColumnCount(0)
+            table.hide()
+            self.agreement_caption.setText(_lone_reviewer(report))
+            return
+        rows, columns, cells = agreement_rows(report)
+        table.setRowCount(len(rows))
+        table.setColumnCount(len(columns))
+        table.setVerticalHeaderLabels(rows)
+        table.setHorizontalHeaderLabels(columns)
+        for row, column in np.ndindex(len(rows), len(columns)):
+            kappa = cells[row][column]
+            item = QTableWidgetItem(describe(kappa))
+            item.setToolTip(kappa_tooltip(kappa))
+            table.setItem(row, column, item)
+        table.show()
+        self.agreement_caption.setText(
+            f"{len(report.reviewers)} reviewers, {_images(len(report.disagreements))} with "
+            "differing verdicts. Cohen's kappa on the images both of a pair reviewed; "
+            "Fleiss' kappa on those every reviewer reviewed."
+        )
 
     def show_records(self, records: Sequence[ReviewedImage]) -> None:
         """Redraw the confusion matrix and localisation scores from the session's results."""
@@ -193,3 +239,36 @@ class SummaryDock(QDockWidget):
         self.caption.setText(
             f"Reviewed {reviewed} of {int(self.heights.sum())} images, by predicted class."
         )
+
+
+def _images(count: int) -> str:
+    return "1 image" if count == 1 else f"{count} images"
+
+
+def _lone_reviewer(report: AgreementReport | None) -> str:
+    """What the agreement tab says while there is nothing to compare."""
+    if report is None:
+        return "No session: nothing to compare."
+    if not report.reviewers:
+        return "No verdicts yet: agreement needs two reviewers."
+    return f"One reviewer so far ({report.reviewers[0]}): agreement needs two."
+
+
+def agreement_rows(report: AgreementReport) -> tuple[list[str], list[str], list[list[Kappa]]]:
+    """The Summary's agreement table: row names (overall, then each predicted class), column
+    names (each pair's Cohen's kappa, then Fleiss' kappa) and the kappas by [row][column]."""
+    columns = [f"{p.a} – {p.b} (Cohen)" for p in report.pairs]
+    columns.append(f"all {len(report.reviewers)} (Fleiss)")
+    classes = list(report.fleiss_per_class)
+    rows = ["overall", *(name or NO_PREDICTION for name in classes)]
+    cells = [[p.overall for p in report.pairs] + [report.fleiss]]
+    for name in classes:
+        cells.append([p.per_class[name] for p in report.pairs] + [report.fleiss_per_class[name]])
+    return rows, columns, cells
+
+
+def kappa_tooltip(k: Kappa) -> str:
+    """The counts behind a kappa: images, observed and chance agreement."""
+    if k.observed is None or k.expected is None:
+        return describe(k)
+    return f"{describe(k)}; observed agreement {k.observed:.1%}, by chance {k.expected:.1%}"
