@@ -366,6 +366,7 @@ class Session:
         self._records: tuple[ReviewedImage, ...] | None = None
         # Undo only reaches this reviewer's changes made since this open (their history ids).
         self._undoable: list[int] = []
+        self._seen: tuple | None = None  # the store's state at the last refresh()
 
     @classmethod
     def open(
@@ -819,9 +820,17 @@ class Session:
             self._records = tuple(self._read_records())
         return list(self._records)
 
-    def refresh(self) -> None:
-        """Forget what was read: another reviewer may have written since (team sessions)."""
-        self._records = None
+    def refresh(self) -> bool:
+        """Whether anyone wrote since the last refresh (one cheap query); if so, what was read
+        is forgotten, so the next records() reads the others' verdicts (team sessions)."""
+        rows = self._rows(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM history), (SELECT COUNT(*) FROM images),"
+            " (SELECT value FROM meta WHERE key = 'blind')"
+        )
+        if rows[0] == self._seen:
+            return False
+        self._seen, self._records = rows[0], None
+        return True
 
     def _read_records(self) -> Iterator[ReviewedImage]:
         everyone: dict[str, list[Verdict]] = {}

@@ -407,11 +407,19 @@ class ReviewController(QObject):
         self._progress_changed()
         self.sig_message.emit(f"{rel}: final verdict cleared", 5000)
 
-    def refresh(self) -> None:
-        """Read again what other reviewers wrote (a team session): progress and summary."""
-        if self.session is not None:
-            self.session.refresh()
+    def refresh(self) -> bool:
+        """Read again what other reviewers wrote (a team session): progress and summary;
+        False (nothing redrawn) when nobody wrote since the last time."""
+        if self.session is None:
+            return False
+        try:
+            changed = self.session.refresh()
+        except InspectorError as exc:  # a team server out of reach: say so, try next time
+            self.sig_message.emit(str(exc), 10000)
+            return False
+        if changed:
             self._progress_changed()
+        return changed
 
     # -- progress, summary, report --------------------------------------------------------------
     def _progress_changed(self) -> None:

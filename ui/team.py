@@ -130,8 +130,8 @@ class TeamTools(QObject):
         shown: the summary is rebuilt only when its tab is visible."""
         if self.review.session is None or self.window.isMinimized():
             return  # a minimised window reads again at the first tick after it is restored
-        self.review.refresh()
-        self.show()
+        if self.review.refresh():
+            self.show()
 
     def set_blind(self, on: bool) -> None:
         self.review.set_blind(on)

@@ -229,3 +229,15 @@ def test_the_same_code_with_other_corrected_classes_is_a_disagreement(location: 
         record = bob.records()[0]
         assert bob.disagreements() == set() and not record.disputed
         assert record.verdict is not None and record.verdict.corrected == "patches"
+
+
+def test_refresh_tells_whether_anyone_wrote(location: str) -> None:
+    with Session.open(location, _context(), reviewer="ann") as ann:
+        assert ann.refresh() is True  # the first look
+        assert ann.refresh() is False
+        ann.set_verdict("a.png", 1)
+        assert ann.refresh() is True and ann.refresh() is False
+        ann.set_blind(True)
+        assert ann.refresh() is True
+        ann.add_images(["b.png"])
+        assert ann.refresh() is True and ann.refresh() is False
