@@ -54,11 +54,7 @@ class SummaryDock(QDockWidget):
         self.plot.addLegend(offset=(-4, 4))
         self.caption = QLabel()
         self.caption.setWordWrap(True)
-        verdicts = QWidget()
-        layout = QVBoxLayout(verdicts)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.plot)
-        layout.addWidget(self.caption)
+        verdicts = _page(self.plot, self.caption)
         self.tabs = QTabWidget()
         self.tabs.addTab(verdicts, "Verdicts")
         self.tabs.addTab(self._build_confusion(), "Confusion")
@@ -117,11 +113,7 @@ class SummaryDock(QDockWidget):
         )
         self.agreement_caption = QLabel()
         self.agreement_caption.setWordWrap(True)
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.agreement_caption)
-        layout.addWidget(self.agreement_table)
+        page = _page(self.agreement_caption, self.agreement_table)
         self.show_agreement(None)
         return page
 
@@ -272,3 +264,13 @@ def kappa_tooltip(k: Kappa) -> str:
     if k.observed is None or k.expected is None:
         return describe(k)
     return f"{describe(k)}; observed agreement {k.observed:.1%}, by chance {k.expected:.1%}"
+
+
+def _page(*widgets: QWidget) -> QWidget:
+    """A tab's page: the widgets one above the other."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(4, 4, 4, 4)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return page

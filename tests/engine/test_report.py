@@ -19,6 +19,23 @@ from engine.session import Session, SessionContext
 from engine.summary import confusion_table, localisation_table
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def headless_chromium(profile: Path) -> list[str]:
+    """Chromium with no window and nothing reaching out to the (closed) network."""
+    return [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ]
+
+
 EVIL_NOTE = '<script>alert("x")</script> & <b>bold</b>'
 
 
@@ -136,15 +153,7 @@ def test_report_renders_in_headless_chromium(session: Session, tmp_path: Path) -
     files = write_report(session, tmp_path / "out", _overlay)
     shot = tmp_path / "shot.png"
     command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        *headless_chromium(tmp_path / "profile"),
         f"--screenshot={shot}",
         "--window-size=1200,6000",
         files.html.as_uri(),

@@ -15,7 +15,7 @@ from engine.cli import run
 from engine.report import CSV_COLUMNS, ReportData, report_html, write_report
 from engine.session import Session, SessionContext
 from tests.conftest import csv_rows
-from tests.engine.test_report import CHROMIUM
+from tests.engine.test_report import CHROMIUM, headless_chromium
 from tests.pg_server import PgServer
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00")
@@ -214,15 +214,7 @@ def test_one_reviewer_gets_no_agreement_section(tmp_path: Path) -> None:
 
 def _print_to_pdf(page: Path, pdf: Path, profile: Path) -> None:
     command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
+        *headless_chromium(profile),
         "--no-pdf-header-footer",
         f"--print-to-pdf={pdf}",
         page.as_uri(),
