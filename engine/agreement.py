@@ -83,10 +83,17 @@ def describe(k: Kappa) -> str:
     if k.n == 0:
         return "no images in common"
     images = "1 image" if k.n == 1 else f"{k.n} images"
+    return f"{kappa_text(k)}, {images}"
+
+
+def kappa_text(k: Kappa) -> str:
+    """The kappa alone, for a table with the counts beside it: "0.62 (substantial)"."""
+    if k.n == 0:
+        return "no images in common"
     if k.kappa is None:
-        return f"{UNDEFINED}, {images}"
+        return UNDEFINED
     shown = round(k.kappa, 2) + 0.0  # + 0.0 turns -0.0 into 0.0, so "-0.00" is never shown
-    return f"{shown:.2f} ({strength(k.kappa)}), {images}"
+    return f"{shown:.2f} ({strength(k.kappa)})"
 
 
 def agreement(

@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import (
+    QComboBox,
     QDockWidget,
     QHeaderView,
     QLabel,
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.agreement import AgreementReport, Kappa, describe
+from engine.agreement import AgreementReport, Kappa, describe, kappa_text
 from engine.report import CODE_COLOURS
 from engine.session import ReviewedImage
 from engine.summary import (
@@ -106,44 +107,73 @@ class SummaryDock(QDockWidget):
         return page
 
     def _build_agreement(self) -> QWidget:
-        self.agreement_table = QTableWidget()
+        self._agreement: AgreementReport | None = None
+        # Pairs are rows and a class is chosen above: the table stays narrow for any number
+        # of reviewers and classes (the dock is a third of a 1366-pixel screen).
+        self.agreement_class = QComboBox()
+        self.agreement_class.setToolTip("Agreement on all images, or on one predicted class")
+        self.agreement_class.currentIndexChanged.connect(self._fill_agreement)
+        self.agreement_table = QTableWidget(0, len(AGREEMENT_COLUMNS))
+        self.agreement_table.setHorizontalHeaderLabels(AGREEMENT_COLUMNS)
+        for column, tip in enumerate(AGREEMENT_TIPS):
+            self.agreement_table.horizontalHeaderItem(column).setToolTip(tip)
         self.agreement_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.agreement_table.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents
         )
         self.agreement_caption = QLabel()
         self.agreement_caption.setWordWrap(True)
-        page = _page(self.agreement_caption, self.agreement_table)
+        page = _page(self.agreement_caption, self.agreement_class, self.agreement_table)
         self.show_agreement(None)
         return page
 
     def show_agreement(self, report: AgreementReport | None) -> None:
-        """Cohen's kappa per pair and Fleiss' kappa, overall and per predicted class; a line
-        instead while fewer than two reviewers gave verdicts."""
-        table = self.agreement_table
-        table.clear()
+        """Cohen's kappa per pair and Fleiss' kappa for the class chosen above the table
+        (overall by default), with the counts; a line instead while fewer than two reviewers
+        gave verdicts."""
+        self._agreement = report
         if report is None or len(report.reviewers) < 2:
-            table.setRowCount(0)
-            table.setColumnCount(0)
-            table.hide()
+            self.agreement_table.setRowCount(0)
+            self.agreement_table.hide()
+            self.agreement_class.hide()
             self.agreement_caption.setText(_lone_reviewer(report))
             return
-        rows, columns, cells = agreement_rows(report)
-        table.setRowCount(len(rows))
-        table.setColumnCount(len(columns))
-        table.setVerticalHeaderLabels(rows)
-        table.setHorizontalHeaderLabels(columns)
-        for row, column in np.ndindex(len(rows), len(columns)):
-            kappa = cells[row][column]
-            item = QTableWidgetItem(describe(kappa))
-            item.setToolTip(kappa_tooltip(kappa))
-            table.setItem(row, column, item)
-        table.show()
+        self._fill_classes(report)
+        self._fill_agreement()
         self.agreement_caption.setText(
             f"{len(report.reviewers)} reviewers, {_images(len(report.disagreements))} with "
             "differing verdicts. Cohen's kappa on the images both of a pair reviewed; "
             "Fleiss' kappa on those every reviewer reviewed."
         )
+
+    def _fill_classes(self, report: AgreementReport) -> None:
+        """The class chooser: overall, then each predicted class; the choice is kept."""
+        box = self.agreement_class
+        chosen = box.currentData()
+        box.blockSignals(True)
+        box.clear()
+        box.addItem("all classes", None)
+        for name in report.fleiss_per_class:
+            box.addItem(f"predicted {name or NO_PREDICTION}", name)
+        found = box.findData(chosen)
+        box.setCurrentIndex(max(found, 0) if chosen is not None else 0)
+        box.blockSignals(False)
+        box.show()
+
+    def _fill_agreement(self) -> None:
+        report = self._agreement
+        if report is None or len(report.reviewers) < 2:
+            return
+        rows, kappas = agreement_rows(report, self.agreement_class.currentData())
+        table = self.agreement_table
+        table.setRowCount(len(rows))
+        table.setVerticalHeaderLabels(rows)
+        for row, kappa in enumerate(kappas):
+            for column, text in enumerate(agreement_cells(kappa)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(kappa_tooltip(kappa))
+                table.setItem(row, column, item)
+        table.show()
 
     def show_records(self, records: Sequence[ReviewedImage]) -> None:
         """Redraw the confusion matrix and localisation scores from the session's results."""
@@ -246,17 +276,33 @@ def _lone_reviewer(report: AgreementReport | None) -> str:
     return f"One reviewer so far ({report.reviewers[0]}): agreement needs two."
 
 
-def agreement_rows(report: AgreementReport) -> tuple[list[str], list[str], list[list[Kappa]]]:
-    """The Summary's agreement table: row names (overall, then each predicted class), column
-    names (each pair's Cohen's kappa, then Fleiss' kappa) and the kappas by [row][column]."""
-    columns = [f"{p.a} – {p.b} (Cohen)" for p in report.pairs]
-    columns.append(f"all {len(report.reviewers)} (Fleiss)")
-    classes = list(report.fleiss_per_class)
-    rows = ["overall", *(name or NO_PREDICTION for name in classes)]
-    cells = [[p.overall for p in report.pairs] + [report.fleiss]]
-    for name in classes:
-        cells.append([p.per_class[name] for p in report.pairs] + [report.fleiss_per_class[name]])
-    return rows, columns, cells
+AGREEMENT_COLUMNS = ("kappa", "n", "agreed", "chance")
+AGREEMENT_TIPS = (
+    "Cohen's kappa for a pair, Fleiss' kappa for all, with Landis & Koch's word for it",
+    "images compared: both of the pair (Cohen) or every reviewer (Fleiss) gave a verdict",
+    "observed agreement: the share of those images with the same verdict",
+    "the agreement expected by chance from each reviewer's mix of verdicts",
+)
+
+
+def agreement_rows(
+    report: AgreementReport, class_name: str | None = None
+) -> tuple[list[str], list[Kappa]]:
+    """The agreement table for one predicted class (None: all): a row per pair of reviewers
+    (Cohen's kappa), then one for all of them (Fleiss' kappa)."""
+    rows = [f"{p.a} – {p.b}" for p in report.pairs]
+    rows.append(f"all {len(report.reviewers)} (Fleiss)")
+    if class_name is None:
+        return rows, [*(p.overall for p in report.pairs), report.fleiss]
+    kappas = [p.per_class[class_name] for p in report.pairs]
+    return rows, [*kappas, report.fleiss_per_class[class_name]]
+
+
+def agreement_cells(k: Kappa) -> tuple[str, str, str, str]:
+    """A row's cells under AGREEMENT_COLUMNS."""
+    observed = "" if k.observed is None else f"{k.observed:.0%}"
+    expected = "" if k.expected is None else f"{k.expected:.0%}"
+    return kappa_text(k), str(k.n), observed, expected
 
 
 def kappa_tooltip(k: Kappa) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from engine.agreement import describe
+from engine.agreement import kappa_text
 from engine.session import Session, SessionContext, default_reviewer
 from engine.session_pg import display
 from tests.pg_server import PgServer
@@ -170,16 +170,22 @@ def test_summary_shows_agreement_once_two_reviewers_gave_verdicts(quiet) -> None
     table = summary.agreement_table
     assert not table.isHidden()
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    assert headers == ["alice – bob (Cohen)", "all 2 (Fleiss)"]
-    assert table.verticalHeaderItem(0).text() == "overall"
-    assert table.item(0, 0).text() == describe(report.pairs[0].overall)
-    assert table.item(0, 0).text().endswith("4 images")
-    assert table.item(0, 1).text() == describe(report.fleiss)
-    classes = list(report.fleiss_per_class)
-    assert table.rowCount() == 1 + len(classes)
-    for row, name in enumerate(classes, start=1):
-        assert table.item(row, 0).text() == describe(report.pairs[0].per_class[name])
+    assert headers == ["kappa", "n", "agreed", "chance"]
+    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+    assert rows == ["alice – bob", "all 2 (Fleiss)"]
+    cells = [[table.item(r, c).text() for c in range(4)] for r in range(2)]
+    pair, fleiss = report.pairs[0].overall, report.fleiss
+    assert cells[0] == [kappa_text(pair), "4", "75%", f"{pair.expected:.0%}"]
+    assert cells[1][:2] == [kappa_text(fleiss), "4"]
     assert "observed agreement 75.0%" in table.item(0, 0).toolTip()
+    chooser = summary.agreement_class
+    classes = list(report.fleiss_per_class)
+    assert chooser.count() == 1 + len(classes) and chooser.currentText() == "all classes"
+    chooser.setCurrentIndex(1)  # one predicted class: the table follows the choice
+    assert table.item(0, 0).text() == kappa_text(report.pairs[0].per_class[classes[0]])
+    assert table.item(0, 1).text() == str(report.pairs[0].per_class[classes[0]].n)
+    summary.show_agreement(report)  # a refresh keeps the chosen class
+    assert chooser.currentIndex() == 1
     assert summary.agreement_caption.text().startswith(
         "2 reviewers, 1 image with differing verdicts."
     )
