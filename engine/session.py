@@ -222,6 +222,11 @@ class _Store:
     def is_team(self) -> bool:
         return self.path is None
 
+    def check_lock(self) -> None:
+        """Before a write to a team session: this reviewer's lock is still held."""
+        for held in self._holds if self.is_team else ():
+            held.check()
+
     def close(self) -> None:
         try:
             # A reviewer lock's connection goes back to the pool on close; dispose() then
@@ -268,7 +273,7 @@ def _team_store(location: str, password: str | None, reviewer: str | None) -> _S
     if reviewer is None:
         return _Store(engine_, session_pg.display(location), None, [])
     try:
-        held = session_pg.lock_reviewer(engine_, location, reviewer)
+        held = session_pg.ReviewerLock(engine_, location, reviewer)
     except BaseException:
         engine_.dispose()
         raise
@@ -464,6 +469,7 @@ class Session:
                 "open it again where it can be written"
             )
         self._records = None
+        store.check_lock()
         try:
             with store.engine.begin() as conn:
                 yield conn

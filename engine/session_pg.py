@@ -86,26 +86,49 @@ def unreachable(location: str, exc: BaseException) -> InspectorError:
     return InspectorError(f"cannot reach team session '{display(location)}': {reason}; {hint}")
 
 
-def lock_reviewer(engine: Engine, location: str, reviewer: str) -> Connection:
-    """Hold the reviewer's lock on a connection of its own for as long as the session is open
-    (the server drops it when that connection ends, a crash included)."""
-    key = int.from_bytes(hashlib.sha256(reviewer.encode()).digest()[:4], "big", signed=True)
-    conn = engine.connect()
-    try:
-        held = conn.execute(
-            text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": _REVIEWER_LOCK, "b": key}
-        ).scalar()
-        conn.commit()
-    except SQLAlchemyError as exc:
-        conn.close()
-        raise unreachable(location, exc) from exc
-    if not held:
-        conn.close()
-        raise InspectorError(
-            f"reviewer '{reviewer}' is already reviewing team session '{display(location)}' "
-            "in another window or on another machine; close it there or review under another name"
-        )
-    return conn
+class ReviewerLock:
+    """A reviewer's lock on a team session, held on a connection of its own for as long as the
+    session is open (the server drops it when that connection ends, a crash included)."""
+
+    def __init__(self, engine: Engine, location: str, reviewer: str) -> None:
+        self._engine, self._location, self._reviewer = engine, location, reviewer
+        key = hashlib.sha256(reviewer.encode()).digest()[:4]
+        self._key = int.from_bytes(key, "big", signed=True)
+        self._conn = self._take()
+
+    def _take(self) -> Connection:
+        conn = self._engine.connect()
+        try:
+            held = conn.execute(
+                text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": _REVIEWER_LOCK, "b": self._key}
+            ).scalar()
+            conn.commit()
+        except SQLAlchemyError as exc:
+            conn.close()
+            raise unreachable(self._location, exc) from exc
+        if not held:
+            conn.close()
+            raise InspectorError(
+                f"reviewer '{self._reviewer}' is already reviewing team session "
+                f"'{display(self._location)}' in another window or on another machine; close it "
+                "there or review under another name"
+            )
+        return conn
+
+    def check(self) -> None:
+        """Before a write: a connection the server dropped (a restart, a network cut) took the
+        lock with it, so take it again, or refuse if someone now reviews under this name."""
+        try:
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+            return
+        except SQLAlchemyError:
+            self._conn.invalidate()
+            self._conn.close()
+        self._conn = self._take()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def with_password(location: str | object, attempt: Callable[[str | None], T]) -> T:

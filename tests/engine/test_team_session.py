@@ -241,3 +241,28 @@ def test_refresh_tells_whether_anyone_wrote(location: str) -> None:
         assert ann.refresh() is True
         ann.add_images(["b.png"])
         assert ann.refresh() is True and ann.refresh() is False
+
+
+def _end_lock_connections(pg_server: PgServer, url: str) -> None:
+    """What a server restart or a network cut does to the connections holding locks."""
+    database = url.rsplit("/", 1)[1]
+    pg_server.admin(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a"
+        f" ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.datname = '{database}'"
+    )
+
+
+def test_a_lost_reviewer_lock_is_taken_again_or_the_write_refused(
+    pg_url: str, pg_server: PgServer
+) -> None:
+    with Session.open(pg_url, _context(), reviewer="ann") as ann:
+        ann.set_verdict("a.png", 1)
+        _end_lock_connections(pg_server, pg_url)
+        ann.set_verdict("a.png", 2)  # the lock is taken again before the write
+        with pytest.raises(InspectorError, match="reviewer 'ann' is already reviewing"):
+            Session.open(pg_url, _context(), reviewer="ann")
+        _end_lock_connections(pg_server, pg_url)
+        with Session.open(pg_url, _context(), reviewer="ann") as twin:  # took the free name
+            with pytest.raises(InspectorError, match="reviewer 'ann' is already reviewing"):
+                ann.set_verdict("a.png", 3)
+            assert twin.verdict("a.png").code == 2  # type: ignore[union-attr]
