@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,7 +21,7 @@ from engine.csv_cells import csv_text
 from engine.errors import InspectorError
 from engine.export import atomic_write_text, encode_png, ensure_output_dir
 from engine.methods.registry import describe_method
-from engine.session import ReviewedImage, Session, SessionInfo, Verdict, VerdictView
+from engine.session_records import ReviewedImage, SessionInfo, Verdict, VerdictView
 from engine.summary import (
     NO_GROUND_TRUTH,
     NO_PREDICTION,
@@ -29,6 +30,9 @@ from engine.summary import (
     verdict_counts,
     verdict_table,
 )
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a session opens, not with the window
+    from engine.session import Session
 
 CSV_COLUMNS = (
     "path",

@@ -8,15 +8,11 @@ Alembic migrations (engine/store). Each change is its own transaction.
 from __future__ import annotations
 
 import contextlib
-import getpass
-import hashlib
 import json
-import re
 import sqlite3
 import types
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -26,161 +22,53 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-import engine
 from engine import session_pg, session_sqlite
 from engine.errors import InspectorError, first_line
-from engine.resources import user_data_dir
+from engine.session_records import (
+    CODES,
+    DEFAULT_LABELS,
+    Adjudication,
+    HistoryEntry,
+    ReviewedImage,
+    SessionContext,
+    SessionInfo,
+    Verdict,
+    VerdictView,
+    default_reviewer,
+    default_session_path,
+    disputed,
+)
 from engine.session_sqlite import APPLICATION_ID, SCHEMA_VERSION
 from engine.store import migrate, schema
 from engine.summary import ClassCounts, verdict_table
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION"]  # re-exported for callers that read a file's marks
+# The records live in engine/session_records (cheap to import); re-exported for callers.
+__all__ = [
+    "APPLICATION_ID",
+    "CODES",
+    "DEFAULT_LABELS",
+    "SCHEMA_VERSION",
+    "Adjudication",
+    "HistoryEntry",
+    "ReviewedImage",
+    "SessionContext",
+    "SessionInfo",
+    "Verdict",
+    "VerdictView",
+    "default_reviewer",
+    "default_session_path",
+    "disputed",
+]
 
-DEFAULT_LABELS = (
-    "right class, heat on the defect",
-    "right class, heat elsewhere",
-    "wrong class",
-    "unsure",
-)
-CODES = (1, 2, 3, 4)
+
 # Values recorded when the session began; a later open with other values gets a warning.
 _CONTEXT_KEYS = ("folder", "profile_path", "weights_sha256", "layer", "method", "engine_version")
 _MARK = ("application", "Grad-CAM Inspector session")  # names a PostgreSQL database as ours
 _STORE_LOCK = 0x47434932  # serialises building the schema when several machines open at once
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """A reviewer's review state of an image; code None means a note without a verdict."""
-
-    rel_path: str
-    code: int | None
-    corrected: str | None
-    note: str | None
-    reviewer: str
-    time: str
-
-
-@dataclass(frozen=True)
-class Adjudication:
-    """A lead's final verdict on an image, which the report uses where it exists."""
-
-    rel_path: str
-    code: int
-    corrected: str | None
-    note: str | None
-    lead: str
-    time: str
-
-    def as_verdict(self) -> Verdict:
-        return Verdict(self.rel_path, self.code, self.corrected, self.note, self.lead, self.time)
-
-
-@dataclass(frozen=True)
-class VerdictView:
-    """What the reviewer looked at when giving a verdict: the map to draw again in the report."""
-
-    layer: str
-    method: str
-    target: str | int = "pred"  # "pred" or a class index, as the window's target
-    blur_sigma: float = 0.0
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One change to an image's review state (who, when, old, new); undo adds an entry too."""
-
-    id: int
-    rel_path: str
-    action: str
-    undoes: int | None
-    reviewer: str
-    time: str
-    old: tuple[int | None, str | None, str | None]
-    new: tuple[int | None, str | None, str | None]
-
-
-@dataclass(frozen=True)
-class ReviewedImage:
-    """An image's model result joined with its review state, as the report lists it.
-
-    verdict is the final one: the adjudication where there is one, else the verdict every
-    reviewer shares (with one reviewer, theirs), else None while reviewers disagree.
-    """
-
-    rel_path: str
-    ground_truth: str | None
-    predicted: str | None
-    confidence: float | None
-    pointing_hit: bool | None
-    energy_in_box: float | None
-    verdict: Verdict | None
-    verdicts: tuple[Verdict, ...] = ()
-    adjudication: Adjudication | None = None
-
-    @property
-    def disputed(self) -> bool:
-        """Reviewers gave different verdicts (settled or not)."""
-        return disputed(self.verdicts)
-
-
-def disputed(verdicts: Iterable[Verdict]) -> bool:
-    """Verdicts differ in code or in corrected class: the image's final verdict stays open
-    until a lead adjudicates (the one rule for the report, the filter and records())."""
-    return len({(v.code, v.corrected) for v in verdicts if v.code is not None}) > 1
-
-
-@dataclass(frozen=True)
-class SessionContext:
-    """What the verdicts are made against: the image folder and the model that judges them."""
-
-    folder: str | Path
-    profile_path: str | Path | None
-    weights_sha256: str
-    layer: str
-    method: str
-
-    def meta(self) -> dict[str, str]:
-        """As stored in the session's meta table: paths resolved, with the engine's version."""
-        profile = self.profile_path
-        return {
-            "folder": str(Path(self.folder).expanduser().resolve()),
-            "profile_path": str(Path(profile).expanduser().resolve()) if profile else "",
-            "weights_sha256": self.weights_sha256,
-            "layer": self.layer,
-            "method": self.method,
-            "engine_version": engine.__version__,
-        }
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """What a session was started against, and its verdict labels."""
-
-    path: Path | str  # the file, or a team session's URL (without a password)
-    folder: str
-    profile_path: str
-    weights_sha256: str
-    layer: str
-    method: str
-    engine_version: str
-    created: str
-    updated: str
-    labels: tuple[str, str, str, str]
-    reviewers: tuple[str, ...] = field(default=())
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def default_session_path(folder: str | Path, profile_path: str | Path | None) -> Path:
-    """One session file per (folder, profile) under the user's data dir, never the image folder."""
-    folder_key = str(Path(folder).expanduser().resolve())
-    profile_key = str(Path(profile_path).expanduser().resolve()) if profile_path else ""
-    digest = hashlib.sha256(f"{folder_key}\0{profile_key}".encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder_key).name)[:40] or "root"
-    return user_data_dir() / "sessions" / f"{slug}-{digest}.sqlite"
 
 
 def _rel_path(rel_path: str) -> str:
@@ -1003,22 +891,10 @@ def _target(text_: str) -> str | int:
 
 
 def _reviewer(name: str | None) -> str:
-    chosen = (name or "").strip() or _default_reviewer()
+    chosen = (name or "").strip() or default_reviewer()
     if len(chosen) > 100 or any(ord(ch) < 32 for ch in chosen):
         raise InspectorError("a reviewer name is one line of at most 100 characters")
     return chosen
-
-
-def _default_reviewer() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-def default_reviewer() -> str:
-    """The OS user: whom verdicts belong to until the reviewer sets a name."""
-    return _default_reviewer()
 
 
 def sqlite_path(location: str | Path) -> Path | None:

@@ -17,19 +17,15 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from engine.errors import InspectorError, first_line
+from engine.session_records import is_team_location
 
 _SCHEMES = ("postgresql", "postgres")
+__all__ = ["is_team_location"]  # re-exported: where team locations are told from files
 _SECRET_QUERY = ("password", "sslpassword")
 # Held for a whole open: two windows (or machines) reviewing under one name would undo and
 # overwrite each other's verdicts, so the second is refused.
 _REVIEWER_LOCK = 0x47434931
 T = TypeVar("T")
-
-
-def is_team_location(location: object) -> bool:
-    """Whether a session location names a PostgreSQL database rather than a file."""
-    scheme = str(location).split(":", 1)[0].lower()
-    return scheme.split("+", 1)[0] in _SCHEMES and "://" in str(location)
 
 
 def parse(location: str, password: str | None = None) -> URL:

@@ -41,6 +41,13 @@ def test_window_modules_do_not_import_torch() -> None:
     assert modules_loaded_by("import main, ui.main_window", ("torch", "torchvision")) == []
 
 
+def test_window_modules_do_not_import_the_session_store() -> None:
+    """SQLAlchemy, Alembic and psycopg cost ~0.25 s: they load when a session opens, after the
+    window shows (the window reads the records in engine/session_records)."""
+    store = ("sqlalchemy", "alembic", "psycopg", "engine.session", "engine.session_pg")
+    assert modules_loaded_by("import main, ui.main_window", store) == []
+
+
 def test_method_registry_imports_without_torch() -> None:
     """The window lists methods before torch is loaded: the registry must not pull it in."""
     code = "import engine.methods, engine.profile\nengine.methods.get_method('scorecam')"

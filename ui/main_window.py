@@ -35,7 +35,7 @@ from engine.localization import energy_in_box, pointing_hit
 from engine.map_files import map_title
 from engine.profile import demo_profile_path, peek_classes
 from engine.report import ReportFiles
-from engine.session import SessionContext, VerdictView
+from engine.session_records import SessionContext, VerdictView
 from ui.about import APP_NAME, AboutInfo, gather, show_about, window_title
 from ui.actions import ACTIONS, build_menus, fill_recent_menu
 from ui.checkpoint_dialog import CheckpointDialog

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from engine.dataset import ImageRecord
 from engine.errors import InspectorError
 from engine.report import ReportData
-from engine.session import (
+from engine.session_records import (
     Adjudication,
-    Session,
     SessionContext,
     Verdict,
     VerdictView,
     default_reviewer,
     default_session_path,
 )
-from engine.session_pg import display
 from ui.settings import SettingsStore
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 CORRECTABLE = (3, 4)  # "wrong class" and "unsure" keep a corrected class; "right class" has none
 
@@ -110,7 +112,7 @@ class ReviewController(QObject):
             return
         self.close()
         try:
-            session = Session.open(path, context, reviewer=self.reviewer)
+            session = _open(path, context, self.reviewer)
         except InspectorError as exc:
             if path != self._refused:
                 self.sig_warning.emit("Verdicts will not be recorded", str(exc))
@@ -128,7 +130,7 @@ class ReviewController(QObject):
         if self.session is not None and self.session.path == path:
             return True
         try:
-            session = Session.open(path, context, reviewer=self.reviewer)
+            session = _open(path, context, self.reviewer)
         except InspectorError as exc:
             self.sig_warning.emit("Cannot use this session file", f"{exc}\n\n{self._kept()}")
             return False
@@ -146,10 +148,12 @@ class ReviewController(QObject):
     ) -> bool:
         """Review in the team session at url (PostgreSQL); the current session stays open when
         it cannot be used. password None: libpq's (PGPASSWORD, ~/.pgpass)."""
+        from engine.session_pg import display
+
         if self.session is not None and self.session.location == display(url):
             return True  # open already (a second open would meet this reviewer's own lock)
         try:
-            session = Session.open(url, context, reviewer=self.reviewer, password=password)
+            session = _open(url, context, self.reviewer, password)
         except InspectorError as exc:
             self.sig_warning.emit("Cannot open the team session", f"{exc}\n\n{self._kept()}")
             return False
@@ -184,7 +188,7 @@ class ReviewController(QObject):
         self.close()
         for who in (new, old):
             try:
-                session = Session.open(location, context, reviewer=who, password=password)
+                session = _open(location, context, who, password)
             except InspectorError as exc:
                 title = "Reviewer name not changed" if who == new else "Session closed"
                 self.sig_warning.emit(title, str(exc))
@@ -472,3 +476,13 @@ class ReviewController(QObject):
         except InspectorError as exc:
             self.sig_warning.emit("Report failed", str(exc))
             return None
+
+
+def _open(
+    location: str | Path, context: SessionContext, reviewer: str, password: str | None = None
+) -> Session:
+    """Session.open; the store (SQLAlchemy, Alembic: ~0.25 s) is imported when a session
+    first opens, after the window shows, not with the window."""
+    from engine.session import Session
+
+    return Session.open(location, context, reviewer=reviewer, password=password)

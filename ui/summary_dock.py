@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from engine.agreement import AgreementReport, Kappa, describe, kappa_text
 from engine.report import CODE_COLOURS
-from engine.session import ReviewedImage
+from engine.session_records import ReviewedImage
 from engine.summary import (
     NO_GROUND_TRUTH,
     NO_PREDICTION,

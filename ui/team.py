@@ -19,11 +19,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from engine.session import Adjudication, Verdict
-from engine.session_pg import is_team_location
+from engine.session_records import Adjudication, Verdict, is_team_location
 from ui.review import TeamView
 
 if TYPE_CHECKING:
@@ -191,6 +188,9 @@ class TeamSessionDialog(QDialog):
         text, user = self.url.text().strip(), self.user.text().strip()
         if not user:
             return text
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(text)
         except ArgumentError:
@@ -203,6 +203,9 @@ class TeamSessionDialog(QDialog):
 
 
 def _user_of(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     if not url:
         return ""
     try:
