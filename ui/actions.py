@@ -176,6 +176,13 @@ ACTIONS: tuple[MenuEntry, ...] = (
         "review.refresh", "Read others' verdicts again", "&Review", lambda w: w.team.refresh(), "F5"
     ),
     ActionSpec(
+        "review.history",
+        "History of this image…",
+        "&Review",
+        lambda w: w.team.show_history(),
+        "Ctrl+H",
+    ),
+    ActionSpec(
         "review.reviewer",
         "Reviewer name…",
         "&Review",

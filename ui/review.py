@@ -18,6 +18,7 @@ from engine.errors import InspectorError
 from engine.report import ReportData
 from engine.session_records import (
     Adjudication,
+    HistoryEntry,
     SessionContext,
     Verdict,
     VerdictView,
@@ -366,6 +367,20 @@ class ReviewController(QObject):
             self.sig_message.emit(str(exc), 10000)
             return set()
         return found
+
+    def history(self, rel: str | None) -> list[HistoryEntry]:
+        """Who changed rel's review state and when, oldest first; in blind mode, before this
+        reviewer's own verdict, only their own entries (the others' would give theirs away)."""
+        if self.session is None or rel is None:
+            return []
+        try:
+            entries = self.session.history(rel)
+            own = self.session.verdict(rel)
+            hidden = self.session.blind and (own is None or own.code is None)
+        except InspectorError as exc:
+            self.sig_message.emit(str(exc), 10000)
+            return []
+        return [e for e in entries if e.reviewer == self.reviewer] if hidden else entries
 
     def blind(self) -> bool:
         return self.session is not None and self.session.blind

@@ -16,11 +16,19 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QLineEdit,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from engine.session_records import Adjudication, Verdict, is_team_location
+from engine.session_records import (
+    DEFAULT_LABELS,
+    Adjudication,
+    HistoryEntry,
+    Verdict,
+    is_team_location,
+)
 from ui.review import TeamView
 
 if TYPE_CHECKING:
@@ -83,6 +91,17 @@ class TeamTools(QObject):
         dialog = TeamSessionDialog(self.window, url or self.review.settings.team_url())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self.use_team(dialog.location(), dialog.secret()))
+        dialog.open()
+        return dialog
+
+    def show_history(self) -> QDialog:
+        """The current image's history (who, when, what before and after), not modal."""
+        rel = self.window.current_rel_path()
+        labels = self.review.labels() or DEFAULT_LABELS
+        dialog = HistoryDialog(
+            self.window, rel or "", history_rows(self.review.history(rel), labels)
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
 
@@ -212,6 +231,59 @@ def _user_of(url: str) -> str:
         return make_url(url).username or ""
     except ArgumentError:
         return ""
+
+
+class HistoryDialog(QDialog):
+    """One image's history as a table, newest last."""
+
+    def __init__(self, parent: QWidget, rel: str, rows: list[tuple[str, ...]]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"History of {rel}" if rel else "History")
+        self.table = QTableWidget(len(rows), len(HISTORY_COLUMNS))
+        self.table.setHorizontalHeaderLabels(HISTORY_COLUMNS)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for row, cells in enumerate(rows):
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        empty = QLabel("No changes recorded for this image yet." if not rows else "")
+        empty.setVisible(not rows)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        for widget in (empty, self.table, buttons):
+            layout.addWidget(widget)
+        self.resize(760, 320)
+
+
+HISTORY_COLUMNS = ("time (UTC)", "reviewer", "change", "before", "after")
+
+
+def history_rows(entries: Sequence[HistoryEntry], labels: Sequence[str]) -> list[tuple[str, ...]]:
+    """The history table's rows: when, who, what, and the state before and after."""
+    return [
+        (
+            entry.time[:19].replace("T", " "),
+            entry.reviewer,
+            _CHANGES.get(entry.action, entry.action),
+            _state_text(entry.old, labels),
+            _state_text(entry.new, labels),
+        )
+        for entry in entries
+    ]
+
+
+_CHANGES = {"verdict": "verdict", "note": "note", "undo": "undo", "adjudicate": "final verdict"}
+
+
+def _state_text(state: tuple[int | None, str | None, str | None], labels: Sequence[str]) -> str:
+    code, corrected, note = state
+    parts = [verdict_text(code, labels, corrected)] if code is not None else []
+    if note:
+        parts.append(f"note: {note}")
+    return "; ".join(parts) or "(none)"
 
 
 def verdict_text(code: int, labels: Sequence[str], corrected: str | None) -> str:

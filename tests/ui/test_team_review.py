@@ -316,3 +316,34 @@ def test_a_refused_reviewer_name_keeps_the_old_one(qapp, settings: QSettings, tm
         assert settings.value("reviewer") is None
     finally:
         review.close()
+
+
+def test_history_shows_who_changed_what_and_blind_mode_hides_the_others(quiet) -> None:
+    window = quiet
+    labels = window.review.labels()
+    rel = _give(window, "bob", 3, corrected="patches")
+    window.review.set_blind(True)
+    assert window.team.set_reviewer("alice")
+    assert window.current_rel_path() == rel
+    dialog = window.team.show_history()
+    assert dialog.table.rowCount() == 0  # blind: bob's entries would give his verdict away
+    dialog.close()
+    window.set_verdict(1)
+    window.team.adjudicate(1)
+    dialog = window.team.show_history()
+    rows = [
+        [dialog.table.item(r, c).text() for c in range(dialog.table.columnCount())]
+        for r in range(dialog.table.rowCount())
+    ]
+    entries = window.review.session.history(rel)
+    assert [row[0] for row in rows] == [e.time[:19].replace("T", " ") for e in entries]
+    assert [row[1:3] for row in rows] == [
+        ["bob", "verdict"],
+        ["bob", "verdict"],  # the corrected class, set after the verdict
+        ["alice", "verdict"],
+        ["alice", "final verdict"],
+    ]
+    assert rows[1][3:] == [f"3 {labels[2]}", f"3 {labels[2]} (→ patches)"]
+    assert rows[3][3:] == ["(none)", f"1 {labels[0]}"]
+    assert dialog.windowTitle() == f"History of {rel}"
+    dialog.close()
