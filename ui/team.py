@@ -47,6 +47,7 @@ class TeamTools(QObject):
         self.window = window
         self.review = window.review
         self.label = QLabel()  # the status bar's reviewer name
+        self.label.setTextFormat(Qt.TextFormat.PlainText)  # a name is text, never markup
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)

@@ -347,3 +347,15 @@ def test_history_shows_who_changed_what_and_blind_mode_hides_the_others(quiet) -
     assert rows[3][3:] == ["(none)", f"1 {labels[0]}"]
     assert dialog.windowTitle() == f"History of {rel}"
     dialog.close()
+
+
+def test_a_reviewer_name_is_shown_as_text_never_as_markup(quiet) -> None:
+    window = quiet
+    name = "<b>eve</b><img src=x>"
+    rel = _give(window, name, 2)
+    assert window.team.label.text() == f"reviewer: {name}"
+    assert window.team.label.textFormat() == Qt.TextFormat.PlainText
+    assert window.team.set_reviewer("ann")
+    window.images.select_rel_path(rel)
+    shown = window.prediction.team.text()  # rich text: the name escaped, shown as typed
+    assert "&lt;b&gt;eve&lt;/b&gt;&lt;img src=x&gt;: 2 " in shown and "<img" not in shown
