@@ -12,7 +12,7 @@ import json
 import sqlite3
 import types
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -110,10 +110,10 @@ class _Store:
     def is_team(self) -> bool:
         return self.path is None
 
-    def check_lock(self) -> None:
-        """Before a write to a team session: this reviewer's lock is still held."""
-        for held in self._holds if self.is_team else ():
-            held.check()
+    @property
+    def lock(self) -> session_pg.ReviewerLock | None:
+        """A team session's reviewer lock (None for a file, or a read-only open)."""
+        return next((h for h in self._holds if isinstance(h, session_pg.ReviewerLock)), None)
 
     def close(self) -> None:
         try:
@@ -236,6 +236,10 @@ def _write_meta(conn: Connection, context: dict[str, str], labels: Sequence[str]
     conn.execute(schema.meta.insert(), [{"key": k, "value": v} for k, v in meta.items()])
 
 
+# A reviewer's review state of an image: (code, corrected class, note).
+_State = tuple[int | None, str | None, str | None]
+
+
 # --- the session ----------------------------------------------------------------------------
 
 
@@ -259,6 +263,8 @@ class Session:
         self._records: tuple[ReviewedImage, ...] | None = None
         # Undo only reaches this reviewer's changes made since this open (their history ids).
         self._undoable: list[int] = []
+        # Images known to be in the store: a verdict on one skips registering it again.
+        self._known: set[str] = set()
         self._seen: tuple | None = None  # the store's state at the last refresh()
 
     @classmethod
@@ -357,9 +363,10 @@ class Session:
                 "open it again where it can be written"
             )
         self._records = None
-        store.check_lock()
         try:
             with store.engine.begin() as conn:
+                if store.lock is not None:  # before anything is written, in the same transaction
+                    store.lock.check(conn)
                 yield conn
         except SQLAlchemyError as exc:
             raise store.error(exc) from exc
@@ -420,6 +427,7 @@ class Session:
             return
         with self._write() as conn:
             conn.execute(_ADD_IMAGE, rows)
+        self._known.update(row["r"] for row in rows)
 
     def record_result(
         self,
@@ -457,34 +465,38 @@ class Session:
         map it was given on (if one was recorded)."""
         if code not in CODES:
             raise InspectorError(f"verdict must be one of 1, 2, 3, 4, got {code!r}")
-        rel = _rel_path(rel_path)
-        old = self.verdict(rel)
-        keep_note = old.note if old and note is None else note
-        return self._change(rel, "verdict", (code, corrected, keep_note), view=view)
+
+        def new(old: Verdict | None) -> _State:
+            return code, corrected, old.note if old and note is None else note
+
+        return self._change(_rel_path(rel_path), "verdict", new, view=view)
 
     def set_note(self, rel_path: str, note: str | None) -> Verdict:
         """Set or clear (None or blank) an image's note, keeping its verdict."""
-        rel = _rel_path(rel_path)
-        old = self.verdict(rel)
         text_ = note if note and note.strip() else None
-        return self._change(
-            rel, "note", (old.code, old.corrected, text_) if old else (None, None, text_)
-        )
+
+        def new(old: Verdict | None) -> _State:
+            return (old.code, old.corrected, text_) if old else (None, None, text_)
+
+        return self._change(_rel_path(rel_path), "note", new)
 
     def _change(
         self,
         rel: str,
         action: str,
-        new: tuple[int | None, str | None, str | None],
+        new_state: Callable[[Verdict | None], _State],
         undoes: int | None = None,
         view: VerdictView | None = None,
     ) -> Verdict:
-        old = self.verdict(rel)
-        old_state = (old.code, old.corrected, old.note) if old else (None, None, None)
+        """One transaction that reads the reviewer's old state and writes the new one, its
+        history entry and its map: a key press is one checkout and a handful of round trips."""
         now = _now()
         key = {"r": rel, "w": self.reviewer}
         with self._write() as conn:
-            conn.execute(_ADD_IMAGE, {"r": rel})
+            old = self._old_verdict(conn, rel)
+            new = new_state(old)
+            if rel not in self._known:
+                conn.execute(_ADD_IMAGE, {"r": rel})
             if new == (None, None, None):
                 conn.execute(
                     text("DELETE FROM verdicts WHERE rel_path = :r AND reviewer = :w"), key
@@ -492,11 +504,19 @@ class Session:
             else:
                 state = dict(zip(("c", "x", "n"), new, strict=True))
                 conn.execute(_SET_VERDICT, {**key, **state, "t": now})
+            old_state = (old.code, old.corrected, old.note) if old else (None, None, None)
             entry = self._log(conn, rel, action, undoes, now, old_state, new)
             _store_view(conn, key, view, old.time if old and undoes is None else None, now)
+        self._known.add(rel)
         if undoes is None:
             self._undoable.append(entry)
         return Verdict(rel, *new, self.reviewer, now)
+
+    def _old_verdict(self, conn: Connection, rel: str) -> Verdict | None:
+        """The reviewer's verdict on rel as the writing transaction sees it."""
+        sql = f"{_VERDICTS} WHERE rel_path = :r AND reviewer = :w"
+        rows = conn.execute(text(sql), {"r": rel, "w": self.reviewer}).all()
+        return self._verdict(tuple(rows[0])) if rows else None
 
     def _log(
         self,
@@ -533,7 +553,8 @@ class Session:
         if action == "adjudicate":
             done = self._adjudicate(rel, tuple(old), undoes=entry_id)  # type: ignore[arg-type]
             return done.as_verdict() if done else Verdict(rel, None, None, None, self.reviewer, "")
-        return self._change(rel, "undo", tuple(old), undoes=entry_id)  # type: ignore[arg-type]
+        state: _State = tuple(old)  # type: ignore[assignment]
+        return self._change(rel, "undo", lambda _: state, undoes=entry_id)
 
     def verdict(self, rel_path: str) -> Verdict | None:
         """This reviewer's verdict on an image."""
@@ -741,6 +762,7 @@ class Session:
             if not (all(kinds) and _is(conf, int | float) and _is(energy, int | float)):
                 raise self._damaged(f"result of '{rel}' has values of the wrong kind")
             scored = None if hit is None else bool(hit)
+            self._known.add(rel)
             given = tuple(everyone.get(rel, ()))
             adjudication = settled.get(rel)
             final = _final(given, adjudication)

@@ -88,16 +88,17 @@ class ReviewerLock:
 
     def __init__(self, engine: Engine, location: str, reviewer: str) -> None:
         self._engine, self._location, self._reviewer = engine, location, reviewer
-        key = hashlib.sha256(reviewer.encode()).digest()[:4]
-        self._key = int.from_bytes(key, "big", signed=True)
-        self._conn = self._take()
+        # Non-negative, so pg_locks.objid (an unsigned oid) reads back the same number.
+        self._key = int.from_bytes(hashlib.sha256(reviewer.encode()).digest()[:4]) & 0x7FFFFFFF
+        self._conn, self._pid = self._take()
 
-    def _take(self) -> Connection:
+    def _take(self) -> tuple[Connection, int]:
         conn = self._engine.connect()
         try:
-            held = conn.execute(
-                text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": _REVIEWER_LOCK, "b": self._key}
-            ).scalar()
+            held, pid = conn.execute(
+                text("SELECT pg_try_advisory_lock(:a, :b), pg_backend_pid()"),
+                {"a": _REVIEWER_LOCK, "b": self._key},
+            ).one()
             conn.commit()
         except SQLAlchemyError as exc:
             conn.close()
@@ -109,19 +110,24 @@ class ReviewerLock:
                 f"'{display(self._location)}' in another window or on another machine; close it "
                 "there or review under another name"
             )
-        return conn
+        return conn, int(pid)
 
-    def check(self) -> None:
-        """Before a write: a connection the server dropped (a restart, a network cut) took the
-        lock with it, so take it again, or refuse if someone now reviews under this name."""
-        try:
-            self._conn.execute(text("SELECT 1"))
-            self._conn.commit()
+    def check(self, conn: Connection) -> None:
+        """In a writing transaction, before it writes: the lock still holds (one statement).
+        A connection the server dropped (a restart, a network cut) took the lock with it: it
+        is taken again, or the write refused if someone now reviews under this name."""
+        held = conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = :p AND classid = :a AND objid = :b AND objsubid = 2)"
+            ),
+            {"p": self._pid, "a": _REVIEWER_LOCK, "b": self._key},
+        ).scalar()
+        if held:
             return
-        except SQLAlchemyError:
-            self._conn.invalidate()
-            self._conn.close()
-        self._conn = self._take()
+        self._conn.invalidate()
+        self._conn.close()
+        self._conn, self._pid = self._take()
 
     def close(self) -> None:
         self._conn.close()

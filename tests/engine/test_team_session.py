@@ -266,3 +266,21 @@ def test_a_lost_reviewer_lock_is_taken_again_or_the_write_refused(
             with pytest.raises(InspectorError, match="reviewer 'ann' is already reviewing"):
                 ann.set_verdict("a.png", 3)
             assert twin.verdict("a.png").code == 2  # type: ignore[union-attr]
+
+
+def test_a_verdict_is_one_transaction_of_few_statements(pg_url: str) -> None:
+    """Each statement is a round trip to the server: on a remote team session they are what a
+    key press waits for. One checkout, the lock check, the old state, the verdict, its history
+    entry, its map, and the transaction's begin and commit."""
+    from sqlalchemy import event
+
+    with Session.open(pg_url, _context(), reviewer="ann") as ann:
+        ann.add_images(["a.png", "b.png"])
+        engine_ = ann._live.engine
+        seen: list[str] = []
+        event.listen(engine_, "before_cursor_execute", lambda *a, **k: seen.append(a[2]))
+        event.listen(engine_, "checkout", lambda *a: seen.append("checkout"))
+        ann.set_verdict("a.png", 2, view=VerdictView("layer4", "gradcam"))
+        assert seen.count("checkout") == 1
+        assert len(seen) == 1 + 5  # the checkout; then the lock, old state, verdict, history, map
+        assert ann.verdict("a.png").code == 2  # type: ignore[union-attr]
