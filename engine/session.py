@@ -29,6 +29,7 @@ from engine.session_records import (
     DEFAULT_LABELS,
     Adjudication,
     HistoryEntry,
+    ImageReview,
     ReviewedImage,
     SessionContext,
     SessionInfo,
@@ -50,6 +51,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Adjudication",
     "HistoryEntry",
+    "ImageReview",
     "ReviewedImage",
     "SessionContext",
     "SessionInfo",
@@ -385,12 +387,20 @@ class Session:
 
     def _rows(self, sql: str, args: dict[str, object] | None = None) -> list[tuple]:
         """A query's rows; a row SQLite cannot read (a flipped byte in its text) is refused."""
+        return self._read([(sql, args or {})])[0]
+
+    def _read(self, queries: Sequence[tuple[str, dict[str, object]]]) -> list[list[tuple]]:
+        """Several queries on one connection (one checkout: a team server's round trips are
+        what the window waits for), each query's rows in order."""
         store = self._live
         try:
             with store.engine.connect() as conn:
-                rows = [tuple(row) for row in conn.execute(text(sql), args or {}).fetchall()]
+                found = [
+                    [tuple(row) for row in conn.execute(text(sql), args).fetchall()]
+                    for sql, args in queries
+                ]
                 conn.rollback()
-                return rows
+                return found
         except SQLAlchemyError as exc:
             if store.is_team:
                 raise store.error(exc, "read") from exc
@@ -589,16 +599,30 @@ class Session:
     def others(self, rel_path: str) -> list[Verdict]:
         """The other reviewers' verdicts on an image; none in blind mode until this reviewer
         has given theirs."""
+        review = self.image_review(rel_path)
+        return [] if review.hidden else list(review.others)
+
+    def image_review(self, rel_path: str) -> ImageReview:
+        """Everything about one image's review at once, in one checkout (the window reads it
+        at every image change). Blind mode is the caller's to apply: see ImageReview.hidden."""
         rel = _rel_path(rel_path)
-        mine = self.verdict(rel)
-        if self.blind and (mine is None or mine.code is None):
-            return []
-        rows = self._rows(
-            f"{_VERDICTS} WHERE rel_path = :r AND reviewer != :w AND code IS NOT NULL"
-            " ORDER BY reviewer",
-            {"r": rel, "w": self.reviewer},
+        verdicts, adjudication, settings = self._read(
+            [
+                (f"{_VERDICTS} WHERE rel_path = :r ORDER BY reviewer", {"r": rel}),
+                (f"{_ADJUDICATIONS} WHERE rel_path = :r", {"r": rel}),
+                (
+                    "SELECT (SELECT value FROM meta WHERE key = 'blind'),"
+                    " (SELECT COUNT(DISTINCT reviewer) FROM verdicts WHERE reviewer != :w)",
+                    {"w": self.reviewer},
+                ),
+            ]
         )
-        return [self._verdict(row) for row in rows]
+        given = [self._verdict(row) for row in verdicts]
+        own = next((v for v in given if v.reviewer == self.reviewer), None)
+        others = tuple(v for v in given if v.reviewer != self.reviewer and v.code is not None)
+        settled = self._adjudication(adjudication[0]) if adjudication else None
+        blind, count = settings[0]
+        return ImageReview(own, others, settled, blind == "1", int(count) + 1)
 
     def disagreements(self) -> set[str]:
         """Images on which at least two reviewers gave different verdicts (settled or not)."""

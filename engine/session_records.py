@@ -107,6 +107,22 @@ def disputed(verdicts: Iterable[Verdict]) -> bool:
 
 
 @dataclass(frozen=True)
+class ImageReview:
+    """One image's review as this reviewer may come to see it, read at once."""
+
+    own: Verdict | None
+    others: tuple[Verdict, ...]  # every other reviewer's verdict, blind mode or not
+    adjudication: Adjudication | None
+    blind: bool
+    reviewers: int  # everyone who reviewed in the session, this reviewer included
+
+    @property
+    def hidden(self) -> bool:
+        """Blind mode hides the others until this reviewer has given a verdict."""
+        return self.blind and (self.own is None or self.own.code is None)
+
+
+@dataclass(frozen=True)
 class SessionContext:
     """What the verdicts are made against: the image folder and the model that judges them."""
 

@@ -341,18 +341,15 @@ class ReviewController(QObject):
         if self.session is None or rel is None:
             return None
         try:
-            others = tuple(self.session.others(rel))
-            final = self.session.adjudication(rel)
-            own = self.session.verdict(rel)
-            reviewers = len(self.session.reviewers())
-            hidden = self.session.blind and (own is None or own.code is None)
+            review = self.session.image_review(rel)
         except InspectorError as exc:
             self.sig_message.emit(str(exc), 10000)
             return None
+        final, hidden = review.adjudication, review.hidden
         # A lead's final verdict is another reviewer's word too: blind mode hides it as well.
         if hidden and final is not None and final.lead != self.reviewer:
             final = None
-        return TeamView(others, final, hidden, reviewers)
+        return TeamView(() if hidden else review.others, final, hidden, review.reviewers)
 
     def disputed(self) -> set[str]:
         """Images whose reviewers disagree; in blind mode only those this reviewer has
@@ -404,7 +401,9 @@ class ReviewController(QObject):
             self.sig_message.emit("No session: the final verdict is not recorded", 5000)
             return None
         try:
-            given = [*self.session.others(rel), self.session.verdict(rel)]
+            # Every reviewer's, blind mode or not: the lead settles what they said.
+            review = self.session.image_review(rel)
+            given = [*review.others, review.own]
             named = {v.corrected for v in given if v is not None and v.code == code}
             corrected = named.pop() if code in CORRECTABLE and len(named) == 1 else None
             done = self.session.adjudicate(rel, code, corrected)

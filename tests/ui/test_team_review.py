@@ -359,3 +359,15 @@ def test_a_reviewer_name_is_shown_as_text_never_as_markup(quiet) -> None:
     window.images.select_rel_path(rel)
     shown = window.prediction.team.text()  # rich text: the name escaped, shown as typed
     assert "&lt;b&gt;eve&lt;/b&gt;&lt;img src=x&gt;: 2 " in shown and "<img" not in shown
+
+
+def test_a_lead_in_blind_mode_settles_with_the_corrected_class_the_reviewers_gave(
+    quiet,
+) -> None:
+    window = quiet
+    rel = _give(window, "bob", 3, corrected="patches")
+    window.review.set_blind(True)
+    assert window.team.set_reviewer("lead")  # no verdict of the lead's own: others are hidden
+    assert window.review.team_view(rel).others == ()
+    done = window.review.adjudicate(rel, 3)
+    assert done is not None and (done.code, done.corrected) == (3, "patches")
