@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Self
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from engine import session_pg, session_sqlite
@@ -91,55 +91,46 @@ def _labels(labels: Sequence[str]) -> tuple[str, str, str, str]:
 
 
 class _Store:
-    """An open store: the SQLAlchemy engine, what holds it (a file lock or a reviewer lock),
-    and how its location reads in messages."""
+    """An open store: the SQLAlchemy engine, what holds it (a file's lock, or a team
+    reviewer's lock), and how its location reads in messages."""
 
     def __init__(
         self,
         engine_: Engine,
         location: str,
         path: Path | None,
-        holds: Iterable[Any],
+        file_lock: IO[bytes] | None = None,
         raw: sqlite3.Connection | None = None,
+        lock: session_pg.ReviewerLock | None = None,
     ) -> None:
         self.engine = engine_
         self.location = location
         self.path = path
         self.raw = raw
-        self._holds = list(holds)
+        self.lock = lock  # a team session's reviewer lock (None for a file or a read-only open)
+        self._file_lock = file_lock
 
     @property
     def is_team(self) -> bool:
         return self.path is None
 
-    @property
-    def lock(self) -> session_pg.ReviewerLock | None:
-        """A team session's reviewer lock (None for a file, or a read-only open)."""
-        return next((h for h in self._holds if isinstance(h, session_pg.ReviewerLock)), None)
-
     def close(self) -> None:
         try:
-            # A reviewer lock's connection goes back to the pool on close; dispose() then
+            # The reviewer lock's connection goes back to the pool on close; dispose() then
             # really closes it, which is what releases the lock on the server.
-            for held in self._holds if self.is_team else ():
-                held.close()
+            if self.lock is not None:
+                self.lock.close()
             self.engine.dispose()
             if self.raw is not None:
                 self.raw.close()
         finally:
-            for held in self._holds if not self.is_team else ():
-                held.close()  # the file lock, released once SQLite has closed the file
+            if self._file_lock is not None:
+                self._file_lock.close()  # released once SQLite has closed the file
 
     def error(self, exc: SQLAlchemyError, doing: str = "write") -> InspectorError:
-        if self.is_team and isinstance(exc, _connection_errors()):
+        if self.is_team and isinstance(exc, OperationalError | InterfaceError):
             return session_pg.unreachable(self.location, exc)
         return InspectorError(f"cannot {doing} session '{self.location}': {_reason(exc)}")
-
-
-def _connection_errors() -> tuple[type[BaseException], ...]:
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    return (OperationalError, InterfaceError)
 
 
 def _reason(exc: BaseException) -> str:
@@ -153,7 +144,7 @@ def _sqlite_store(path: Path, create: bool, read_only: bool) -> tuple[_Store, bo
     engine_ = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
     begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
     event.listen(engine_, "begin", lambda conn: conn.exec_driver_sql(begin))
-    return _Store(engine_, str(path), path, [lock], raw), existing
+    return _Store(engine_, str(path), path, file_lock=lock, raw=raw), existing
 
 
 def _team_store(location: str, password: str | None, reviewer: str | None) -> _Store:
@@ -161,13 +152,13 @@ def _team_store(location: str, password: str | None, reviewer: str | None) -> _S
     and so takes no reviewer's lock."""
     engine_ = session_pg.connect(location, password)
     if reviewer is None:
-        return _Store(engine_, session_pg.display(location), None, [])
+        return _Store(engine_, session_pg.display(location), None)
     try:
         held = session_pg.ReviewerLock(engine_, location, reviewer)
     except BaseException:
         engine_.dispose()
         raise
-    return _Store(engine_, session_pg.display(location), None, [held])
+    return _Store(engine_, session_pg.display(location), None, lock=held)
 
 
 def _bring_up(
@@ -205,8 +196,6 @@ def _bring_up(
 
 def _check_team_database(conn: Connection, location: str) -> bool:
     """True for a session of ours, False for an empty database; refuse anything else."""
-    from sqlalchemy import inspect
-
     tables = set(inspect(conn).get_table_names())
     if not tables:
         return False
