@@ -60,8 +60,11 @@ def merge(
         with Session.open_existing(source, reviewer=worker, read_only=True) as read:
             tables = {name: read.table(name) for name in _TABLES}
             context, labels = _context(tables["meta"]), json.loads(_meta(tables)["labels"])
-        _note_conflicts(str(source), tables["verdicts"], seen, counts)
         with Session.open(into, context, reviewer=worker, password=password) as t:
+            # What the target holds counts too: a verdict it has (from an earlier merge or a
+            # reviewer on the team database) that a source contradicts is a conflict as well.
+            _note_conflicts(t.location, t.table("verdicts"), seen, counts, first=True)
+            _note_conflicts(str(source), tables["verdicts"], seen, counts)
             if t.progress()[1] == 0 and not t.adjudications():  # a new, empty target
                 t.set_labels(labels)
             counts.warnings += [w for w in t.warnings if not w.startswith(_PER_MACHINE)]
@@ -110,10 +113,16 @@ def _note_conflicts(
     verdicts: list[dict[str, object]],
     seen: dict[tuple[str, str], tuple[str, object]],
     counts: MergeCounts,
+    first: bool = False,
 ) -> None:
+    """Record where one reviewer judged one image differently in two places; first: rows
+    that only fill in what was not seen yet (the target's own)."""
     for row in verdicts:
         key = (str(row["rel_path"]), str(row["reviewer"]))
         state = (row["code"], row["corrected"])
+        if first:
+            seen.setdefault(key, (source, state))
+            continue
         if key in seen and seen[key][1] != state and seen[key][0] != source:
             counts.conflicts.append(
                 f"'{key[1]}' judged '{key[0]}' differently in '{seen[key][0]}' and '{source}'"

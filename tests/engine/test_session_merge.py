@@ -125,3 +125,12 @@ def test_cli_merge_and_its_errors(
     assert run(["session", "merge", str(missing), "--into", str(into)]) == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: there is no session at '{missing}'; check the path"]
+
+
+def test_a_source_contradicting_what_the_target_holds_is_reported(tmp_path: Path) -> None:
+    into = tmp_path / "team.sqlite"
+    merge([_offline(tmp_path / "desk.sqlite", "ann", {"a.png": 3}, "/d/neu")], into)
+    laptop = _offline(tmp_path / "laptop.sqlite", "ann", {"a.png": 1}, "/l/neu")
+    counts = merge([laptop], into)
+    assert len(counts.conflicts) == 1 and "'ann' judged 'a.png' differently" in counts.conflicts[0]
+    assert f"in '{into}' and '{laptop}'" in counts.conflicts[0]
